@@ -1,0 +1,11 @@
+"""WISE: instance segmentation from image-level labels, on MMDetection 3.x.
+
+Importing this package registers its datasets, transforms, models, metrics and
+hooks into mmdet's registries (configs do it through ``custom_imports``), and
+lets torch>=2.6 load mmengine checkpoints safely.
+"""
+from .utils.checkpoint import allow_mmengine_checkpoints
+
+allow_mmengine_checkpoints()
+
+from . import evaluation  # noqa: E402,F401

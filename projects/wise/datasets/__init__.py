@@ -1,0 +1,1 @@
+"""Datasets and the VOC on-disk layout."""

@@ -1,0 +1,1 @@
+"""Helpers shared by the tools and modules: I/O, checkpoints, launching."""

@@ -1,0 +1,63 @@
+"""Run mmengine's distributed launchers on CPU-only machines.
+
+mmengine 0.10.7's pytorch/slurm launchers call ``torch.cuda.set_device`` and
+default to NCCL, and its runner wraps models in DDP with ``device_ids=[rank]``;
+all three fail without a GPU. When no GPU is visible we initialise the
+process group with gloo ourselves (the runner then skips its own init) and
+make DDP run on CPU. With GPUs, nothing is changed.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+
+import torch
+import torch.distributed as dist
+from mmengine.config import Config
+
+
+def _export_slurm_env(port: str | None = None) -> None:
+    """Translate SLURM variables into torchrun's, as mmengine's slurm launcher does."""
+    proc_id = int(os.environ['SLURM_PROCID'])
+    ntasks = int(os.environ['SLURM_NTASKS'])
+    node_list = os.environ['SLURM_NODELIST']
+    addr = subprocess.getoutput(f'scontrol show hostname {node_list} | head -n1')
+    os.environ.setdefault('MASTER_PORT', port or '29500')
+    os.environ.setdefault('MASTER_ADDR', addr)
+    os.environ['WORLD_SIZE'] = str(ntasks)
+    os.environ['RANK'] = str(proc_id)
+    os.environ['LOCAL_RANK'] = str(int(os.environ.get('SLURM_LOCALID', 0)))
+
+
+def setup_cpu_distributed(cfg: Config, launcher: str) -> None:
+    """Initialise gloo and CPU DDP for ``launcher`` when no GPU is visible."""
+    if launcher == 'none' or torch.cuda.is_available() or dist.is_initialized():
+        return
+    if launcher == 'slurm':
+        _export_slurm_env(cfg.get('env_cfg', {}).get('dist_cfg', {}).get('port'))
+    elif launcher != 'pytorch':
+        raise ValueError(f'launcher {launcher!r} is not supported without a GPU; '
+                         "use 'pytorch' (torchrun) or 'slurm'")
+    timeout = cfg.get('env_cfg', {}).get('dist_cfg', {}).get('timeout')
+    kwargs = {} if timeout is None else {'timeout': timeout}
+    dist.init_process_group(backend='gloo', **kwargs)
+    wrapper = dict(cfg.get('model_wrapper_cfg') or {})
+    wrapper.setdefault('type', 'MMDistributedDataParallel')
+    wrapper['device_ids'] = None  # CPU modules take no device ids
+    cfg.model_wrapper_cfg = wrapper
+
+
+def load_tool_config(config: str, launcher: str, cfg_options: dict | None,
+                     work_dir: str | None) -> Config:
+    """Config as mmdet's tools build it: CLI overrides, then a default work_dir."""
+    cfg = Config.fromfile(config)
+    cfg.launcher = launcher
+    if cfg_options is not None:
+        cfg.merge_from_dict(cfg_options)
+    if work_dir is not None:
+        cfg.work_dir = work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = os.path.join('./work_dirs',
+                                    os.path.splitext(os.path.basename(config))[0])
+    setup_cpu_distributed(cfg, launcher)
+    return cfg
