@@ -221,8 +221,8 @@ def test_perfect_prediction(tmp_path):
                    'bbox_mAP50': 100.0, 'bbox_mAP75': 100.0, 'bbox_mAP': 100.0}
     saved = json.loads((tmp_path / 'out' / 'val.metrics.json').read_text())
     assert saved['metrics'] == res
-    assert saved['per_class']['segm']['thing'] == dict(num_gts=1, AP25=100.0, AP50=100.0,
-                                                       AP75=100.0, AP=100.0, ABO=100.0)
+    assert saved['per_class']['segm']['thing'] == pytest.approx(
+        dict(num_gts=1, AP25=100.0, AP50=100.0, AP75=100.0, AP=100.0, ABO=100.0))
 
 
 def test_iou_04_prediction(tmp_path):
@@ -261,12 +261,14 @@ def test_void_is_ignored(tmp_path):
                   [dict(id=1, h=h, w=w, void=void_a), dict(id=2, h=h, w=w, void=void_b)],
                   [dict(image_id=1, category_id=1, mask=gt_a),
                    dict(image_id=2, category_id=1, mask=gt_b)], ONE_CLASS)
-    samples = [sample(1, pred_a[None], [0.9], [0]), sample(2, pred_b[None], [0.8], [0])]
+    samples = [sample(1, pred_a[None], [0.8], [0]), sample(2, pred_b[None], [0.9], [0])]
     res, _ = run_metric(gt, ['thing'], samples, metric='segm')
     assert res['segm_ABO'] == 100.0 and res['segm_mAP75'] == 100.0
     res, _ = run_metric(gt, ['thing'], samples, metric='segm', ignore_void=False)
     assert res['segm_ABO'] == round(100 * (100 / 196 + 0.8) / 2, 2)
-    assert res['segm_mAP50'] == 100.0 and res['segm_mAP75'] == 50.0
+    # AP75: only image 2's (higher-scored) prediction matches: precision 1 up to
+    # recall 0.5, i.e. 51 of the 101 recall points
+    assert res['segm_mAP50'] == 100.0 and res['segm_mAP75'] == round(100 * 51 / 101, 2)
 
 
 # ----------------------------------------------------------- 4. score threshold
