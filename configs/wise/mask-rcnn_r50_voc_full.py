@@ -32,6 +32,7 @@ train_dataloader = dict(
     sampler=dict(type='InfiniteSampler', shuffle=True),
     batch_sampler=None,
     dataset=dict(
+        type='VOCInstanceDataset',
         data_root=data_root,
         metainfo=metainfo,
         # SBD + VOC train (10,582 images); 'train_instances.json' for VOC's 1,464.
@@ -40,6 +41,7 @@ train_dataloader = dict(
         pipeline=train_pipeline))
 val_dataloader = dict(
     dataset=dict(
+        type='VOCInstanceDataset',
         data_root=data_root,
         metainfo=metainfo,
         ann_file='annotations/val_instances.json',

@@ -1,7 +1,9 @@
-"""PASCAL VOC 2012 on-disk layout: class names, the label palette, label PNGs."""
+"""PASCAL VOC 2012 on-disk layout: class names, the label palette, label PNGs, XMLs."""
 from __future__ import annotations
 
 import os
+import xml.etree.ElementTree as ET
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -45,3 +47,28 @@ def read_label_png(path: str | os.PathLike) -> np.ndarray:
     if label.ndim != 2:
         raise DataError(f'{path}: expected an indexed (palette) label PNG, got shape {label.shape}')
     return label
+
+
+def parse_voc_xml_labels(path: str | os.PathLike, classes: Sequence[str]) -> list[int]:
+    """Sorted 0-based indices into ``classes`` of the objects in a VOC XML.
+
+    Difficult objects count: the class is in the image, which is all an
+    image-level label claims. An object of a class not in ``classes`` is an
+    error rather than skipped, since dropping it would silently mislabel.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f'{path}: annotation XML not found')
+    try:
+        root = ET.parse(path).getroot()
+    except (ET.ParseError, OSError) as e:
+        raise DataError(f'{path}: cannot parse XML ({e})') from None
+    label_of = {name: i for i, name in enumerate(classes)}
+    labels = set()
+    for obj in root.iter('object'):
+        name = (obj.findtext('name') or '').strip()
+        if name not in label_of:
+            raise DataError(f'{path}: object class {name!r} is not one of the '
+                            f'{len(classes)} classes')
+        labels.add(label_of[name])
+    return sorted(labels)

@@ -1,0 +1,124 @@
+"""Benchmarks: each runs in one go and prints its figure next to its target.
+
+    python bench/run.py                 # all
+    python bench/run.py --only demo_full
+
+Results go to bench/results.md and bench/results.json (machine, versions,
+figures, targets). Targets live here, never in timed tests.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCHMARKS: dict[str, Callable[[Path], list[dict]]] = {}
+
+
+def benchmark(fn: Callable[[Path], list[dict]]) -> Callable[[Path], list[dict]]:
+    BENCHMARKS[fn.__name__] = fn
+    return fn
+
+
+def _run(*cmd: str | os.PathLike) -> float:
+    """Run a command from the repo root; return its wall time in seconds."""
+    t0 = time.perf_counter()
+    subprocess.run([str(c) for c in cmd], cwd=ROOT, check=True,
+                   env={**os.environ, 'PYTHONPATH': str(ROOT)})
+    return time.perf_counter() - t0
+
+
+def _row(name: str, value: float, target: str, ok: bool, unit: str = '') -> dict:
+    return dict(name=name, value=round(value, 3), unit=unit, target=target, ok=bool(ok))
+
+
+@benchmark
+def demo_full(work: Path) -> list[dict]:
+    """`make demo`'s fully supervised stage from scratch: accuracy and wall time."""
+    py = sys.executable
+    data, wd = work / 'shapes', work / 'full'
+    cfg = work / 'demo_full.py'
+    cfg.write_text(f"_base_ = {str(ROOT / 'configs/wise/demo/mask-rcnn_r18_shapes_full.py')!r}\n"
+                   f"data_root = {str(data) + '/'!r}\n"
+                   "train_dataloader = dict(dataset=dict(data_root=data_root))\n"
+                   "val_dataloader = dict(dataset=dict(data_root=data_root))\n"
+                   "test_dataloader = val_dataloader\n"
+                   "val_evaluator = dict(ann_file=data_root + 'annotations/val_instances.json')\n"
+                   "test_evaluator = val_evaluator\n")
+    make_args = ['--num-train', '400', '--num-val', '100', '--num-classes', '5',
+                 '--image-size', '192', '--seed', '0']
+    t = _run(py, 'tools/make_shapes_dataset.py', data, *make_args)
+    t += _run(py, 'tools/dataset_converters/voc_to_coco.py', data, '--classes-file',
+              data / 'classes.txt', '--splits', 'train', 'val')
+    t_train = _run(py, 'tools/train.py', cfg, '--work-dir', wd)
+    ckpt = (wd / 'last_checkpoint').read_text().strip()
+    t_test = _run(py, 'tools/test.py', cfg, ckpt, '--work-dir', wd / 'test',
+                  '--cfg-options', f'test_evaluator.outfile_prefix={wd / "metrics"}')
+    metrics = json.loads((wd / 'metrics.metrics.json').read_text())['metrics']
+    total = t + t_train + t_test
+    return [
+        _row('demo full: mask mAP50 (val)', metrics['segm_mAP50'], '>= 50',
+             metrics['segm_mAP50'] >= 50, '%'),
+        _row('demo full: mask mAP25 / mAP75 / ABO',
+             metrics['segm_mAP25'], f"(mAP75 {metrics['segm_mAP75']}, ABO "
+             f"{metrics['segm_ABO']})", True, '%'),
+        _row('demo full: data + train + test wall time', total / 60, '< 15', total < 900, 'min'),
+        _row('demo full: training wall time', t_train / 60, 'information', True, 'min'),
+    ]
+
+
+def _versions() -> dict:
+    import mmcv
+    import mmdet
+    import mmengine
+    import torch
+    return dict(python=platform.python_version(), torch=torch.__version__,
+                mmcv=mmcv.__version__, mmengine=mmengine.__version__, mmdet=mmdet.__version__,
+                machine=f'{platform.machine()}, {os.cpu_count()} cores, '
+                        f'{platform.processor() or platform.platform()}')
+
+
+def write_results(rows: dict[str, list[dict]]) -> None:
+    info = _versions()
+    (ROOT / 'bench/results.json').write_text(json.dumps(dict(env=info, results=rows), indent=2))
+    lines = ['# Benchmark results', '', 'Made by `make bench` (bench/run.py).', '',
+             ', '.join(f'{k}: {v}' for k, v in info.items()), '',
+             '| benchmark | figure | value | target | met |', '|---|---|---|---|---|']
+    for bench, items in rows.items():
+        for r in items:
+            lines.append(f"| {bench} | {r['name']} | {r['value']} {r['unit']} | {r['target']} | "
+                         f"{'yes' if r['ok'] else 'NO'} |")
+    (ROOT / 'bench/results.md').write_text('\n'.join(lines) + '\n')
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    p.add_argument('--only', nargs='+', choices=sorted(BENCHMARKS))
+    p.add_argument('--keep', action='store_true', help='keep the work folders')
+    args = p.parse_args(argv)
+    rows = {}
+    for name in args.only or BENCHMARKS:
+        work = Path(tempfile.mkdtemp(prefix=f'wise-bench-{name}-'))
+        try:
+            rows[name] = BENCHMARKS[name](work)
+        finally:
+            if not args.keep:
+                shutil.rmtree(work, ignore_errors=True)
+        for r in rows[name]:
+            print(f"[bench] {name}: {r['name']} = {r['value']} {r['unit']} "
+                  f"(target {r['target']}) {'ok' if r['ok'] else 'MISSED'}", flush=True)
+    write_results(rows)
+    return 0 if all(r['ok'] for items in rows.values() for r in items) else 1
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,170 @@
+"""Datasets that give image-level labels and nothing else of the ground truth.
+
+WISE's first stage (the PRM classifier) learns from "which classes are in this
+image" only. These datasets never read boxes or masks, so none can leak into a
+weakly supervised model through the pipeline, whichever file they are fed.
+"""
+from __future__ import annotations
+
+import logging
+import os.path as osp
+from collections.abc import Sequence
+from typing import Any
+
+from mmengine.logging import print_log
+from PIL import Image, UnidentifiedImageError
+
+from mmdet.datasets import BaseDetDataset
+from mmdet.registry import DATASETS
+
+from ..utils.io import DataError, load_json, read_lines
+from .voc_layout import VOC_CLASSES, parse_voc_xml_labels
+
+_IMAGE_KEYS = ('id', 'file_name', 'height', 'width', 'labels')
+
+
+def coco_cat2label(categories: Any, classes: Sequence[str], ann_file: str) -> dict[int, int]:
+    """The 0-based class index of every category id, matched by name as CocoDataset does.
+
+    A category whose name is not among ``classes`` is an error: its image
+    labels would otherwise vanish without a trace.
+    """
+    if not isinstance(categories, list):
+        raise DataError(f'{ann_file}: not a COCO json (no list "categories")')
+    label_of = {name: i for i, name in enumerate(classes)}
+    cat2label = {}
+    for cat in categories:
+        if not isinstance(cat, dict) or 'id' not in cat or 'name' not in cat:
+            raise DataError(f'{ann_file}: malformed category {cat!r}')
+        if cat['name'] not in label_of:
+            raise DataError(f'{ann_file}: category {cat["name"]!r} (id {cat["id"]}) is not '
+                            f'one of the {len(classes)} classes {tuple(classes)}')
+        cat2label[cat['id']] = label_of[cat['name']]
+    return cat2label
+
+
+def coco_image_labels(data: Any, classes: Sequence[str], ann_file: str) -> list[dict]:
+    """Every image of a COCO json with its ``labels`` as sorted 0-based class indices.
+
+    Returns dicts ``img_id, file_name, height, width, image_labels``.
+    Annotations are never looked at: an ``*_instances.json`` gives exactly what
+    its ``*_labels.json`` twin gives.
+    """
+    if not isinstance(data, dict) or not isinstance(data.get('images'), list):
+        raise DataError(f'{ann_file}: not a COCO json (no list "images")')
+    cat2label = coco_cat2label(data.get('categories'), classes, ann_file)
+    records, seen = [], set()
+    for img in data['images']:
+        missing = [k for k in _IMAGE_KEYS if k not in img] if isinstance(img, dict) \
+            else list(_IMAGE_KEYS)
+        if missing:
+            img_id = img.get('id', '?') if isinstance(img, dict) else '?'
+            raise DataError(f'{ann_file}: image {img_id} lacks {missing} (image-level '
+                            '"labels" are written by tools/dataset_converters/voc_to_coco.py)')
+        img_id = img['id']
+        if img_id in seen:
+            raise DataError(f'{ann_file}: duplicate image id {img_id}')
+        seen.add(img_id)
+        cat_ids = img['labels']
+        if not isinstance(cat_ids, list) or any(c not in cat2label for c in cat_ids):
+            raise DataError(f'{ann_file}: image {img_id}: labels {cat_ids!r} must be a list '
+                            f'of category ids {sorted(cat2label)}')
+        records.append(dict(img_id=img_id, file_name=img['file_name'],
+                            height=int(img['height']), width=int(img['width']),
+                            image_labels=sorted({cat2label[c] for c in cat_ids})))
+    return records
+
+
+def _image_size(path: str) -> tuple[int, int]:
+    """(height, width) from the image header: cheap, and fails early on a bad image."""
+    try:
+        with Image.open(path) as im:
+            width, height = im.size
+    except FileNotFoundError:
+        raise DataError(f'{path}: image not found') from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise DataError(f'{path}: cannot read image ({e})') from None
+    return height, width
+
+
+@DATASETS.register_module()
+class ImageLabelDataset(BaseDetDataset):
+    """Images and their image-level labels from a COCO json.
+
+    ``ann_file`` is a ``*_labels.json`` (or an ``*_instances.json``, whose
+    annotations are ignored). Each data info holds ``img_path`` (under
+    ``data_prefix['img']``), ``img_id``, ``height``, ``width`` and
+    ``image_labels``: the sorted 0-based indices of the classes present.
+
+    ``filter_cfg`` (off in ``test_mode``, as in CocoDataset):
+    ``filter_empty_gt=True`` skips images without labels, which teach a
+    multi-label classifier nothing but "background"; ``min_size`` skips images
+    whose shorter side is smaller. Skipped images are counted in a warning.
+    """
+
+    METAINFO = dict(classes=VOC_CLASSES)
+
+    def load_data_list(self) -> list[dict]:
+        records = coco_image_labels(load_json(self.ann_file), self.metainfo['classes'],
+                                    self.ann_file)
+        img_dir = self.data_prefix['img']
+        return [dict(img_path=osp.join(img_dir, r.pop('file_name')), **r) for r in records]
+
+    def filter_data(self) -> list[dict]:
+        if self.test_mode or not self.filter_cfg:
+            return self.data_list
+        filter_empty = self.filter_cfg.get('filter_empty_gt', False)
+        min_size = self.filter_cfg.get('min_size', 0)
+        kept, num_empty, num_small = [], 0, 0
+        for info in self.data_list:
+            if filter_empty and not info['image_labels']:
+                num_empty += 1
+            elif min(info['height'], info['width']) < min_size:
+                num_small += 1
+            else:
+                kept.append(info)
+        if num_empty or num_small:
+            print_log(f'{type(self).__name__} {self.ann_file}: skipped {num_empty} of '
+                      f'{len(self.data_list)} images without image-level labels and '
+                      f'{num_small} smaller than {min_size} px', logger='current',
+                      level=logging.WARNING)
+        return kept
+
+    def get_cat_ids(self, idx: int) -> list[int]:
+        """The classes in image ``idx`` (for class-aware samplers)."""
+        return list(self.get_data_info(idx)['image_labels'])
+
+
+@DATASETS.register_module()
+class VOCImageLabelDataset(ImageLabelDataset):
+    """Image-level labels straight from PASCAL VOC's XMLs, no conversion needed.
+
+    ``ann_file`` is a split file such as ``ImageSets/Main/trainval.txt``. Images
+    are ``<root>/<img_subdir>/<id>.jpg`` and annotations
+    ``<root>/<ann_subdir>/<id>.xml``, where ``<root>`` is
+    ``data_prefix['sub_data_root']`` (joined to ``data_root`` like any prefix,
+    as in mmdet's XMLDataset) or else ``data_root``. Labels are the classes of
+    all objects, difficult ones included; ``img_id`` is the VOC id (a str).
+    """
+
+    def __init__(self, img_subdir: str = 'JPEGImages', ann_subdir: str = 'Annotations',
+                 **kwargs: Any) -> None:
+        self.img_subdir = img_subdir
+        self.ann_subdir = ann_subdir
+        super().__init__(**kwargs)
+
+    @property
+    def sub_data_root(self) -> str:
+        return self.data_prefix.get('sub_data_root', self.data_root or '')
+
+    def load_data_list(self) -> list[dict]:
+        classes = self.metainfo['classes']
+        data_list = []
+        for image_id in dict.fromkeys(read_lines(self.ann_file)):
+            img_path = osp.join(self.sub_data_root, self.img_subdir, f'{image_id}.jpg')
+            xml_path = osp.join(self.sub_data_root, self.ann_subdir, f'{image_id}.xml')
+            height, width = _image_size(img_path)
+            data_list.append(dict(img_path=img_path, img_id=image_id, height=height,
+                                  width=width,
+                                  image_labels=parse_voc_xml_labels(xml_path, classes)))
+        return data_list

@@ -1,0 +1,92 @@
+"""Peak stimulation from PRM (Zhou et al., CVPR 2018).
+
+A class response map (CRM) is turned into a class score by averaging it at its
+local maxima ("peaks") only. Training through this score therefore sends the
+classification gradient to the peaks alone, which makes each peak the response
+of one object instance; the peaks are later back-propagated to the image to
+get one peak response map per instance (see ``peak_backprop``).
+"""
+from __future__ import annotations
+
+from typing import Callable, Dict, Tuple, Union
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+PeakFilter = Union[str, float]
+
+
+def _median(crm: Tensor) -> Tensor:
+    # torch.median returns the lower of the two middle values for an even
+    # number of elements (no averaging), so the threshold is always a value
+    # that occurs in the map.
+    return crm.flatten(2).median(dim=2).values[..., None, None]
+
+
+def _mean(crm: Tensor) -> Tensor:
+    return crm.mean(dim=(2, 3), keepdim=True)
+
+
+def _max(crm: Tensor) -> Tensor:
+    return crm.amax(dim=(2, 3), keepdim=True)
+
+
+#: Named peak filters: ``fn(crm[N, C, H, W]) -> threshold[N, C, 1, 1]``.
+#: A local maximum only counts as a peak if it is >= its map's threshold.
+PEAK_FILTERS: Dict[str, Callable[[Tensor], Tensor]] = {
+    'median': _median,
+    'mean': _mean,
+    'max': _max,
+}
+
+
+def peak_threshold(crm: Tensor, peak_filter: PeakFilter = 'median') -> Tensor:
+    """Per-(image, class) threshold ``[N, C, 1, 1]`` of a CRM ``[N, C, H, W]``.
+
+    ``peak_filter`` is a name in :data:`PEAK_FILTERS` ('median' is PRM's
+    default; torch's median is the lower middle value for even sizes) or a
+    fixed number used for every map.
+    """
+    if isinstance(peak_filter, str):
+        if peak_filter not in PEAK_FILTERS:
+            raise ValueError(f'Unknown peak filter {peak_filter!r}; choose one of '
+                             f'{sorted(PEAK_FILTERS)} or a number.')
+        return PEAK_FILTERS[peak_filter](crm)
+    return crm.new_full((*crm.shape[:2], 1, 1), float(peak_filter))
+
+
+def _peak_mask(crm: Tensor, win_size: int, peak_filter: PeakFilter) -> Tensor:
+    """Boolean ``[N, C, H, W]``: equal to its window maximum and >= threshold."""
+    if win_size < 1 or win_size % 2 == 0:
+        raise ValueError(f'win_size must be a positive odd number, got {win_size}')
+    crm = crm.detach()
+    # max_pool2d pads with -inf, so border pixels compete only with real ones.
+    window_max = F.max_pool2d(crm, win_size, stride=1, padding=win_size // 2)
+    return (crm == window_max) & (crm >= peak_threshold(crm, peak_filter))
+
+
+def find_peaks(crm: Tensor, win_size: int = 3,
+               peak_filter: PeakFilter = 'median') -> Tensor:
+    """Peaks of a CRM ``[N, C, H, W]`` as a long ``[K, 4]`` of (n, c, y, x).
+
+    A pixel is a peak if it equals the maximum of its ``win_size`` window
+    (so every pixel of a plateau of equal maxima is one) and is >= the
+    threshold of ``peak_filter``. Rows are sorted lexicographically.
+    """
+    return _peak_mask(crm, win_size, peak_filter).nonzero()
+
+
+def peak_stimulation(crm: Tensor, win_size: int = 3,
+                     peak_filter: PeakFilter = 'median') -> Tuple[Tensor, Tensor]:
+    """Class scores ``[N, C]`` as the mean of each map at its peaks, and peaks.
+
+    The peak mask is a constant, so the gradient of a score reaches only its
+    peaks, ``1 / num_peaks`` each. A map without peaks (possible only with a
+    fixed threshold above its maximum) scores 0 and gets no gradient.
+    """
+    mask = _peak_mask(crm, win_size, peak_filter)
+    weights = mask.to(crm.dtype)
+    num_peaks = weights.sum(dim=(2, 3)).clamp(min=1)
+    scores = (crm * weights).sum(dim=(2, 3)) / num_peaks
+    return scores, mask.nonzero()

@@ -1,0 +1,138 @@
+"""The PRM classifier: class response maps, peak stimulation, peak response maps."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from mmengine.model import BaseModel
+from mmengine.structures import InstanceData
+from torch import Tensor, nn
+
+from mmdet.registry import MODELS
+from mmdet.structures import DetDataSample
+from mmdet.utils import ConfigType, OptConfigType, OptMultiConfig
+
+from .peak_backprop import peak_backprop_mode, peak_response_maps
+from .peak_stimulation import peak_stimulation
+
+DEFAULT_TEST_CFG = dict(score_thr=0.0, peak_thr=0.0, with_prm=False)
+
+
+@MODELS.register_module()
+class PRMClassifier(BaseModel):
+    """Multi-label classifier whose scores come from peaks of class response maps.
+
+    After Zhou et al., "Weakly Supervised Instance Segmentation using Class Peak
+    Response" (CVPR 2018), as WISE uses it: a backbone, a 1x1 conv giving one
+    class response map (CRM) per class, optional bilinear sub-pixel upsampling,
+    and peak stimulation (class score = mean of the CRM at its local maxima,
+    gradient only through them) trained with a multi-label soft-margin loss.
+    ``predict`` returns class scores and peaks (in original image pixels), and
+    with ``test_cfg.with_prm`` each peak's response map from peak backpropagation.
+
+    Args:
+        backbone: an mmdet backbone config; its last output feeds the head.
+        num_classes: number of classes C.
+        in_channels: channels of that last backbone output.
+        sub_pixel_scale: upsampling factor of the CRMs before peak finding (PRM: 8).
+        win_size: odd window of the local-maximum test (PRM: 3).
+        peak_filter: 'median', 'mean', 'max' or a number: peaks must reach it.
+        test_cfg: ``score_thr`` (class score to report a class's peaks),
+            ``peak_thr`` (CRM value a peak must reach), ``with_prm``.
+    """
+
+    def __init__(self,
+                 backbone: ConfigType,
+                 num_classes: int,
+                 in_channels: int = 2048,
+                 sub_pixel_scale: int = 8,
+                 win_size: int = 3,
+                 peak_filter: str | float = 'median',
+                 test_cfg: OptConfigType = None,
+                 data_preprocessor: OptConfigType = None,
+                 init_cfg: OptMultiConfig = None) -> None:
+        super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        self.backbone = MODELS.build(backbone)
+        self.classifier = nn.Conv2d(in_channels, num_classes, kernel_size=1)
+        self.num_classes = num_classes
+        self.sub_pixel_scale = sub_pixel_scale
+        self.win_size = win_size
+        self.peak_filter = peak_filter
+        self.test_cfg = {**DEFAULT_TEST_CFG, **(test_cfg or {})}
+
+    def forward(self, inputs: Tensor, data_samples: list[DetDataSample] | None = None,
+                mode: str = 'tensor'):
+        if mode == 'loss':
+            return self.loss(inputs, data_samples)
+        if mode == 'predict':
+            return self.predict(inputs, data_samples)
+        if mode == 'tensor':
+            return self.class_response_maps(inputs)
+        raise RuntimeError(f'Invalid mode "{mode}"; only supports loss, predict and tensor')
+
+    def class_response_maps(self, inputs: Tensor) -> Tensor:
+        """N x C x h x w CRMs, upsampled by ``sub_pixel_scale`` (sub-pixel peak locating)."""
+        crm = self.classifier(self.backbone(inputs)[-1])
+        if self.sub_pixel_scale > 1:
+            crm = F.interpolate(crm, scale_factor=self.sub_pixel_scale, mode='bilinear',
+                                align_corners=True)
+        return crm
+
+    def loss(self, inputs: Tensor, data_samples: list[DetDataSample]) -> dict[str, Tensor]:
+        scores, _ = peak_stimulation(self.class_response_maps(inputs), self.win_size,
+                                     self.peak_filter)
+        targets = self._multi_hot(data_samples, scores)
+        return dict(loss_cls=F.multilabel_soft_margin_loss(scores, targets))
+
+    def _multi_hot(self, data_samples: list[DetDataSample], like: Tensor) -> Tensor:
+        targets = torch.zeros_like(like)
+        for i, sample in enumerate(data_samples):
+            targets[i, sample.gt_image_labels.to(like.device)] = 1
+        return targets
+
+    def predict(self, inputs: Tensor, data_samples: list[DetDataSample]) -> list[DetDataSample]:
+        crm = self.class_response_maps(inputs)
+        scores, peaks = peak_stimulation(crm.detach(), self.win_size, self.peak_filter)
+        cfg = self.test_cfg
+        values = crm.detach()[tuple(peaks.T)]
+        keep = (scores[peaks[:, 0], peaks[:, 1]] >= cfg['score_thr']) & (values >= cfg['peak_thr'])
+        peaks, values = peaks[keep], values[keep]
+        for i, sample in enumerate(data_samples):
+            mine = peaks[:, 0] == i
+            pred = InstanceData(labels=peaks[mine, 1], scores=values[mine],
+                                points=self._to_image_points(peaks[mine, 2:], crm, inputs, sample))
+            if cfg['with_prm']:
+                pred.prms = self._peak_response_maps(inputs[i:i + 1], peaks[mine], sample)
+            sample.pred_scores = scores[i]
+            sample.pred_peaks = pred
+        return data_samples
+
+    @staticmethod
+    def _to_image_points(yx: Tensor, crm: Tensor, inputs: Tensor,
+                         sample: DetDataSample) -> Tensor:
+        """CRM cell centres -> (x, y) in original image pixels."""
+        stride = torch.tensor([inputs.shape[-1] / crm.shape[-1], inputs.shape[-2] / crm.shape[-2]])
+        xy = (yx.flip(-1).float() + 0.5) * stride.to(yx.device) - 0.5
+        scale = sample.metainfo.get('scale_factor', (1.0, 1.0))
+        xy = xy / xy.new_tensor(scale[:2])
+        h, w = sample.ori_shape[:2]
+        if sample.metainfo.get('flip', False) and sample.flip_direction == 'horizontal':
+            xy[:, 0] = w - 1 - xy[:, 0]
+        return torch.stack([xy[:, 0].clamp(0, w - 1), xy[:, 1].clamp(0, h - 1)], -1)
+
+    def _peak_response_maps(self, image: Tensor, peaks: Tensor,
+                            sample: DetDataSample) -> Tensor:
+        """K x H x W PRMs at the original image size (peak backpropagation)."""
+        h, w = sample.ori_shape[:2]
+        if len(peaks) == 0:
+            return image.new_zeros((0, h, w))
+        with torch.enable_grad(), peak_backprop_mode(self):
+            image = image.detach().requires_grad_()
+            single = peaks.clone()
+            single[:, 0] = 0  # the image is now a batch of one
+            prms = peak_response_maps(image, self.class_response_maps(image), single)
+        ih, iw = sample.img_shape[:2]
+        prms = prms[:, :ih, :iw]
+        if sample.metainfo.get('flip', False) and sample.flip_direction == 'horizontal':
+            prms = prms.flip(-1)
+        prms = F.interpolate(prms[None], size=(h, w), mode='bilinear', align_corners=False)[0]
+        return prms / prms.sum((1, 2), keepdim=True).clamp_min(1e-12)

@@ -1,0 +1,47 @@
+"""VOCInstanceDataset: labels follow the config's class order; bad files fail clearly."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from mmengine.registry import init_default_scope
+
+import projects.wise  # noqa: F401
+from mmdet.registry import DATASETS
+from projects.wise.utils.io import DataError
+
+from conftest import SHAPES_CLASSES
+
+
+def _build(root: Path, classes, ann: str = 'annotations/val_instances.json'):
+    init_default_scope('mmdet')
+    return DATASETS.build(dict(type='VOCInstanceDataset', data_root=str(root), ann_file=ann,
+                               data_prefix=dict(img='JPEGImages/'),
+                               metainfo=dict(classes=classes), pipeline=[]))
+
+
+def _labels_by_name(ds) -> list[list[str]]:
+    names = ds.metainfo['classes']
+    return [sorted(names[i['bbox_label']] for i in ds.get_data_info(k)['instances'])
+            for k in range(len(ds))]
+
+
+def test_class_order_follows_config(shapes_root: Path) -> None:
+    plain = _build(shapes_root, SHAPES_CLASSES)
+    reordered = _build(shapes_root, tuple(reversed(SHAPES_CLASSES)))
+    assert sum(map(len, _labels_by_name(plain))) > 0
+    # The same objects carry the same class names, whatever the order of the list.
+    assert _labels_by_name(plain) == _labels_by_name(reordered)
+
+
+def test_unknown_class_is_refused(shapes_root: Path) -> None:
+    with pytest.raises(DataError, match='hexagon'):
+        _build(shapes_root, SHAPES_CLASSES + ('hexagon',))
+
+
+def test_truncated_json_names_the_file(shapes_root: Path, tmp_path: Path) -> None:
+    bad = tmp_path / 'annotations' / 'val_instances.json'
+    bad.parent.mkdir()
+    bad.write_text((shapes_root / 'annotations/val_instances.json').read_text()[:100])
+    with pytest.raises(DataError, match=str(bad)):
+        _build(tmp_path, SHAPES_CLASSES)
