@@ -54,9 +54,7 @@ def demo_full(work: Path) -> list[dict]:
                    "test_dataloader = val_dataloader\n"
                    "val_evaluator = dict(ann_file=data_root + 'annotations/val_instances.json')\n"
                    "test_evaluator = val_evaluator\n")
-    make_args = ['--num-train', '400', '--num-val', '100', '--num-classes', '5',
-                 '--image-size', '192', '--seed', '0']
-    t = _run(py, 'tools/make_shapes_dataset.py', data, *make_args)
+    t = _run(py, 'tools/make_shapes_dataset.py', data, '--seed', '0')  # the demo's data
     t += _run(py, 'tools/dataset_converters/voc_to_coco.py', data, '--classes-file',
               data / 'classes.txt', '--splits', 'train', 'val')
     t_train = _run(py, 'tools/train.py', cfg, '--work-dir', wd)

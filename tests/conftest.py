@@ -72,3 +72,39 @@ param_scheduler = [dict(type='ConstantLR', factor=1.0, by_epoch=False)]
 default_hooks = dict(logger=dict(interval=1), checkpoint=dict(interval=2, max_keep_ckpts=5))
 ''')
     return cfg
+
+
+@pytest.fixture(scope='session')
+def tiny_prm_cfg(shapes_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo PRM config on the tiny data: 64 px, batch 4, 2 epochs."""
+    cfg = tmp_path_factory.mktemp('cfg') / 'tiny_prm.py'
+    base = ROOT / 'configs/wise/demo/prm_r18_shapes.py'
+    cfg.write_text(f'''
+_base_ = {str(base)!r}
+data_root = {str(shapes_root) + '/'!r}
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale=(64, 64), keep_ratio=False),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PackImageLabels'),
+]
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale=(64, 64), keep_ratio=False),
+    dict(type='PackImageLabels'),
+]
+train_dataloader = dict(batch_size=4, num_workers=0, persistent_workers=False,
+                        dataset=dict(data_root=data_root, pipeline=train_pipeline))
+val_dataloader = dict(batch_size=4, num_workers=0, persistent_workers=False,
+                      dataset=dict(data_root=data_root, pipeline=test_pipeline))
+test_dataloader = val_dataloader
+val_evaluator = [
+    dict(type='MultiLabelMAP', ann_file=data_root + 'annotations/val_labels.json'),
+    dict(type='PeakLocalisationMetric', ann_file=data_root + 'annotations/val_instances.json'),
+]
+test_evaluator = val_evaluator
+train_cfg = dict(max_epochs=2, val_interval=100)
+param_scheduler = []
+default_hooks = dict(logger=dict(interval=1), checkpoint=dict(interval=1, max_keep_ckpts=5))
+''')
+    return cfg

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from conftest import ROOT
 
 PROBE = '''
@@ -38,14 +40,25 @@ class RankProbeHook(Hook):
 '''
 
 
-def test_dist_train_two_cpu_processes(tiny_full_cfg: Path, tmp_path: Path) -> None:
+# (config fixture, schedule override, steps per rank, the one checkpoint)
+CASES = {
+    'mask-rcnn': ('tiny_full_cfg', 'train_cfg = dict(max_iters=3)\n'
+                  'default_hooks = dict(checkpoint=dict(interval=3))', 3, 'iter_3.pth'),
+    # 12 images over 2 ranks with batch 4: 2 steps per rank in one epoch.
+    'prm': ('tiny_prm_cfg', 'train_cfg = dict(max_epochs=1)', 2, 'epoch_1.pth'),
+}
+
+
+@pytest.mark.parametrize('case', sorted(CASES))
+def test_dist_train_two_cpu_processes(case: str, request: pytest.FixtureRequest,
+                                      tmp_path: Path) -> None:
+    fixture, schedule, steps, ckpt = CASES[case]
     (tmp_path / 'rank_probe.py').write_text(PROBE)
     cfg = tmp_path / 'dist.py'
-    cfg.write_text(f'''_base_ = {str(tiny_full_cfg)!r}
+    cfg.write_text(f'''_base_ = {str(request.getfixturevalue(fixture))!r}
 custom_imports = dict(imports=['projects.wise', 'rank_probe'], allow_failed_imports=False)
 custom_hooks = [dict(type='RankProbeHook', out_dir={str(tmp_path)!r})]
-train_cfg = dict(max_iters=3)
-default_hooks = dict(checkpoint=dict(interval=3))
+{schedule}
 ''')
     work = tmp_path / 'work'
     env = {**os.environ, 'PYTHON': sys.executable, 'PORT': '29531',
@@ -55,9 +68,9 @@ default_hooks = dict(checkpoint=dict(interval=3))
     assert proc.returncode == 0, proc.stderr[-5000:]
     logs = {r: (tmp_path / f'rank{r}.log').read_text().split('\n')[:-1] for r in (0, 1)}
     for r in (0, 1):
-        assert [line.split()[0] for line in logs[r]] == ['1', '2', '3']
+        assert [int(line.split()[0]) for line in logs[r]] == list(range(1, steps + 1))
     # Each rank saw its own shard of the data...
     assert logs[0] != logs[1]
     # ...yet DDP kept the weights identical, and one checkpoint was written.
     assert (tmp_path / 'rank0.sha1').read_text() == (tmp_path / 'rank1.sha1').read_text()
-    assert sorted(p.name for p in work.glob('*.pth')) == ['iter_3.pth']
+    assert sorted(p.name for p in work.glob('*.pth')) == [ckpt]

@@ -6,7 +6,7 @@ touch or overlap (later ones occlude earlier ones), and backgrounds are
 cluttered with texture and line noise. Label PNGs carry VOC's void (255)
 border around every object, so real VOC and this set share all code paths.
 
-    python tools/make_shapes_dataset.py data/shapes --num-train 400 --num-val 100
+    python tools/make_shapes_dataset.py data/shapes --num-train 2000 --num-val 200
 """
 from __future__ import annotations
 
@@ -82,16 +82,19 @@ def _smooth_noise(rng: np.random.Generator, h: int, w: int, cells: int, ch: int)
     return np.clip(out.reshape(h, w, ch), 0, 1)
 
 
-def _background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
-    """Textured, cluttered background: colour fields, grain, stripes and lines."""
+def _background(rng: np.random.Generator, h: int, w: int, clutter: float) -> np.ndarray:
+    """Textured, cluttered background: colour fields, grain, stripes and lines.
+
+    ``clutter`` in [0, 1] scales the texture contrast and the number of lines.
+    """
     img = 255 * (0.25 + 0.5 * _smooth_noise(rng, h, w, int(rng.integers(2, 6)), 3))
-    img += 40 * (_smooth_noise(rng, h, w, int(rng.integers(12, 32)), 1) - 0.5)
-    if rng.random() < 0.5:  # oriented stripes
+    img += 40 * clutter * (_smooth_noise(rng, h, w, int(rng.integers(12, 32)), 1) - 0.5)
+    if rng.random() < 0.5 * clutter:  # oriented stripes
         yy, xx = np.mgrid[:h, :w]
         theta, period = rng.uniform(0, np.pi), rng.uniform(6, 20)
         img += 25 * np.sin((xx * np.cos(theta) + yy * np.sin(theta)) * 2 * np.pi / period)[..., None]
     img = np.clip(img, 0, 255).astype(np.uint8)
-    for _ in range(int(rng.integers(3, 12))):  # clutter lines
+    for _ in range(int(rng.integers(3, 12) * clutter)):  # clutter lines
         p1, p2 = rng.integers(0, [w, h], size=(2, 2))
         colour = tuple(int(c) for c in rng.integers(0, 256, 3))
         cv2.line(img, tuple(int(v) for v in p1), tuple(int(v) for v in p2), colour,
@@ -118,7 +121,8 @@ def _void_band(objects: np.ndarray) -> np.ndarray:
 
 
 def render_image(rng: np.random.Generator, size: int, classes: list[str], max_instances: int,
-                 min_visible: float = 0.5) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[int]]:
+                 clutter: float = 1.0, max_rotation: float = 180.0, min_visible: float = 0.5
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[int]]:
     """Render one sample: RGB image, instance-index map (no void), class PNG, object PNG
     and the class index of each instance."""
     h = w = size
@@ -137,7 +141,8 @@ def render_image(rng: np.random.Generator, size: int, classes: list[str], max_in
                 cx, cy = ox + d * np.cos(t), oy + d * np.sin(t)
             else:
                 cx, cy = rng.uniform(radius * 0.8, size - radius * 0.8, 2)
-            full.append(_shape_mask(classes[cls], h, w, cx, cy, radius, rng.uniform(0, 2 * np.pi)))
+            angle = np.deg2rad(rng.uniform(-max_rotation, max_rotation))
+            full.append(_shape_mask(classes[cls], h, w, cx, cy, radius, angle))
             labels.append(cls)
             centres.append((cx, cy, radius))
         objects = np.zeros((h, w), np.uint8)
@@ -147,7 +152,7 @@ def render_image(rng: np.random.Generator, size: int, classes: list[str], max_in
         if min(visible) >= min_visible and min(m.sum() for m in full) >= 0.004 * h * w:
             break
 
-    img = _background(rng, h, w)
+    img = _background(rng, h, w, clutter)
     for i in range(1, n + 1):
         m = objects == i
         img[m] = _object_texture(rng, h, w)[m]
@@ -190,7 +195,8 @@ def _write_lines(path: Path, lines: list[str]) -> None:
 
 
 def make_dataset(out: Path, num_train: int, num_val: int, num_classes: int, size: int,
-                 max_instances: int, seed: int) -> None:
+                 max_instances: int, seed: int, clutter: float = 1.0,
+                 max_rotation: float = 180.0) -> None:
     if not 1 <= num_classes <= len(SHAPES):
         raise SystemExit(f'--num-classes must be in 1..{len(SHAPES)}')
     classes = list(SHAPES)[:num_classes]
@@ -205,7 +211,8 @@ def make_dataset(out: Path, num_train: int, num_val: int, num_classes: int, size
         image_id = f'2026_{idx:06d}'
         # One generator per image: any image can be regenerated on its own.
         rng = np.random.default_rng([seed, idx])
-        img, objects, cls_png, obj_png, labels = render_image(rng, size, classes, max_instances)
+        img, objects, cls_png, obj_png, labels = render_image(
+            rng, size, classes, max_instances, clutter, max_rotation)
         Image.fromarray(img).save(out / 'JPEGImages' / f'{image_id}.jpg', quality=92)
         write_label_png(cls_png, out / 'SegmentationClass' / f'{image_id}.png')
         write_label_png(obj_png, out / 'SegmentationObject' / f'{image_id}.png')
@@ -231,19 +238,23 @@ def make_dataset(out: Path, num_train: int, num_val: int, num_classes: int, size
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     p.add_argument('out', type=Path, help='output root (becomes a VOC2012-style folder)')
-    p.add_argument('--num-train', type=int, default=400)
-    p.add_argument('--num-val', type=int, default=100)
+    p.add_argument('--num-train', type=int, default=2000)
+    p.add_argument('--num-val', type=int, default=200)
     p.add_argument('--num-classes', type=int, default=5, help=f'1..{len(SHAPES)}')
-    p.add_argument('--image-size', type=int, default=192)
+    p.add_argument('--image-size', type=int, default=128)
     p.add_argument('--max-instances', type=int, default=4)
     p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--clutter', type=float, default=1.0,
+                   help='background clutter in [0, 1]: texture contrast and line count')
+    p.add_argument('--max-rotation', type=float, default=20.0,
+                   help='shapes are rotated uniformly within +-this many degrees')
     return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> None:
     a = parse_args(argv)
     make_dataset(a.out, a.num_train, a.num_val, a.num_classes, a.image_size,
-                 a.max_instances, a.seed)
+                 a.max_instances, a.seed, a.clutter, a.max_rotation)
 
 
 if __name__ == '__main__':

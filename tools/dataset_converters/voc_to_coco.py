@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import xml.etree.ElementTree as ET
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -33,7 +32,7 @@ from scipy.io.matlab import MatReadError
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from projects.wise.datasets.voc_layout import (VOC_CLASSES, VOID,  # noqa: E402
-                                               read_label_png)
+                                               parse_voc_xml_labels, read_label_png)
 from projects.wise.utils.io import DataError, dump_json, read_lines  # noqa: E402
 
 TRAIN_AUG = 'train_aug'
@@ -109,26 +108,10 @@ def image_size(path: Path) -> tuple[int, int]:
 
 
 def image_labels(xml_path: Path, classes: Sequence[str]) -> list[int] | None:
-    """Sorted category ids of the objects in a VOC XML; None if there is no XML.
-
-    Difficult objects count: the class is in the image, which is all an
-    image-level label claims.
-    """
+    """Sorted category ids (1-based) of the objects in a VOC XML; None if there is no XML."""
     if not xml_path.is_file():
         return None
-    try:
-        root = ET.parse(xml_path).getroot()
-    except (ET.ParseError, OSError) as e:
-        raise DataError(f'{xml_path}: cannot parse XML ({e})') from None
-    cat_ids = {name: i for i, name in enumerate(classes, 1)}
-    labels = set()
-    for obj in root.iter('object'):
-        name = (obj.findtext('name') or '').strip()
-        if name not in cat_ids:
-            raise DataError(f'{xml_path}: object class {name!r} is not one of the '
-                            f'{len(classes)} classes')
-        labels.add(cat_ids[name])
-    return sorted(labels)
+    return [c + 1 for c in parse_voc_xml_labels(xml_path, classes)]
 
 
 def _mat_field(struct: Any, name: str, path: Path) -> np.ndarray:

@@ -12,7 +12,7 @@ from mmdet.structures import DetDataSample
 from mmdet.utils import ConfigType, OptConfigType, OptMultiConfig
 
 from .peak_backprop import peak_backprop_mode, peak_response_maps
-from .peak_stimulation import peak_stimulation
+from .peak_stimulation import find_peaks, peak_stimulation
 
 DEFAULT_TEST_CFG = dict(score_thr=0.0, peak_thr=0.0, with_prm=False)
 
@@ -77,9 +77,12 @@ class PRMClassifier(BaseModel):
                                 align_corners=True)
         return crm
 
+    def class_scores(self, crm: Tensor) -> tuple[Tensor, Tensor]:
+        """(N x C class scores, K x 4 peaks): peak stimulation."""
+        return peak_stimulation(crm, self.win_size, self.peak_filter)
+
     def loss(self, inputs: Tensor, data_samples: list[DetDataSample]) -> dict[str, Tensor]:
-        scores, _ = peak_stimulation(self.class_response_maps(inputs), self.win_size,
-                                     self.peak_filter)
+        scores, _ = self.class_scores(self.class_response_maps(inputs))
         targets = self._multi_hot(data_samples, scores)
         return dict(loss_cls=F.multilabel_soft_margin_loss(scores, targets))
 
@@ -90,10 +93,10 @@ class PRMClassifier(BaseModel):
         return targets
 
     def predict(self, inputs: Tensor, data_samples: list[DetDataSample]) -> list[DetDataSample]:
-        crm = self.class_response_maps(inputs)
-        scores, peaks = peak_stimulation(crm.detach(), self.win_size, self.peak_filter)
+        crm = self.class_response_maps(inputs).detach()
+        scores, peaks = self.class_scores(crm)
         cfg = self.test_cfg
-        values = crm.detach()[tuple(peaks.T)]
+        values = crm[tuple(peaks.T)]
         keep = (scores[peaks[:, 0], peaks[:, 1]] >= cfg['score_thr']) & (values >= cfg['peak_thr'])
         peaks, values = peaks[keep], values[keep]
         for i, sample in enumerate(data_samples):
@@ -136,3 +139,16 @@ class PRMClassifier(BaseModel):
             prms = prms.flip(-1)
         prms = F.interpolate(prms[None], size=(h, w), mode='bilinear', align_corners=False)[0]
         return prms / prms.sum((1, 2), keepdim=True).clamp_min(1e-12)
+
+
+@MODELS.register_module()
+class GAPClassifier(PRMClassifier):
+    """The same network scored by global average pooling of its response maps.
+
+    PRM's baseline (the bench compares step times against it), and a quick way
+    to pretrain a backbone from image-level labels: every pixel gets gradient,
+    where peak stimulation feeds only the peaks. Peaks are still reported.
+    """
+
+    def class_scores(self, crm: Tensor) -> tuple[Tensor, Tensor]:
+        return crm.mean((2, 3)), find_peaks(crm.detach(), self.win_size, self.peak_filter)
