@@ -74,6 +74,50 @@ def demo_full(work: Path) -> list[dict]:
     ]
 
 
+@benchmark
+def prm_step_time(work: Path) -> list[dict]:
+    """Training step of the PRM classifier / the same network with average pooling."""
+    import torch
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+
+    import projects.wise  # noqa: F401
+    from mmdet.registry import MODELS
+    from mmdet.structures import DetDataSample
+
+    init_default_scope('mmdet')
+    cfg = Config.fromfile(ROOT / 'configs/wise/demo/prm_r18_shapes.py')
+    torch.manual_seed(0)
+    inputs = torch.randn(16, 3, 128, 128)
+    samples = []
+    for i in range(16):
+        s = DetDataSample()
+        s.gt_image_labels = torch.tensor([i % 5, (i + 2) % 5])
+        samples.append(s)
+    models = {}
+    for name in ('PRMClassifier', 'GAPClassifier'):
+        torch.manual_seed(0)
+        models[name] = MODELS.build({**cfg.model, 'type': name}).train()
+    opts = {k: torch.optim.SGD(m.parameters(), lr=1e-3) for k, m in models.items()}
+    times = {k: [] for k in models}
+    for rep in range(12):  # interleaved, so drift in machine load hits both alike
+        for name, model in models.items():
+            t0 = time.perf_counter()
+            loss = model.loss(inputs, samples)['loss_cls']
+            opts[name].zero_grad()
+            loss.backward()
+            opts[name].step()
+            if rep >= 2:  # warm-up steps not counted
+                times[name].append(time.perf_counter() - t0)
+    med = {k: sorted(v)[len(v) // 2] for k, v in times.items()}
+    ratio = med['PRMClassifier'] / med['GAPClassifier']
+    return [
+        _row('PRM / GAP training step time (batch 16, 128 px, demo net)', ratio, '<= 1.10',
+             ratio <= 1.10, 'x'),
+        _row('PRM training step (median)', med['PRMClassifier'] * 1000, 'information', True, 'ms'),
+    ]
+
+
 def _versions() -> dict:
     import mmcv
     import mmdet

@@ -1,0 +1,105 @@
+"""Draw PRM outputs: class response maps, peaks and peak response maps.
+
+For each image, one PNG: the image with its peaks, then for every class the
+model finds present, its class response map and the union of its peaks'
+response maps, overlaid on the image.
+
+    python tools/vis_peaks.py configs/wise/demo/prm_r18_shapes.py \\
+        work_dirs/demo/prm/epoch_15.pth --out-dir work_dirs/demo/prm/vis --num 8
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.dataset import pseudo_collate  # noqa: E402
+from mmengine.registry import init_default_scope  # noqa: E402
+from mmengine.runner import load_checkpoint  # noqa: E402
+
+import projects.wise  # noqa: E402,F401
+from mmdet.registry import DATASETS, MODELS  # noqa: E402
+from projects.wise.utils.io import DataError, read_image  # noqa: E402
+
+
+def _heat(image: np.ndarray, heat: np.ndarray) -> np.ndarray:
+    """Overlay a [0, 1] map on an RGB image with the JET colour map."""
+    colour = cv2.applyColorMap((255 * np.clip(heat, 0, 1)).astype(np.uint8), cv2.COLORMAP_JET)
+    return (0.45 * image + 0.55 * colour[..., ::-1]).astype(np.uint8)
+
+
+def _label(tile: np.ndarray, text: str) -> np.ndarray:
+    tile = tile.copy()
+    cv2.putText(tile, text, (2, 12), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1,
+                cv2.LINE_AA)
+    return tile
+
+
+def render(image: np.ndarray, crm: np.ndarray, sample, classes: tuple[str, ...]) -> np.ndarray:
+    """One row: image + peaks, then (CRM, PRMs) for each class found present."""
+    peaks = sample.pred_peaks
+    first = image.copy()
+    for (x, y), c in zip(peaks.points.round().int().tolist(), peaks.labels.tolist()):
+        cv2.drawMarker(first, (x, y), (255, 255, 255), cv2.MARKER_CROSS, 9, 2)
+        cv2.putText(first, classes[c][:3], (x + 3, y - 3), cv2.FONT_HERSHEY_SIMPLEX, 0.35,
+                    (255, 255, 0), 1, cv2.LINE_AA)
+    tiles = [_label(first, 'peaks')]
+    for c in sorted(set(peaks.labels.tolist())):
+        m = crm[c]
+        tiles.append(_label(_heat(image, (m - m.min()) / max(m.max() - m.min(), 1e-6)),
+                            f'CRM {classes[c]}'))
+        if 'prms' in peaks:
+            prm = peaks.prms[peaks.labels == c]
+            prm = (prm / prm.amax((1, 2), keepdim=True).clamp_min(1e-12)).amax(0).numpy()
+            tiles.append(_label(_heat(image, prm), f'PRM {classes[c]}'))
+    return np.concatenate(tiles, axis=1)
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    p.add_argument('config')
+    p.add_argument('checkpoint')
+    p.add_argument('--out-dir', required=True, type=Path)
+    p.add_argument('--num', type=int, default=8, help='how many test images')
+    p.add_argument('--cfg-options', nargs='+', action=DictAction)
+    args = p.parse_args(argv)
+
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    init_default_scope(cfg.get('default_scope', 'mmdet'))
+    cfg.model.test_cfg = {**cfg.model.get('test_cfg', {}), 'with_prm': True}
+    model = MODELS.build(cfg.model).eval()
+    load_checkpoint(model, args.checkpoint, map_location='cpu')
+    dataset = DATASETS.build(cfg.test_dataloader.dataset)
+    classes = dataset.metainfo['classes']
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    for i in range(min(args.num, len(dataset))):
+        batch = model.data_preprocessor(pseudo_collate([dataset[i]]), False)
+        [sample] = model.predict(batch['inputs'], batch['data_samples'])
+        with torch.no_grad():
+            crm = model.class_response_maps(batch['inputs'])
+        h, w = sample.ori_shape
+        ih, iw = sample.img_shape
+        crm = crm[..., :round(crm.shape[-2] * ih / batch['inputs'].shape[-2]),
+                  :round(crm.shape[-1] * iw / batch['inputs'].shape[-1])]
+        crm = F.interpolate(crm, size=(h, w), mode='bilinear', align_corners=False)[0].numpy()
+        image = read_image(sample.img_path)
+        out = args.out_dir / f'{Path(sample.img_path).stem}.png'
+        cv2.imwrite(str(out), render(image, crm, sample, classes)[..., ::-1])
+        print(f'[vis_peaks] {out}', flush=True)
+
+
+if __name__ == '__main__':
+    try:
+        main()
+    except DataError as e:
+        sys.exit(f'vis_peaks.py: error: {e}')
