@@ -21,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 BENCHMARKS: dict[str, Callable[[Path], list[dict]]] = {}
 
 
@@ -130,8 +131,12 @@ def _versions() -> dict:
 
 
 def write_results(rows: dict[str, list[dict]]) -> None:
+    """Merge ``rows`` into bench/results.{json,md}: a partial run keeps the others."""
     info = _versions()
-    (ROOT / 'bench/results.json').write_text(json.dumps(dict(env=info, results=rows), indent=2))
+    path = ROOT / 'bench/results.json'
+    if path.is_file():
+        rows = {**json.loads(path.read_text())['results'], **rows}
+    path.write_text(json.dumps(dict(env=info, results=rows), indent=2))
     lines = ['# Benchmark results', '', 'Made by `make bench` (bench/run.py).', '',
              ', '.join(f'{k}: {v}' for k, v in info.items()), '',
              '| benchmark | figure | value | target | met |', '|---|---|---|---|---|']
@@ -152,6 +157,8 @@ def main(argv: list[str] | None = None) -> int:
         work = Path(tempfile.mkdtemp(prefix=f'wise-bench-{name}-'))
         try:
             rows[name] = BENCHMARKS[name](work)
+        except Exception as e:  # one broken benchmark must not lose the others' figures
+            rows[name] = [_row(f'failed: {type(e).__name__}: {e}', float('nan'), 'runs', False)]
         finally:
             if not args.keep:
                 shutil.rmtree(work, ignore_errors=True)

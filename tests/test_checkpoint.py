@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import ROOT, run_tool
+from conftest import run_tool
 
 
 def _scalars(work_dir: Path) -> list[dict]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
 import torch
 from mmengine.config import Config
 from mmengine.registry import init_default_scope

@@ -137,7 +137,7 @@ def test_pack_image_labels_non_contiguous_gray_and_unlabelled() -> None:
 
 
 def test_filter_empty_gt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    ann = tiny_labels_json(tmp_path / 'labels.json', [[2], [], [1, 3, 1], []])
+    tiny_labels_json(tmp_path / 'labels.json', [[2], [], [1, 3, 1], []])
     logged: list[str] = []
     monkeypatch.setattr(image_label_dataset, 'print_log', lambda msg, **_: logged.append(msg))
     kept = build(tmp_path, 'labels.json', classes=('a', 'b', 'c'),

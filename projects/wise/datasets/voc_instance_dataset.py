@@ -7,7 +7,7 @@ from mmdet.datasets import CocoDataset
 from mmdet.datasets.api_wrappers import COCO
 from mmdet.registry import DATASETS
 
-from ..utils.io import DataError, load_json
+from ..utils.io import DataError, load_coco_json
 from .voc_layout import VOC_CLASSES
 
 
@@ -24,9 +24,7 @@ class NamedCOCO(COCO):
         super().__init__(None)
         self.annotation_file = annotation_file
         if annotation_file is not None:
-            self.dataset = load_json(annotation_file)
-            if not isinstance(self.dataset, dict) or 'images' not in self.dataset:
-                raise DataError(f'{annotation_file}: not a COCO json (no "images")')
+            self.dataset = load_coco_json(annotation_file)
             self.createIndex()
             self.img_ann_map, self.cat_img_map = self.imgToAnns, self.catToImgs
 

@@ -26,7 +26,7 @@ from terminaltables import AsciiTable
 from mmdet.registry import METRICS
 
 from ..datasets.image_label_dataset import coco_cat2label, coco_image_labels
-from ..utils.io import DataError, load_json
+from ..utils.io import DataError, load_coco_json
 from .voc_instance_metric import _to_numpy, _to_rle
 
 
@@ -49,17 +49,6 @@ def average_precision(scores: np.ndarray, positives: np.ndarray) -> float:
     tp, ranks = tp[last_of_tie], np.flatnonzero(last_of_tie) + 1
     new_tp = np.diff(tp, prepend=0)
     return float(np.sum(new_tp * tp / ranks) / num_pos)
-
-
-def _load_coco(ann_file: str) -> dict:
-    """A COCO json, checked for the lists the metrics index."""
-    data = load_json(ann_file)  # DataError naming the file
-    if not isinstance(data, dict) or not isinstance(data.get('images'), list) \
-            or not isinstance(data.get('categories'), list) \
-            or not isinstance(data.get('annotations', []), list):
-        raise DataError(f'{ann_file}: not a COCO json (needs lists "images" and '
-                        '"categories", and "annotations" if any)')
-    return data
 
 
 def _classes(metric: BaseMetric) -> tuple:
@@ -121,7 +110,7 @@ class MultiLabelMAP(BaseMetric):
         super().__init__(collect_device=collect_device, prefix=prefix)
         self.ann_file = str(ann_file)
         self.classwise = bool(classwise)
-        data = _load_coco(self.ann_file)
+        data = load_coco_json(self.ann_file)
         # annotations (masks) are never needed: don't hold them
         self._gt = dict(images=data['images'], categories=data['categories'])
         self.last_results: Optional[dict] = None
@@ -214,7 +203,7 @@ class PeakLocalisationMetric(BaseMetric):
         self.score_thr = float(score_thr)
         self.peak_thr = float(peak_thr)
         self.last_results: Optional[dict] = None
-        data = _load_coco(self.ann_file)
+        data = load_coco_json(self.ann_file)
         self._categories = data['categories']
         self._gt = self._index_gt(data)
 

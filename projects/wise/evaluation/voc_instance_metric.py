@@ -36,7 +36,7 @@ from terminaltables import AsciiTable
 from mmdet.datasets.api_wrappers import COCO, COCOeval
 from mmdet.registry import METRICS
 
-from ..utils.io import DataError, dump_json, load_json
+from ..utils.io import DataError, dump_json, load_coco_json
 
 _IOU_TYPES = ('segm', 'bbox')
 
@@ -185,12 +185,7 @@ class VOCInstanceMetric(BaseMetric):
     # ------------------------------------------------------------------ GT
     def _load_gt(self, ann_file: str):
         """COCO api for boxes, a void-free copy for masks, and the void RLEs."""
-        data = load_json(ann_file)  # DataError naming the file
-        if not isinstance(data, dict) or not isinstance(data.get('images'), list) \
-                or not isinstance(data.get('categories'), list) \
-                or not isinstance(data.get('annotations', []), list):
-            raise DataError(f'{ann_file}: not a COCO instances file '
-                            '(needs lists "images", "categories", "annotations")')
+        data = load_coco_json(ann_file)
         data.setdefault('annotations', [])
         try:
             coco = _build_coco(data)

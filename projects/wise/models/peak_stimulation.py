@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Callable, Dict, Tuple, Union
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor
 

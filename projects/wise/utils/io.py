@@ -80,3 +80,14 @@ def read_lines(path: str | os.PathLike) -> list[str]:
     if not ids:
         raise DataError(f'{path}: split file is empty')
     return ids
+
+
+def load_coco_json(path: str | os.PathLike) -> dict:
+    """A COCO json, checked for the lists that every reader of it indexes."""
+    data = load_json(path)
+    if not isinstance(data, dict) or not isinstance(data.get('images'), list) \
+            or not isinstance(data.get('categories'), list) \
+            or not isinstance(data.get('annotations', []), list):
+        raise DataError(f'{path}: not a COCO json (needs lists "images" and '
+                        '"categories", and "annotations" if any)')
+    return data
