@@ -12,6 +12,8 @@ import projects.wise  # noqa: F401
 from mmdet.registry import MODELS
 from mmdet.structures import DetDataSample
 
+from projects.wise.utils.io import read_image
+
 from conftest import ROOT, run_tool
 
 
@@ -91,3 +93,13 @@ def test_short_training_lowers_loss_and_tests(tiny_prm_cfg: Path, tmp_path: Path
     out = proc.stdout + proc.stderr
     for key in ('prm/mAP', 'prm/peak_precision', 'prm/instance_recall'):
         assert key in out
+
+    vis = tmp_path / 'vis'
+    run_tool('tools/vis_peaks.py', tiny_prm_cfg, tmp_path / 'epoch_8.pth', '--out-dir', vis,
+             '--num', '2')
+    pngs = sorted(vis.glob('*.png'))
+    assert len(pngs) == 2
+    for png in pngs:
+        h, w = read_image(png).shape[:2]
+        # the image with its peaks, then CRM and PRM tiles per class found present
+        assert h == 96 and w % 96 == 0 and (w // 96) % 2 == 1
