@@ -2,7 +2,7 @@
 # Test with torchrun on one or several machines:
 #   tools/dist_test.sh CONFIG CHECKPOINT NPROC [test.py args...]
 # Several machines: NNODES=2 NODE_RANK=0|1 MASTER_ADDR=host0 tools/dist_test.sh ...
-# Without a GPU each process trains on CPU (gloo).
+# Without a GPU each process runs on CPU (gloo).
 set -euo pipefail
 CONFIG=$1
 CHECKPOINT=$2
