@@ -16,7 +16,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -87,11 +86,7 @@ def main(argv: list[str] | None = None) -> None:
         [sample] = model.predict(batch['inputs'], batch['data_samples'])
         with torch.no_grad():
             crm = model.class_response_maps(batch['inputs'])
-        h, w = sample.ori_shape
-        ih, iw = sample.img_shape
-        crm = crm[..., :round(crm.shape[-2] * ih / batch['inputs'].shape[-2]),
-                  :round(crm.shape[-1] * iw / batch['inputs'].shape[-1])]
-        crm = F.interpolate(crm, size=(h, w), mode='bilinear', align_corners=False)[0].numpy()
+        crm = model.maps_to_image(crm[0], batch['inputs'].shape[-2:], sample).numpy()
         image = read_image(sample.img_path)
         out = args.out_dir / f'{Path(sample.img_path).stem}.png'
         cv2.imwrite(str(out), render(image, crm, sample, classes)[..., ::-1])

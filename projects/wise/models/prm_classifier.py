@@ -17,6 +17,10 @@ from .peak_stimulation import find_peaks, peak_stimulation
 DEFAULT_TEST_CFG = dict(score_thr=0.0, peak_thr=0.0, with_prm=False)
 
 
+def _hflipped(sample: DetDataSample) -> bool:
+    return bool(sample.metainfo.get('flip', False)) and sample.flip_direction == 'horizontal'
+
+
 @MODELS.register_module()
 class PRMClassifier(BaseModel):
     """Multi-label classifier whose scores come from peaks of class response maps.
@@ -118,7 +122,7 @@ class PRMClassifier(BaseModel):
         scale = sample.metainfo.get('scale_factor', (1.0, 1.0))
         xy = xy / xy.new_tensor(scale[:2])
         h, w = sample.ori_shape[:2]
-        if sample.metainfo.get('flip', False) and sample.flip_direction == 'horizontal':
+        if _hflipped(sample):
             xy[:, 0] = w - 1 - xy[:, 0]
         return torch.stack([xy[:, 0].clamp(0, w - 1), xy[:, 1].clamp(0, h - 1)], -1)
 
@@ -133,12 +137,20 @@ class PRMClassifier(BaseModel):
             single = peaks.clone()
             single[:, 0] = 0  # the image is now a batch of one
             prms = peak_response_maps(image, self.class_response_maps(image), single)
-        ih, iw = sample.img_shape[:2]
-        prms = prms[:, :ih, :iw]
-        if sample.metainfo.get('flip', False) and sample.flip_direction == 'horizontal':
-            prms = prms.flip(-1)
-        prms = F.interpolate(prms[None], size=(h, w), mode='bilinear', align_corners=False)[0]
+        prms = self.maps_to_image(prms, image.shape[-2:], sample)
         return prms / prms.sum((1, 2), keepdim=True).clamp_min(1e-12)
+
+    @staticmethod
+    def maps_to_image(maps: Tensor, input_hw: tuple[int, int], sample: DetDataSample) -> Tensor:
+        """K x h x w maps over the padded network input -> K x H x W on the original
+        image: drop the padding, undo the flip, resize."""
+        ih, iw = sample.img_shape[:2]
+        maps = maps[:, :round(maps.shape[-2] * ih / input_hw[0]),
+                    :round(maps.shape[-1] * iw / input_hw[1])]
+        if _hflipped(sample):
+            maps = maps.flip(-1)
+        return F.interpolate(maps[None], size=tuple(sample.ori_shape[:2]), mode='bilinear',
+                             align_corners=False)[0]
 
 
 @MODELS.register_module()
