@@ -30,7 +30,13 @@ FULL_CFG := configs/wise/demo/mask-rcnn_r18_shapes_full.py
 $(WORK)/full/last_checkpoint: $(DATA)/annotations/val_instances.json $(FULL_CFG) configs/wise/mask-rcnn_r50_voc_full.py
 	$(PY) tools/train.py $(FULL_CFG) --work-dir $(WORK)/full
 
-demo: $(WORK)/full/last_checkpoint
+PRM_CFG := configs/wise/demo/prm_r18_shapes.py
+$(WORK)/prm/last_checkpoint: $(DATA)/annotations/val_instances.json $(PRM_CFG) configs/wise/prm_r50_voc.py
+	$(PY) tools/train.py $(PRM_CFG) --work-dir $(WORK)/prm
+
+demo: $(WORK)/full/last_checkpoint $(WORK)/prm/last_checkpoint
+	$(PY) tools/test.py $(PRM_CFG) $$(cat $(WORK)/prm/last_checkpoint) --work-dir $(WORK)/prm/test
+	$(PY) tools/vis_peaks.py $(PRM_CFG) $$(cat $(WORK)/prm/last_checkpoint) --out-dir $(WORK)/prm/vis --num 8
 	$(PY) tools/test.py $(FULL_CFG) $$(cat $(WORK)/full/last_checkpoint) --work-dir $(WORK)/full/test \
 	  --cfg-options test_evaluator.outfile_prefix=$(WORK)/full/metrics
 

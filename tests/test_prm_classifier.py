@@ -20,7 +20,7 @@ from conftest import ROOT, run_tool
 def _model(**test_cfg) -> torch.nn.Module:
     init_default_scope('mmdet')
     cfg = Config.fromfile(ROOT / 'configs/wise/demo/prm_r18_shapes.py').model
-    cfg.test_cfg.update(test_cfg)
+    cfg.test_cfg.update({'peak_thr': 0.0, **test_cfg})  # untrained maps are small
     torch.manual_seed(0)
     return MODELS.build(cfg).eval()
 
@@ -55,16 +55,32 @@ def test_thresholds_filter_peaks() -> None:
     assert len(none) == 0
 
 
-def test_crm_cells_map_to_original_pixels() -> None:
-    """A CRM cell's centre goes through the input stride, the resize and the flip."""
-    from projects.wise.models import PRMClassifier
-    crm, inputs = torch.zeros(1, 5, 16, 16), torch.zeros(1, 3, 64, 64)  # stride 4
-    yx = torch.tensor([[0, 0], [15, 3]])
-    plain = PRMClassifier._to_image_points(yx, crm, inputs, _sample(32, 32, 2.0))
-    # cell centres 1.5 and 13.5 / 61.5 on the input, halved by the 2x resize
-    assert torch.allclose(plain, torch.tensor([[0.75, 0.75], [6.75, 30.75]]))
-    flipped = PRMClassifier._to_image_points(yx, crm, inputs, _sample(32, 32, 2.0, flip=True))
-    assert torch.allclose(flipped, torch.tensor([[31 - 0.75, 0.75], [31 - 6.75, 30.75]]))
+def test_crm_grid_points_map_to_original_pixels() -> None:
+    """A CRM grid point goes through the backbone stride, the sub-pixel upsampling,
+    the resize and the flip."""
+    model = _model()
+    model.sub_pixel_scale = 4
+    # stride 16 on a 64 px input: 4 cells centred on 0, 16, 32, 48, upsampled to 16
+    crm, inputs = torch.zeros(1, 5, 16, 16), torch.zeros(1, 3, 64, 64)
+    yx = torch.tensor([[0, 0], [15, 5]])  # grid 5 = cell 1 = pixel 16
+    plain = model._to_image_points(yx, crm, inputs, _sample(32, 32, 2.0))
+    assert torch.allclose(plain, torch.tensor([[0.0, 0.0], [8.0, 24.0]]))
+    flipped = model._to_image_points(yx, crm, inputs, _sample(32, 32, 2.0, flip=True))
+    assert torch.allclose(flipped, torch.tensor([[31.0, 0.0], [31 - 8.0, 24.0]]))
+    model.sub_pixel_scale = 1  # no upsampling: cell i at i * stride
+    crm = torch.zeros(1, 5, 4, 4)
+    plain = model._to_image_points(torch.tensor([[3, 1]]), crm, inputs, _sample(64, 64, 1.0))
+    assert torch.allclose(plain, torch.tensor([[16.0, 48.0]]))
+
+
+def test_crm_to_input_puts_each_cell_on_its_pixel() -> None:
+    model = _model()
+    model.sub_pixel_scale = 1
+    crm = torch.zeros(1, 1, 4, 4)
+    crm[0, 0, 2, 1] = 1.0  # cell (y=2, x=1): input pixel (32, 16) at stride 16
+    on_input = model.crm_to_input(crm, (64, 64))[0, 0]
+    assert on_input.shape == (64, 64)
+    assert on_input[32, 16] == 1.0 and on_input.argmax() == 32 * 64 + 16
 
 
 def test_peak_response_maps_at_original_size() -> None:

@@ -86,7 +86,8 @@ def main(argv: list[str] | None = None) -> None:
         [sample] = model.predict(batch['inputs'], batch['data_samples'])
         with torch.no_grad():
             crm = model.class_response_maps(batch['inputs'])
-        crm = model.maps_to_image(crm[0], batch['inputs'].shape[-2:], sample).numpy()
+        input_hw = batch['inputs'].shape[-2:]
+        crm = model.maps_to_image(model.crm_to_input(crm, input_hw)[0], input_hw, sample).numpy()
         image = read_image(sample.img_path)
         out = args.out_dir / f'{Path(sample.img_path).stem}.png'
         cv2.imwrite(str(out), render(image, crm, sample, classes)[..., ::-1])

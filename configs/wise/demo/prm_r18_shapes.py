@@ -15,8 +15,7 @@ model = dict(
                   norm_eval=False, init_cfg=None),
     num_classes=len(classes),
     in_channels=256,
-    sub_pixel_scale=4,
-    test_cfg=dict(peak_thr=0.0))
+    sub_pixel_scale=4)  # test_cfg: WISE's peak_thr 30 suits these maps too
 
 train_pipeline = [
     dict(type='LoadImageFromFile', backend_args=None),
@@ -43,7 +42,7 @@ val_evaluator = [
 ]
 test_evaluator = val_evaluator
 
-max_epochs = 30
+max_epochs = 8
 train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)
 optim_wrapper = dict(
     _delete_=True,

@@ -113,12 +113,34 @@ class PRMClassifier(BaseModel):
             sample.pred_peaks = pred
         return data_samples
 
-    @staticmethod
-    def _to_image_points(yx: Tensor, crm: Tensor, inputs: Tensor,
+    def _grid_step(self, crm_hw: tuple[int, int], input_hw: tuple[int, int]) -> tuple[float, float]:
+        """Input pixels per CRM grid step, (y, x).
+
+        Backbone cell i is centred on input pixel ``i * stride`` ('same'-padded
+        convs), and align_corners upsampling puts grid point j at cell
+        ``j * (n - 1) / (n * s - 1)``; a half-cell error here is 7.5 px at stride 16.
+        """
+        s = self.sub_pixel_scale
+        steps = []
+        for n_up, n_in in zip(crm_hw, input_hw):
+            n = n_up // s
+            steps.append(n_in / n * ((n - 1) / (n_up - 1) if s > 1 else 1.0))
+        return steps[0], steps[1]
+
+    def crm_to_input(self, crm: Tensor, input_hw: tuple[int, int]) -> Tensor:
+        """Resample N x C x h x w CRMs onto the input's pixel grid (for drawing)."""
+        step_y, step_x = self._grid_step(crm.shape[-2:], input_hw)
+        ys = torch.arange(input_hw[0], dtype=crm.dtype) / step_y * 2 / (crm.shape[-2] - 1) - 1
+        xs = torch.arange(input_hw[1], dtype=crm.dtype) / step_x * 2 / (crm.shape[-1] - 1) - 1
+        grid = torch.stack(torch.meshgrid(xs, ys, indexing='xy'), -1).to(crm.device)
+        return F.grid_sample(crm, grid.expand(len(crm), -1, -1, -1), mode='bilinear',
+                             padding_mode='border', align_corners=True)
+
+    def _to_image_points(self, yx: Tensor, crm: Tensor, inputs: Tensor,
                          sample: DetDataSample) -> Tensor:
-        """CRM cell centres -> (x, y) in original image pixels."""
-        stride = torch.tensor([inputs.shape[-1] / crm.shape[-1], inputs.shape[-2] / crm.shape[-2]])
-        xy = (yx.flip(-1).float() + 0.5) * stride.to(yx.device) - 0.5
+        """CRM grid points -> (x, y) in original image pixels."""
+        step_y, step_x = self._grid_step(crm.shape[-2:], inputs.shape[-2:])
+        xy = yx.flip(-1).float() * yx.new_tensor([step_x, step_y], dtype=torch.float)
         scale = sample.metainfo.get('scale_factor', (1.0, 1.0))
         xy = xy / xy.new_tensor(scale[:2])
         h, w = sample.ori_shape[:2]
