@@ -15,7 +15,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -75,7 +74,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
     init_default_scope(cfg.get('default_scope', 'mmdet'))
-    cfg.model.test_cfg = {**cfg.model.get('test_cfg', {}), 'with_prm': True}
+    cfg.model.test_cfg = {**cfg.model.get('test_cfg', {}), 'with_prm': True, 'with_crm': True}
     model = MODELS.build(cfg.model).eval()
     load_checkpoint(model, args.checkpoint, map_location='cpu')
     dataset = DATASETS.build(cfg.test_dataloader.dataset)
@@ -84,10 +83,7 @@ def main(argv: list[str] | None = None) -> None:
     for i in range(min(args.num, len(dataset))):
         batch = model.data_preprocessor(pseudo_collate([dataset[i]]), False)
         [sample] = model.predict(batch['inputs'], batch['data_samples'])
-        with torch.no_grad():
-            crm = model.class_response_maps(batch['inputs'])
-        input_hw = batch['inputs'].shape[-2:]
-        crm = model.maps_to_image(model.crm_to_input(crm, input_hw)[0], input_hw, sample).numpy()
+        crm = sample.pred_crms.numpy()
         image = read_image(sample.img_path)
         out = args.out_dir / f'{Path(sample.img_path).stem}.png'
         cv2.imwrite(str(out), render(image, crm, sample, classes)[..., ::-1])

@@ -27,7 +27,7 @@ from mmdet.registry import METRICS
 
 from ..datasets.image_label_dataset import coco_cat2label, coco_image_labels
 from ..utils.io import DataError, load_coco_json
-from .voc_instance_metric import _to_numpy, _to_rle
+from ..utils.masks import to_numpy, to_rle
 
 
 def average_precision(scores: np.ndarray, positives: np.ndarray) -> float:
@@ -119,7 +119,7 @@ class MultiLabelMAP(BaseMetric):
         for sample in data_samples:
             self.results.append(dict(
                 img_id=sample['img_id'],
-                scores=_to_numpy(sample['pred_scores']).astype(np.float64).reshape(-1)))
+                scores=to_numpy(sample['pred_scores']).astype(np.float64).reshape(-1)))
 
     def compute_metrics(self, results: list) -> Dict[str, float]:
         logger: MMLogger = MMLogger.get_current_instance()
@@ -214,7 +214,7 @@ class PeakLocalisationMetric(BaseMetric):
                                   crowd=[], rles=[]) for img in data['images']}
             for ann in data.get('annotations', []):
                 img = gt[ann['image_id']]
-                rle = _to_rle(ann['segmentation'], *img['hw'])
+                rle = to_rle(ann['segmentation'], *img['hw'])
                 if tuple(int(s) for s in rle['size']) != img['hw']:
                     raise DataError(f'{self.ann_file}: annotation {ann.get("id")}: mask size '
                                     f'{rle["size"]} != image size {list(img["hw"])}')
@@ -229,16 +229,16 @@ class PeakLocalisationMetric(BaseMetric):
         """Keep each image's counted peaks."""
         for sample in data_samples:
             peaks = sample['pred_peaks']
-            class_scores = _to_numpy(sample['pred_scores']).reshape(-1)
-            labels = _to_numpy(peaks['labels']).astype(np.int64).reshape(-1)
+            class_scores = to_numpy(sample['pred_scores']).reshape(-1)
+            labels = to_numpy(peaks['labels']).astype(np.int64).reshape(-1)
             if len(labels) and (labels.min() < 0 or labels.max() >= len(class_scores)):
                 raise ValueError(f'image {sample["img_id"]}: peak labels outside '
                                  f'[0, {len(class_scores)})')
-            keep = (_to_numpy(peaks['scores']).reshape(-1) >= self.peak_thr) \
+            keep = (to_numpy(peaks['scores']).reshape(-1) >= self.peak_thr) \
                 & (class_scores[labels] >= self.score_thr)
             self.results.append(dict(
                 img_id=sample['img_id'], labels=labels[keep],
-                points=_to_numpy(peaks['points']).astype(np.float64).reshape(-1, 2)[keep]))
+                points=to_numpy(peaks['points']).astype(np.float64).reshape(-1, 2)[keep]))
 
     def compute_metrics(self, results: list) -> Dict[str, float]:
         logger: MMLogger = MMLogger.get_current_instance()

@@ -37,6 +37,7 @@ from mmdet.datasets.api_wrappers import COCO, COCOeval
 from mmdet.registry import METRICS
 
 from ..utils.io import DataError, dump_json, load_coco_json
+from ..utils.masks import encode_masks, str_counts, to_numpy, to_rle
 
 _IOU_TYPES = ('segm', 'bbox')
 
@@ -46,46 +47,13 @@ def _quiet():
     return contextlib.redirect_stdout(io.StringIO())
 
 
-def _to_numpy(x: Any) -> np.ndarray:
-    if isinstance(x, torch.Tensor):
-        return x.detach().cpu().numpy()
-    return np.asarray(x)
-
-
-def _str_counts(rle: dict) -> dict:
-    """A compressed RLE whose counts are str (json-able, small to pickle)."""
-    counts = rle['counts']
-    if isinstance(counts, bytes):
-        counts = counts.decode('ascii')
-    return {'size': [int(rle['size'][0]), int(rle['size'][1])], 'counts': counts}
-
-
-def _to_rle(segm: Any, height: int, width: int) -> dict:
-    """Polygons, uncompressed RLE or compressed RLE -> compressed RLE."""
-    if isinstance(segm, list):
-        return mask_util.merge(mask_util.frPyObjects(segm, height, width))
-    if isinstance(segm, dict) and isinstance(segm.get('counts'), list):
-        return mask_util.frPyObjects(segm, height, width)
-    return segm
-
-
-def _encode(masks: np.ndarray) -> List[dict]:
-    """N x H x W masks -> N compressed RLEs with str counts."""
-    if masks.shape[0] == 0:
-        return []
-    if masks.dtype != bool:
-        masks = masks > 0.5 if np.issubdtype(masks.dtype, np.floating) else masks != 0
-    rles = mask_util.encode(np.asfortranarray(masks.transpose(1, 2, 0).astype(np.uint8)))
-    return [_str_counts(r) for r in rles]
-
-
 def _remove_void(rles: List[dict], void: np.ndarray) -> List[dict]:
     """AND-NOT every mask with the H x W boolean ``void``."""
     if not rles:
         return []
     m = mask_util.decode(rles)  # H x W x N, Fortran order
     m[void] = 0
-    return [_str_counts(r) for r in mask_util.encode(np.asfortranarray(m))]
+    return [str_counts(r) for r in mask_util.encode(np.asfortranarray(m))]
 
 
 def _build_coco(dataset: dict) -> COCO:
@@ -197,7 +165,7 @@ class VOCInstanceMetric(BaseMetric):
             if img.get('void') is None:
                 continue
             h, w = int(img['height']), int(img['width'])
-            rle = _to_rle(img['void'], h, w)
+            rle = to_rle(img['void'], h, w)
             if [int(s) for s in rle['size']] != [h, w]:
                 raise DataError(f'{ann_file}: image {img["id"]}: void size {rle["size"]} '
                                 f'!= image size {[h, w]}')
@@ -214,7 +182,7 @@ class VOCInstanceMetric(BaseMetric):
                     if mask_util.area(mask_util.merge([rle, void], intersect=True)) > 0:
                         m = mask_util.decode(rle)
                         m[mask_util.decode(void).astype(bool)] = 0
-                        new = _str_counts(mask_util.encode(np.asfortranarray(m)))
+                        new = str_counts(mask_util.encode(np.asfortranarray(m)))
                         ann = dict(ann, segmentation=new, area=float(mask_util.area(new)))
                 anns.append(ann)
             coco_segm = _build_coco(dict(data, annotations=anns))
@@ -243,26 +211,26 @@ class VOCInstanceMetric(BaseMetric):
         """Keep each image's confident predictions, masks as RLE."""
         for sample in data_samples:
             pred = sample['pred_instances']
-            scores = _to_numpy(pred['scores']).astype(np.float32).reshape(-1)
+            scores = to_numpy(pred['scores']).astype(np.float32).reshape(-1)
             keep = scores >= self.score_thr
             result = dict(
                 img_id=int(sample['img_id']),
                 scores=scores[keep],
-                labels=_to_numpy(pred['labels']).astype(np.int64).reshape(-1)[keep])
+                labels=to_numpy(pred['labels']).astype(np.int64).reshape(-1)[keep])
             if 'bboxes' in pred:
-                bboxes = _to_numpy(pred['bboxes']).astype(np.float32).reshape(-1, 4)
+                bboxes = to_numpy(pred['bboxes']).astype(np.float32).reshape(-1, 4)
                 result['bboxes'] = bboxes[keep]
             if 'masks' in pred:
                 masks = pred['masks']
                 if isinstance(masks, torch.Tensor):
                     masks = masks[torch.from_numpy(keep).to(masks.device)]
-                    result['masks'] = _encode(_to_numpy(masks))
+                    result['masks'] = encode_masks(to_numpy(masks))
                 elif isinstance(masks, np.ndarray):
-                    result['masks'] = _encode(masks[keep])
+                    result['masks'] = encode_masks(masks[keep])
                 else:  # already RLE-encoded
-                    result['masks'] = [_str_counts(m) for m, k in zip(masks, keep) if k]
+                    result['masks'] = [str_counts(m) for m, k in zip(masks, keep) if k]
             if 'mask_scores' in pred:
-                mask_scores = _to_numpy(pred['mask_scores']).astype(np.float32).reshape(-1)
+                mask_scores = to_numpy(pred['mask_scores']).astype(np.float32).reshape(-1)
                 result['mask_scores'] = mask_scores[keep]
             self.results.append(result)
 

@@ -14,7 +14,7 @@ from mmdet.utils import ConfigType, OptConfigType, OptMultiConfig
 from .peak_backprop import peak_backprop_mode, peak_response_maps
 from .peak_stimulation import find_peaks, peak_stimulation
 
-DEFAULT_TEST_CFG = dict(score_thr=0.0, peak_thr=0.0, with_prm=False)
+DEFAULT_TEST_CFG = dict(score_thr=0.0, peak_thr=0.0, with_prm=False, with_crm=False)
 
 
 def _hflipped(sample: DetDataSample) -> bool:
@@ -31,7 +31,8 @@ class PRMClassifier(BaseModel):
     and peak stimulation (class score = mean of the CRM at its local maxima,
     gradient only through them) trained with a multi-label soft-margin loss.
     ``predict`` returns class scores and peaks (in original image pixels), and
-    with ``test_cfg.with_prm`` each peak's response map from peak backpropagation.
+    with ``test_cfg.with_prm`` each peak's response map from peak backpropagation
+    (``peak_maps`` gives them for peaks chosen afterwards).
 
     Args:
         backbone: an mmdet backbone config; its last output feeds the head.
@@ -41,7 +42,9 @@ class PRMClassifier(BaseModel):
         win_size: odd window of the local-maximum test (PRM: 3).
         peak_filter: 'median', 'mean', 'max' or a number: peaks must reach it.
         test_cfg: ``score_thr`` (class score to report a class's peaks),
-            ``peak_thr`` (CRM value a peak must reach), ``with_prm``.
+            ``peak_thr`` (CRM value a peak must reach), ``with_prm`` (peak
+            response maps), ``with_crm`` (class response maps as ``pred_crms``,
+            C x H x W on the original image).
     """
 
     def __init__(self,
@@ -105,10 +108,13 @@ class PRMClassifier(BaseModel):
         peaks, values = peaks[keep], values[keep]
         for i, sample in enumerate(data_samples):
             mine = peaks[:, 0] == i
-            pred = InstanceData(labels=peaks[mine, 1], scores=values[mine],
+            pred = InstanceData(labels=peaks[mine, 1], scores=values[mine], cells=peaks[mine, 2:],
                                 points=self._to_image_points(peaks[mine, 2:], crm, inputs, sample))
             if cfg['with_prm']:
-                pred.prms = self._peak_response_maps(inputs[i:i + 1], peaks[mine], sample)
+                pred.prms = self.peak_maps(inputs[i:i + 1], pred.labels, pred.cells, sample)
+            if cfg['with_crm']:
+                on_input = self.crm_to_input(crm[i:i + 1], inputs.shape[-2:])[0]
+                sample.pred_crms = self.maps_to_image(on_input, inputs.shape[-2:], sample)
             sample.pred_scores = scores[i]
             sample.pred_peaks = pred
         return data_samples
@@ -148,17 +154,18 @@ class PRMClassifier(BaseModel):
             xy[:, 0] = w - 1 - xy[:, 0]
         return torch.stack([xy[:, 0].clamp(0, w - 1), xy[:, 1].clamp(0, h - 1)], -1)
 
-    def _peak_response_maps(self, image: Tensor, peaks: Tensor,
-                            sample: DetDataSample) -> Tensor:
-        """K x H x W PRMs at the original image size (peak backpropagation)."""
+    def peak_maps(self, image: Tensor, labels: Tensor, cells: Tensor,
+                  sample: DetDataSample) -> Tensor:
+        """K x H x W PRMs (peak backpropagation), each summing to 1, on the original
+        image, of one image's (1 x 3 x h x w) peaks of class ``labels`` at CRM grid
+        ``cells`` (y, x): callers may pick the peaks first, as backprop is per peak."""
         h, w = sample.ori_shape[:2]
-        if len(peaks) == 0:
+        if len(labels) == 0:
             return image.new_zeros((0, h, w))
+        peaks = torch.cat([torch.zeros_like(labels)[:, None], labels[:, None], cells], 1)
         with torch.enable_grad(), peak_backprop_mode(self):
             image = image.detach().requires_grad_()
-            single = peaks.clone()
-            single[:, 0] = 0  # the image is now a batch of one
-            prms = peak_response_maps(image, self.class_response_maps(image), single)
+            prms = peak_response_maps(image, self.class_response_maps(image), peaks)
         prms = self.maps_to_image(prms, image.shape[-2:], sample)
         return prms / prms.sum((1, 2), keepdim=True).clamp_min(1e-12)
 

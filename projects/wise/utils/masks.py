@@ -1,0 +1,41 @@
+"""Mask format helpers shared by metrics, pseudo-mask generation and refinement."""
+from __future__ import annotations
+
+from typing import Any, List
+
+import numpy as np
+import torch
+from pycocotools import mask as mask_util
+
+
+def to_numpy(x: Any) -> np.ndarray:
+    if isinstance(x, torch.Tensor):
+        return x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
+def str_counts(rle: dict) -> dict:
+    """A compressed RLE whose counts are str (json-able, small to pickle)."""
+    counts = rle['counts']
+    if isinstance(counts, bytes):
+        counts = counts.decode('ascii')
+    return {'size': [int(rle['size'][0]), int(rle['size'][1])], 'counts': counts}
+
+
+def to_rle(segm: Any, height: int, width: int) -> dict:
+    """Polygons, uncompressed RLE or compressed RLE -> compressed RLE."""
+    if isinstance(segm, list):
+        return mask_util.merge(mask_util.frPyObjects(segm, height, width))
+    if isinstance(segm, dict) and isinstance(segm.get('counts'), list):
+        return mask_util.frPyObjects(segm, height, width)
+    return segm
+
+
+def encode_masks(masks: np.ndarray) -> List[dict]:
+    """N x H x W masks -> N compressed RLEs with str counts."""
+    if masks.shape[0] == 0:
+        return []
+    if masks.dtype != bool:
+        masks = masks > 0.5 if np.issubdtype(masks.dtype, np.floating) else masks != 0
+    rles = mask_util.encode(np.asfortranarray(masks.transpose(1, 2, 0).astype(np.uint8)))
+    return [str_counts(r) for r in rles]
