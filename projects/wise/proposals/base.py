@@ -17,7 +17,10 @@ from pycocotools import mask as mask_util
 
 from ..utils.io import DataError
 
-PROPOSAL_SOURCES = Registry('wise proposal source', locations=['projects.wise.proposals'])
+# Scope 'mmdet': sources are built where mmdet is the default scope (tools,
+# hooks); another scope would make mmengine warn and fall back on every build.
+PROPOSAL_SOURCES = Registry('wise proposal source', scope='mmdet',
+                            locations=['projects.wise.proposals'])
 
 
 class ProposalError(DataError):
