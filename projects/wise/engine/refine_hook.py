@@ -1,0 +1,152 @@
+"""``ProposalRefineHook``: WISE's proposal refinement of test predictions.
+
+Switched on from a config or the command line::
+
+    custom_hooks = [dict(type='ProposalRefineHook',
+                         proposals=dict(type='precomputed', root='data/proposals/val'),
+                         min_iou=0.0)]
+
+mmengine's test loop hands the model's outputs to the evaluator *before* any
+``after_test_iter`` hook runs, so the refinement cannot be a hook step on the
+outputs. Instead, ``before_test`` wraps the ``test_step`` of the (unwrapped)
+model instance so that the DetDataSamples it returns are already refined, and
+``after_test`` takes the wrapper off. DDP's ``test_step`` calls
+``module.test_step``, so this works the same under ``tools/dist_test.sh``.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import torch
+from mmengine.dist import all_reduce
+from mmengine.hooks import Hook
+from mmengine.logging import print_log
+from mmengine.model import is_model_wrapper
+
+from mmdet.registry import HOOKS
+
+from ..proposals import PROPOSAL_SOURCES, ProposalError, ProposalSource
+from .proposal_refiner import refine
+
+
+@HOOKS.register_module()
+class ProposalRefineHook(Hook):
+    """Replace each predicted mask by the object proposal of highest IoU with it.
+
+    Args:
+        proposals: a proposal source (config dict for ``PROPOSAL_SOURCES``, e.g.
+            ``dict(type='precomputed', root=...)``, or an instance) giving the
+            proposals of an image at its original size.
+        min_iou: a prediction whose best IoU is below this (or 0) is kept as is.
+        apply_on_val: refine the validation runs during training too.
+
+    An image whose proposals cannot be had (missing file, ...) keeps its
+    predictions, with one warning per image; a summary of refined / kept /
+    proposal-less predictions is logged after each run.
+    """
+
+    priority = 'NORMAL'
+    _STEPS = {'test': 'test_step', 'val': 'val_step'}
+
+    def __init__(self, proposals: dict | ProposalSource, min_iou: float = 0.0,
+                 apply_on_val: bool = False) -> None:
+        if not 0.0 <= float(min_iou) <= 1.0:
+            raise ValueError(f'min_iou must be in [0, 1], got {min_iou}')
+        self.source = PROPOSAL_SOURCES.build(proposals) if isinstance(proposals, dict) \
+            else proposals
+        self.min_iou = float(min_iou)
+        self.apply_on_val = apply_on_val
+        self._installed: dict[str, tuple[Any, bool, Any]] = {}
+        self._warned: set[str] = set()
+        self._reset_counts()
+
+    # ------------------------------------------------------------- the hooks
+    def before_test(self, runner) -> None:
+        self._install(runner, 'test')
+
+    def after_test(self, runner) -> None:
+        self._uninstall('test', runner)
+
+    def before_val(self, runner) -> None:
+        if self.apply_on_val:
+            self._install(runner, 'val')
+
+    def after_val(self, runner) -> None:
+        if self.apply_on_val:
+            self._uninstall('val', runner)
+
+    # --------------------------------------------------------- the machinery
+    def _reset_counts(self) -> None:
+        self.counts = dict(refined=0, kept=0, missing=0, missing_images=0)
+
+    def _install(self, runner, mode: str) -> None:
+        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        name = self._STEPS[mode]
+        had_own = name in vars(model)  # an instance attribute to put back later
+        original = getattr(model, name)
+
+        def step_and_refine(data, *args, **kwargs):
+            return [self.refine_sample(s) for s in original(data, *args, **kwargs)]
+
+        setattr(model, name, step_and_refine)
+        self._installed[mode] = (model, had_own, original)
+        self._reset_counts()
+
+    def _uninstall(self, mode: str, runner) -> None:
+        if mode not in self._installed:
+            return
+        model, had_own, original = self._installed.pop(mode)
+        name = self._STEPS[mode]
+        if had_own:
+            setattr(model, name, original)
+        else:
+            delattr(model, name)
+        self._log_summary(mode)
+
+    def refine_sample(self, sample):
+        """Refine one DetDataSample's ``pred_instances`` in place; returns it."""
+        pred = sample.pred_instances
+        if 'masks' not in pred:
+            raise ValueError('ProposalRefineHook needs predicted masks (pred_instances.masks); '
+                             'this model predicts none')
+        n = len(pred)
+        if not n:
+            return sample
+        h, w = (int(v) for v in sample.ori_shape)
+        if tuple(pred.masks.shape[-2:]) != (h, w):
+            raise ValueError(
+                f'{sample.get("img_path", "")}: predicted masks are '
+                f'{pred.masks.shape[-2]}x{pred.masks.shape[-1]} but the image is {h}x{w} '
+                '(ori_shape); ProposalRefineHook needs masks at the original size '
+                '(predict with rescale=True)')
+        image = dict(img_path=sample.get('img_path'), height=h, width=w,
+                     img_id=sample.get('img_id'))
+        try:
+            proposals = self.source(image)
+        except ProposalError as e:
+            key = str(image['img_path'] or image['img_id'])
+            if key not in self._warned:
+                self._warned.add(key)
+                print_log(f'ProposalRefineHook: {e}; keeping the {n} predictions of this '
+                          'image unrefined', logger='current', level=logging.WARNING)
+            self.counts['missing'] += n
+            self.counts['missing_images'] += 1
+            return sample
+        sample.pred_instances, refined = refine(pred, proposals, self.min_iou,
+                                                return_refined=True)
+        self.counts['refined'] += int(refined.sum())
+        self.counts['kept'] += int((~refined).sum())
+        return sample
+
+    def _log_summary(self, mode: str) -> None:
+        keys = list(self.counts)
+        total = torch.tensor([self.counts[k] for k in keys], dtype=torch.int64)
+        all_reduce(total)  # over all ranks; a no-op without distribution
+        c = dict(zip(keys, total.tolist()))
+        why = f'best IoU < {self.min_iou:g} or no overlap' if self.min_iou > 0 else 'no overlap'
+        print_log(f'ProposalRefineHook ({mode}): {c["refined"]} predictions refined, '
+                  f'{c["kept"]} kept ({why}), '
+                  f'{c["missing"]} kept on {c["missing_images"]} images without proposals',
+                  logger='current',
+                  level=logging.WARNING if c['missing_images'] else logging.INFO)

@@ -1,0 +1,261 @@
+"""ProposalRefineHook: the refiner on a hand-made case, and the hook through
+tools/test.py (metric changes, missing proposals, 2-process dist_test.sh)."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from mmengine.structures import InstanceData
+from torch import nn
+
+from conftest import ROOT, run_tool
+from mmdet.registry import HOOKS
+from mmdet.structures import DetDataSample
+from projects.wise.engine import ProposalRefineHook, refine
+from projects.wise.proposals import Proposals
+
+H, W = 40, 50
+
+
+def block(y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+    m = np.zeros((H, W), bool)
+    m[y0:y1, x0:x1] = True
+    return m
+
+
+def crafted() -> tuple[Proposals, InstanceData]:
+    proposals = Proposals.from_masks(
+        np.stack([block(0, 20, 0, 20), block(5, 25, 5, 25), block(30, 40, 40, 50)]),
+        [0.9, 0.8, 0.7])
+    preds = InstanceData(
+        masks=torch.from_numpy(np.stack([
+            block(6, 24, 6, 24),    # IoU .81 with proposal 1, .37 with proposal 0
+            block(30, 40, 47, 50),  # IoU .3 with proposal 2
+            block(0, 3, 40, 43),    # overlaps no proposal
+            block(0, 20, 0, 18),    # IoU .9 with proposal 0, .35 with proposal 1
+        ])),
+        bboxes=torch.tensor([[1., 2., 3., 4.]] * 4),
+        scores=torch.tensor([0.9, 0.6, 0.5, 0.3]),
+        labels=torch.tensor([3, 1, 0, 2]))
+    return proposals, preds
+
+
+# ------------------------------------------------------------ 1. the refiner
+def test_refine_picks_the_max_iou_proposal():
+    proposals, preds = crafted()
+    props = proposals.decode()
+    masks = preds.masks.numpy()
+    iou = np.array([[(m & p).sum() / (m | p).sum() for p in props] for m in masks])
+    np.testing.assert_allclose(proposals.iou(list(map(_rle, masks))), iou)
+    assert iou.argmax(1).tolist() == [1, 2, 0, 0] and iou[2].max() == 0
+
+    out, refined = refine(preds, proposals, min_iou=0.5, return_refined=True)
+    assert refined.tolist() == [True, False, False, True]
+    assert out.masks.dtype == torch.bool
+    expect = [props[1], masks[1], masks[2], props[0]]
+    for got, want in zip(out.masks.numpy(), expect):
+        np.testing.assert_array_equal(got, want)
+    # boxes recomputed from the new masks only; label and score always kept
+    assert out.bboxes.tolist() == [[5, 5, 25, 25], [1, 2, 3, 4], [1, 2, 3, 4], [0, 0, 20, 20]]
+    assert torch.equal(out.labels, preds.labels) and torch.equal(out.scores, preds.scores)
+    assert torch.equal(preds.masks, torch.from_numpy(masks))  # the input is untouched
+
+    # min_iou 0: any overlap suffices, but a mask overlapping nothing stays
+    out, refined = refine(preds, proposals, min_iou=0.0, return_refined=True)
+    assert refined.tolist() == [True, True, False, True]
+    np.testing.assert_array_equal(out.masks[1].numpy(), props[2])
+    assert out.bboxes[1].tolist() == [40, 30, 50, 40]
+    # above every IoU: nothing changes
+    out = refine(preds, proposals, min_iou=0.95)
+    assert torch.equal(out.masks, preds.masks) and torch.equal(out.bboxes, preds.bboxes)
+
+
+def _rle(mask: np.ndarray) -> dict:
+    import pycocotools.mask as mask_util
+    return mask_util.encode(np.asfortranarray(mask.astype(np.uint8)))
+
+
+def test_refine_edge_cases():
+    proposals, preds = crafted()
+    empty = preds[torch.zeros(4, dtype=torch.bool)]
+    assert len(refine(empty, proposals)) == 0
+    none = Proposals.from_masks(np.zeros((0, H, W), bool), [])
+    assert torch.equal(refine(preds, none).masks, preds.masks)
+    with pytest.raises(ValueError, match='original image size'):
+        refine(preds, Proposals.from_masks(np.zeros((1, H, W + 1), bool), [1.0]))
+
+
+class _Source:
+    """A proposal source answering from a dict, raising like a missing file."""
+
+    def __init__(self, by_path: dict):
+        self.by_path = by_path
+        self.calls = 0
+
+    def __call__(self, image):
+        from projects.wise.proposals import ProposalError
+        self.calls += 1
+        assert (image['height'], image['width']) == (H, W)
+        if image['img_path'] not in self.by_path:
+            raise ProposalError(f'{image["img_path"]}.json: not found')
+        return self.by_path[image['img_path']]
+
+
+class _Model(nn.Module):
+    def __init__(self, preds):
+        super().__init__()
+        self.preds = preds
+
+    def test_step(self, data):
+        out = []
+        for path in data:
+            s = DetDataSample(metainfo=dict(img_path=path, img_id=0, ori_shape=(H, W)))
+            s.pred_instances = self.preds.clone()
+            out.append(s)
+        return out
+
+    val_step = test_step
+
+
+def test_hook_wraps_and_restores_test_step():
+    proposals, preds = crafted()
+    assert HOOKS.get('ProposalRefineHook') is ProposalRefineHook
+    source = _Source({'a.jpg': proposals})
+    hook = ProposalRefineHook(proposals=source, min_iou=0.5)
+    model = _Model(preds)
+    runner = SimpleNamespace(model=model)
+    hook.before_test(runner)
+    assert 'test_step' in vars(model)
+    out = model.test_step(['a.jpg', 'gone.jpg', 'gone.jpg'])
+    assert out[0].pred_instances.bboxes[0].tolist() == [5, 5, 25, 25]
+    for s in out[1:]:  # no proposals: predictions kept as they are
+        assert torch.equal(s.pred_instances.masks, preds.masks)
+    assert hook.counts == dict(refined=2, kept=2, missing=8, missing_images=2)
+    hook.after_test(runner)
+    assert 'test_step' not in vars(model)  # the class's method again
+    assert model.test_step(['a.jpg'])[0].pred_instances.bboxes[0].tolist() == [1, 2, 3, 4]
+    # masks not at the original size: a clear error
+    hook.before_test(runner)
+    model.preds = InstanceData(masks=torch.zeros(1, H // 2, W, dtype=torch.bool),
+                               bboxes=torch.zeros(1, 4), scores=torch.ones(1),
+                               labels=torch.zeros(1, dtype=torch.long))
+    with pytest.raises(ValueError, match='ori_shape'):
+        model.test_step(['a.jpg'])
+    hook.after_test(runner)
+    # validation during training: only with apply_on_val
+    hook.before_val(runner)
+    assert 'val_step' not in vars(model)
+    hook = ProposalRefineHook(proposals=source, apply_on_val=True)
+    hook.before_val(runner)
+    assert 'val_step' in vars(model) and 'test_step' not in vars(model)
+    hook.after_val(runner)
+    assert 'val_step' not in vars(model)
+
+
+# ------------------------------------------------- 2-4. through tools/test.py
+SCORE_THR_0 = ['model.test_cfg.rcnn.score_thr=0.0', 'test_evaluator.score_thr=0.0']
+
+
+@pytest.fixture(scope='module')
+def checkpoint(tiny_full_cfg: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    work = tmp_path_factory.mktemp('refine_train')
+    run_tool('tools/train.py', tiny_full_cfg, '--work-dir', work)
+    return work / 'iter_4.pth'
+
+
+@pytest.fixture(scope='module')
+def gt_proposals(shapes_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The val images' GT masks as proposals, one ``<stem>.json`` per image."""
+    root = tmp_path_factory.mktemp('gt_proposals')
+    coco = json.loads((shapes_root / 'annotations/val_instances.json').read_text())
+    for img in coco['images']:
+        props = [dict(segmentation=a['segmentation'], score=1.0)
+                 for a in coco['annotations'] if a['image_id'] == img['id']]
+        assert props and all(isinstance(p['segmentation']['counts'], str) for p in props)
+        (root / f'{Path(img["file_name"]).stem}.json').write_text(json.dumps(props))
+    return root
+
+
+def refine_cfg(base: Path, proposals: Path, path: Path) -> Path:
+    # mmengine's --cfg-options cannot build a list of dicts, so the hook is
+    # switched on in a config; its fields can then be set with
+    # --cfg-options custom_hooks.0.min_iou=... custom_hooks.0.proposals.root=...
+    path.write_text(f'''_base_ = {str(base)!r}
+custom_hooks = [dict(type='ProposalRefineHook',
+                     proposals=dict(type='precomputed', root={str(proposals)!r}),
+                     min_iou=0.0)]
+''')
+    return path
+
+
+def test_metrics(cfg: Path, ckpt: Path, out: Path, *options: str) -> tuple[dict, str]:
+    proc = run_tool('tools/test.py', cfg, ckpt, '--work-dir', out, '--cfg-options',
+                    *SCORE_THR_0, f'test_evaluator.outfile_prefix={out}/wise', *options)
+    saved = json.loads((out / 'wise.metrics.json').read_text())
+    return saved['metrics'], proc.stdout + proc.stderr
+
+
+test_metrics.__test__ = False  # a helper, not a test
+
+
+@pytest.fixture(scope='module')
+def unrefined(tiny_full_cfg, checkpoint, tmp_path_factory) -> dict:
+    return test_metrics(tiny_full_cfg, checkpoint, tmp_path_factory.mktemp('t_plain'))[0]
+
+
+@pytest.fixture(scope='module')
+def refined(tiny_full_cfg, checkpoint, gt_proposals, tmp_path_factory) -> tuple[dict, str]:
+    out = tmp_path_factory.mktemp('t_refined')
+    return test_metrics(refine_cfg(tiny_full_cfg, gt_proposals, out / 'cfg.py'), checkpoint, out)
+
+
+def test_refinement_changes_the_printed_metric(unrefined, refined):
+    metrics, log = refined
+    assert 'ProposalRefineHook (test): ' in log and ' 0 kept on 0 images' in log
+    assert unrefined['segm_ABO'] > 0  # the tiny model does predict something
+    # GT masks as proposals: every prediction touching an object becomes that object
+    assert metrics['segm_ABO'] > unrefined['segm_ABO']
+    assert metrics['segm_mAP50'] > unrefined['segm_mAP50']
+    assert metrics != unrefined
+
+
+def test_missing_proposals_file_keeps_predictions(tiny_full_cfg, checkpoint, gt_proposals,
+                                                  refined, tmp_path):
+    partial = tmp_path / 'props'
+    partial.mkdir()
+    files = sorted(gt_proposals.glob('*.json'))
+    for f in files[1:]:
+        (partial / f.name).write_text(f.read_text())
+    missing = partial / files[0].name
+    metrics, log = test_metrics(refine_cfg(tiny_full_cfg, partial, tmp_path / 'cfg.py'),
+                                checkpoint, tmp_path / 'out')
+    warnings = [line for line in log.splitlines() if 'unrefined' in line]
+    assert len(warnings) == 1 and str(missing) in warnings[0]  # once, naming the file
+    assert 'kept on 1 images without proposals' in log
+    assert metrics['segm_ABO'] <= refined[0]['segm_ABO']
+
+
+def test_dist_test_two_cpu_processes_match_one(tiny_full_cfg, checkpoint, gt_proposals,
+                                               refined, tmp_path):
+    cfg = refine_cfg(tiny_full_cfg, gt_proposals, tmp_path / 'cfg.py')
+    env = {**os.environ, 'PYTHON': sys.executable, 'PORT': '29547', 'PYTHONPATH': str(ROOT)}
+    proc = subprocess.run(
+        ['bash', 'tools/dist_test.sh', str(cfg), str(checkpoint), '2', '--work-dir',
+         str(tmp_path / 'work'), '--cfg-options', *SCORE_THR_0,
+         f'test_evaluator.outfile_prefix={tmp_path}/wise'],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-5000:]
+    log = proc.stdout + proc.stderr
+    assert 'ProposalRefineHook (test): ' in log
+    metrics = json.loads((tmp_path / 'wise.metrics.json').read_text())['metrics']
+    assert metrics == refined[0]
+    # the summary adds up both ranks: the same counts as one process
+    summary = [line for line in refined[1].splitlines() if 'ProposalRefineHook (test)' in line]
+    assert summary[0].split('ProposalRefineHook')[1] in log
