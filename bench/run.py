@@ -119,6 +119,56 @@ def prm_step_time(work: Path) -> list[dict]:
     ]
 
 
+@benchmark
+def builtin_proposals(work: Path) -> list[dict]:
+    """The built-in proposal source: recall on the demo's val split, CPU time per image."""
+    import cv2
+    import numpy as np
+
+    from projects.wise.proposals import BuiltinProposals
+    from projects.wise.utils.io import read_image
+
+    py = sys.executable
+    data, out = work / 'shapes', work / 'proposals'
+    _run(py, 'tools/make_shapes_dataset.py', data, '--seed', '0')  # the demo's val images
+    _run(py, 'tools/dataset_converters/voc_to_coco.py', data, '--classes-file',
+         data / 'classes.txt', '--splits', 'val')
+    _run(py, 'tools/gen_proposals.py', '--ann-file', data / 'annotations/val_instances.json',
+         '--out-dir', out, '--max-proposals', '1000', '--recall')
+    recall = {int(k): 100 * v for k, v in json.loads((out / 'recall.json').read_text())
+              ['recall'].items()}
+    val = [data / 'JPEGImages' / im['file_name'] for im in
+           json.loads((data / 'annotations/val_instances.json').read_text())['images']]
+
+    # One core: CPU time of this process with OpenCV single-threaded. A 500x375
+    # image is 4 x 3 val images tiled (more objects and clutter than one scaled up).
+    cv2.setNumThreads(1)
+    small = [read_image(p) for p in val[:20]]
+    large = [np.concatenate([np.concatenate(small[i + r:i + r + 4], 1) for r in (0, 4, 8)],
+                            0)[:375, :500] for i in range(0, 8, 2)]
+    source = BuiltinProposals()
+
+    def cpu_time(images: list) -> float:
+        times = []
+        for img in images:
+            t0 = time.process_time()
+            source.from_array(img)
+            times.append(time.process_time() - t0)
+        return float(np.median(times))
+
+    t_small, t_large = cpu_time(small), cpu_time(large)
+    return [
+        _row('builtin proposals: recall@0.5 IoU, top 500 (demo val)', recall[500], '>= 90',
+             recall[500] >= 90, '%'),
+        _row('builtin proposals: recall top 100 / top 1000', recall[100],
+             f'(top 1000: {recall[1000]:.1f})', True, '%'),
+        _row('builtin proposals: CPU time per 500x375 image (one core, median)', t_large,
+             '<= 1', t_large <= 1, 's'),
+        _row('builtin proposals: CPU time per 128 px image (one core, median)', t_small,
+             'information', True, 's'),
+    ]
+
+
 def _versions() -> dict:
     import mmcv
     import mmdet

@@ -8,4 +8,4 @@ from .utils.checkpoint import allow_mmengine_checkpoints
 
 allow_mmengine_checkpoints()
 
-from . import datasets, evaluation, models  # noqa: E402,F401
+from . import datasets, engine, evaluation, models, proposals, pseudo  # noqa: E402,F401

@@ -1,0 +1,168 @@
+"""Precompute object proposals for every image of a COCO json, one file per image.
+
+Each image gets ``<out-dir>/<file stem>.json``: a JSON list of
+``{"segmentation": <COCO RLE>, "score": float}``, best first (the per-image
+format of DeepMask/SharpMask, read by the ``precomputed`` source). Files are
+written atomically and existing ones are skipped, so a killed run resumes; run
+``--shard i/N`` in N processes to split the work.
+
+    python tools/gen_proposals.py --ann-file data/shapes/annotations/val_instances.json \\
+        --out-dir data/shapes/proposals/builtin --recall
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from mmengine.config import DictAction  # noqa: E402
+
+from projects.wise.proposals import (PROPOSAL_SOURCES, Proposals,  # noqa: E402
+                                     ProposalSource)
+from projects.wise.proposals.recall import gt_rles, proposal_recall  # noqa: E402
+from projects.wise.utils.io import (DataError, dump_json, load_coco_json,  # noqa: E402
+                                    load_json)
+
+RECALL_KS = (100, 500, 1000)
+PROGRESS_EVERY = 50
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    try:
+        i, n = (int(v) for v in text.split('/'))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'{text!r}: expected i/N, e.g. 0/4') from None
+    if not 0 <= i < n:
+        raise argparse.ArgumentTypeError(f'{text!r}: need 0 <= i < N')
+    return i, n
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('--ann-file', type=Path, required=True,
+                   help='COCO json of the split (images[] with file_name, height, width, id)')
+    p.add_argument('--img-root', type=Path,
+                   help='image folder (default: JPEGImages/ beside the json\'s annotations/)')
+    p.add_argument('--out-dir', type=Path, required=True)
+    p.add_argument('--source', default='builtin', help='a registered proposal source')
+    p.add_argument('--source-opts', nargs='+', action=DictAction, default={},
+                   help='source arguments, key=value (e.g. scales="(50,100)")')
+    p.add_argument('--max-proposals', type=int, help='shorthand for --source-opts '
+                   'max_proposals=N')
+    p.add_argument('--shard', type=parse_shard, default=(0, 1),
+                   help='i/N: only images i, i+N, i+2N, ... (0 <= i < N)')
+    p.add_argument('--recall', action='store_true',
+                   help=f'report best-IoU recall at 0.5 for the top {RECALL_KS} proposals '
+                   'against the json\'s instances; saved as <out-dir>/recall.json')
+    return p.parse_args(argv)
+
+
+def to_json(proposals: Proposals) -> list[dict]:
+    """The per-image file's content, best first."""
+    proposals = proposals.top(len(proposals))
+    return [dict(segmentation=dict(size=list(proposals.hw), counts=r['counts'].decode('ascii')),
+                 score=float(s)) for r, s in zip(proposals.rles, proposals.scores)]
+
+
+class RecallMeter:
+    """Best-IoU recall summed over images: hits and instances for each top k."""
+
+    def __init__(self) -> None:
+        self.hits = dict.fromkeys(RECALL_KS, 0)
+        self.num_gt = self.num_images = 0
+
+    def add(self, proposals: Proposals, segmentations: list) -> None:
+        r = proposal_recall(proposals, gt_rles(segmentations, proposals.hw), RECALL_KS)
+        self.num_gt += r['num_gt']
+        self.num_images += 1
+        for k in RECALL_KS:
+            self.hits[k] += r['hits'][k]
+
+    def recall(self) -> dict[int, float]:
+        return {k: h / max(self.num_gt, 1) for k, h in self.hits.items()}
+
+
+def build_source(args: argparse.Namespace) -> tuple[ProposalSource, dict]:
+    opts = dict(args.source_opts)
+    if args.max_proposals is not None:
+        opts['max_proposals'] = args.max_proposals
+    try:
+        return PROPOSAL_SOURCES.build(dict(type=args.source, **opts)), opts
+    except (KeyError, TypeError, ValueError) as e:  # unknown source or bad arguments
+        raise SystemExit(f'gen_proposals: error: --source {args.source} {opts}: {e}') from None
+
+
+def run(args: argparse.Namespace) -> None:
+    shard, num_shards = args.shard
+    data = load_coco_json(args.ann_file)
+    img_root = args.img_root or args.ann_file.resolve().parent.parent / 'JPEGImages'
+    source, opts = build_source(args)
+    images = data['images']
+    stems = [Path(im['file_name']).stem for im in images]
+    [(dup, times)] = Counter(stems).most_common(1) or [('', 0)]
+    if times > 1:
+        raise DataError(f'{args.ann_file}: two images share the file stem {dup!r}; '
+                        'their proposal files would collide')
+    anns: dict = {}
+    for a in data.get('annotations', []):
+        if not a.get('iscrowd', 0):
+            anns.setdefault(a['image_id'], []).append(a['segmentation'])
+    meter = RecallMeter() if args.recall and anns else None
+    if args.recall and not anns:
+        print(f'[gen_proposals] {args.ann_file} has no instances: no recall', flush=True)
+    todo = list(zip(images, stems))[shard::num_shards]
+    made = 0
+    t0 = time.perf_counter()
+    for n, (im, stem) in enumerate(todo, 1):
+        out = args.out_dir / f'{stem}.json'
+        hw = (int(im['height']), int(im['width']))
+        if not out.is_file():
+            img_path = img_root / im['file_name']
+            props = source(dict(img_path=str(img_path), height=hw[0], width=hw[1],
+                                img_id=im['id']))
+            if props.hw != hw:
+                raise DataError(f'{img_path}: proposals are {props.hw[1]}x{props.hw[0]} but '
+                                f'{args.ann_file} says {hw[1]}x{hw[0]}')
+            dump_json(to_json(props), out)
+            made += 1
+        elif meter is not None:
+            items = load_json(out)
+            props = Proposals.from_coco([o['segmentation'] for o in items],
+                                        [o['score'] for o in items], hw, str(out))
+        if meter is not None:
+            meter.add(props, anns.get(im['id'], []))
+        if n % PROGRESS_EVERY == 0 or n == len(todo):
+            rate = (time.perf_counter() - t0) / max(made, 1)
+            print(f'[gen_proposals] {n}/{len(todo)} images ({n - made} already done, '
+                  f'{rate:.2f} s/image) -> {args.out_dir}', flush=True)
+    if meter is not None:
+        name = 'recall.json' if num_shards == 1 else f'recall_{shard}of{num_shards}.json'
+        dump_json(dict(ann_file=str(args.ann_file), source=args.source, source_opts=opts,
+                       shard=f'{shard}/{num_shards}', num_images=meter.num_images,
+                       num_gt=meter.num_gt, iou_thr=0.5, recall=meter.recall()),
+                  args.out_dir / name, indent=2)
+        print('[gen_proposals] recall at IoU 0.5: ' + ', '.join(
+            f'top {k}: {v:.3f}' for k, v in meter.recall().items())
+            + f' ({meter.num_gt} instances) -> {args.out_dir / name}', flush=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """CLI entry; bad data gives one ``gen_proposals: error: ...`` line and exit status 2."""
+    args = parse_args(argv)
+    try:
+        run(args)
+    except DataError as e:
+        msg = ' '.join(str(e).splitlines())
+        print(f'gen_proposals: error: {msg}', file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
