@@ -108,3 +108,11 @@ param_scheduler = []
 default_hooks = dict(logger=dict(interval=1), checkpoint=dict(interval=1, max_keep_ckpts=5))
 ''')
     return cfg
+
+
+@pytest.fixture(scope='session')
+def tiny_prm_ckpt(tiny_prm_cfg: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A PRM checkpoint from 2 epochs of the tiny config (weak, but real)."""
+    work = tmp_path_factory.mktemp('prm')
+    run_tool('tools/train.py', tiny_prm_cfg, '--work-dir', work)
+    return work / 'epoch_2.pth'

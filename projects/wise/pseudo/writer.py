@@ -1,0 +1,106 @@
+"""Streaming, resumable output of gen_pseudo.
+
+Each worker appends one JSON line per finished image to its own parts file
+(flushed and fsynced), so a kill loses at most the image in flight and a rerun
+continues where it stopped. The final COCO json is assembled from the parts in
+image order with annotation ids given at merge time, so an interrupted, a
+resumed and a sharded run all write the same bytes. Nothing holds more than
+one image's annotations in memory.
+"""
+from __future__ import annotations
+
+import heapq
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from ..utils.io import DataError, atomic_write
+
+
+def parts_path(out: Path, shard: int, num_shards: int) -> Path:
+    return Path(f'{out}.parts') / f'shard-{shard:03d}-of-{num_shards:03d}.jsonl'
+
+
+class PartsFile:
+    """One worker's append-only record of finished images."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.done = self._recover()
+        self._f = open(self.path, 'a', encoding='utf-8')
+
+    def _recover(self) -> set[int]:
+        """Indices already written; a torn last line (a kill mid-write) is cut off."""
+        if not self.path.exists():
+            return set()
+        done, good = set(), 0
+        with open(self.path, 'rb') as f:
+            for line in f:
+                if not line.endswith(b'\n'):
+                    break
+                try:
+                    done.add(int(json.loads(line)['index']))
+                except (ValueError, KeyError, TypeError):
+                    break
+                good += len(line)
+        if good != self.path.stat().st_size:
+            os.truncate(self.path, good)
+        return done
+
+    def append(self, record: dict) -> None:
+        self._f.write(json.dumps(record, separators=(',', ':')) + '\n')
+        self._f.flush()
+        os.fsync(self._f.fileno())
+
+    def close(self) -> None:
+        self._f.close()
+
+
+def _read(path: Path) -> Iterator[dict]:
+    with open(path, encoding='utf-8') as f:
+        last = -1
+        for n, line in enumerate(f, 1):
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DataError(f'{path}: line {n} is not JSON ({e})') from None
+            if record['index'] <= last:
+                raise DataError(f'{path}: line {n}: image index {record["index"]} out of order')
+            last = record['index']
+            yield record
+
+
+def iter_records(paths: list[Path], num_images: int) -> Iterator[dict]:
+    """Every image's record once, in image order, from all parts files."""
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        raise DataError(f'parts files missing: {missing} (did every shard finish?)')
+    expected = 0
+    for record in heapq.merge(*map(_read, paths), key=lambda r: r['index']):
+        if record['index'] != expected:
+            what = 'twice' if record['index'] < expected else 'missing'
+            raise DataError(f'{paths[0].parent}: image index '
+                            f'{expected if what == "missing" else record["index"]} is {what}')
+        expected += 1
+        yield record
+    if expected != num_images:
+        raise DataError(f'{paths[0].parent}: {num_images - expected} of {num_images} images '
+                        'not done yet (rerun the same command to finish them)')
+
+
+def write_coco(paths: list[Path], num_images: int, categories: list[dict], out: Path) -> None:
+    """The final COCO instances json, streamed (two passes over the parts)."""
+    with atomic_write(out) as f:
+        f.write('{"images":[')
+        for i, r in enumerate(iter_records(paths, num_images)):
+            f.write((',' if i else '') + json.dumps(r['image'], separators=(',', ':')))
+        f.write('],"annotations":[')
+        ann_id = 0
+        for r in iter_records(paths, num_images):
+            for ann in r['annotations']:
+                ann_id += 1
+                f.write((',' if ann_id > 1 else '')
+                        + json.dumps({'id': ann_id, **ann}, separators=(',', ':')))
+        f.write('],"categories":' + json.dumps(categories, separators=(',', ':')) + '}\n')
