@@ -1,0 +1,6 @@
+# WISE: the fully supervised recipe (Mask R-CNN R-50-FPN, 800/1333, batch 1,
+# SGD lr 0.00125, 50K iterations, flips + colour jitter) trained on the pseudo
+# masks of tools/gen_pseudo.py instead of ground truth. Evaluation is unchanged.
+_base_ = './mask-rcnn_r50_voc_full.py'
+
+train_dataloader = dict(dataset=dict(ann_file='annotations/train_aug_pseudo.json'))

@@ -1,0 +1,284 @@
+"""The whole WISE chain, one stage after another, as README lists it.
+
+    python tools/pipeline.py demo                 # built-in data, 2 CPU cores
+    python tools/pipeline.py voc --gpus 8         # PASCAL VOC 2012 + SBD, paper configs
+    python tools/pipeline.py demo --from wise     # rerun from a stage on
+    python tools/pipeline.py voc --dry-run        # print the commands only
+
+Stages: data -> proposals -> prm -> pseudo -> prm_baseline -> full -> wise ->
+table. A stage is skipped when its outputs exist and are newer than its inputs
+(configs, code, earlier stages' outputs), so a second run only re-tests what
+changed. The table (rows: Mask R-CNN full, PRM, WISE, WISE + Refine; columns:
+mAP25, mAP50, mAP75, ABO) is printed and saved as markdown, json and a PNG.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+PAPER = {  # VOC 2012 val, from the WISE paper
+    'Mask R-CNN (full)': (58.9, 51.4, 32.4, None),
+    'PRM': (44.3, 26.8, 9.0, 37.6),
+    'WISE': (48.5, 40.4, 22.2, 51.3),
+    'WISE + Refine': (49.2, 41.7, 23.7, 55.2),
+}
+SUPERVISION = {'Mask R-CNN (full)': 'masks', 'PRM': 'image labels', 'WISE': 'image labels',
+               'WISE + Refine': 'image labels'}
+
+
+@dataclass
+class Stage:
+    """Commands run in order; each item is one command or a list run in parallel."""
+
+    name: str
+    commands: list
+    inputs: list[str] = field(default_factory=list)
+    outputs: list[str] = field(default_factory=list)
+
+    def fresh(self) -> bool:
+        outs = [ROOT / o for o in self.outputs]
+        if not outs or not all(o.exists() for o in outs):
+            return False
+        newest_in = max((_mtime(ROOT / i) for i in self.inputs), default=0.0)
+        return min(o.stat().st_mtime for o in outs) >= newest_in
+
+
+def _mtime(path: Path) -> float:
+    if path.is_dir():
+        return max((p.stat().st_mtime for p in path.rglob('*.py')), default=0.0)
+    return path.stat().st_mtime if path.exists() else float('inf')
+
+
+@dataclass
+class Preset:
+    """Where a preset's data, configs and outputs are."""
+
+    data: str
+    work: str
+    classes_args: list[str]
+    prm_cfg: str
+    full_cfg: str
+    wise_cfg: str
+    refine_cfg: str
+    train_split: str
+    make_data: list
+    proposals_root: str
+    proposal_shards: int
+
+
+def _presets(gpus: int) -> dict[str, Preset]:
+    shapes = 'data/shapes'
+    voc = 'data/VOCdevkit/VOC2012'
+    return dict(
+        demo=Preset(
+            data=shapes, work='work_dirs/demo', classes_args=['--classes-file',
+                                                              f'{shapes}/classes.txt'],
+            prm_cfg='configs/wise/demo/prm_r18_shapes.py',
+            full_cfg='configs/wise/demo/mask-rcnn_r18_shapes_full.py',
+            wise_cfg='configs/wise/demo/mask-rcnn_r18_shapes_pseudo.py',
+            refine_cfg='configs/wise/demo/mask-rcnn_r18_shapes_pseudo_refine.py',
+            train_split='train',
+            make_data=[_py('tools/make_shapes_dataset.py', shapes, '--seed', '0')],
+            proposals_root=f'{shapes}/proposals', proposal_shards=2),
+        voc=Preset(
+            data=voc, work='work_dirs/voc', classes_args=[],
+            prm_cfg='configs/wise/prm_r50_voc.py',
+            full_cfg='configs/wise/mask-rcnn_r50_voc_full.py',
+            wise_cfg='configs/wise/mask-rcnn_r50_voc_pseudo.py',
+            refine_cfg='configs/wise/mask-rcnn_r50_voc_pseudo_refine.py',
+            train_split='train_aug',
+            make_data=[],  # VOC 2012 and SBD are downloaded by the user (README)
+            proposals_root=f'{voc}/proposals', proposal_shards=max(gpus, 1)),
+    )
+
+
+def _py(script: str, *args: str) -> list[str]:
+    return [sys.executable, script, *args]
+
+
+def _train(cfg: str, work: str, gpus: int) -> list[str]:
+    if gpus > 1:
+        return ['bash', 'tools/dist_train.sh', cfg, str(gpus), '--work-dir', work]
+    return _py('tools/train.py', cfg, '--work-dir', work)
+
+
+def _test(cfg: str, work: str, prefix: str, gpus: int) -> list[str]:
+    tail = ['--work-dir', f'{work}/test', '--cfg-options', f'test_evaluator.outfile_prefix={prefix}']
+    ckpt = f'$(cat {work}/last_checkpoint)'
+    if gpus > 1:
+        return ['bash', '-c', ' '.join(['bash', 'tools/dist_test.sh', cfg, ckpt, str(gpus), *tail])]
+    return ['bash', '-c', ' '.join([sys.executable, 'tools/test.py', cfg, ckpt, *tail])]
+
+
+def stages(p: Preset, gpus: int) -> list[Stage]:
+    d, w = p.data, p.work
+    ann = f'{d}/annotations'
+    prm_ckpt = f'$(cat {w}/prm/last_checkpoint)'
+    proposals = ['--proposals', 'type=precomputed', f'root={p.proposals_root}']
+    gen = [sys.executable, 'tools/gen_pseudo.py', p.prm_cfg, prm_ckpt]
+    shards = p.proposal_shards
+    return [
+        Stage('data', [*p.make_data,
+                       _py('tools/dataset_converters/voc_to_coco.py', d, *p.classes_args,
+                           '--splits', p.train_split, 'val')],
+              inputs=['tools/make_shapes_dataset.py', 'tools/dataset_converters'],
+              outputs=[f'{ann}/{p.train_split}_instances.json', f'{ann}/val_instances.json']),
+        Stage('proposals', [[_py('tools/gen_proposals.py', '--ann-file', f'{ann}/{split}_labels.json',
+                                 '--out-dir', p.proposals_root, '--shard', f'{i}/{shards}')
+                             for split in (p.train_split, 'val') for i in range(shards)],
+                            _py('tools/gen_proposals.py', '--ann-file',
+                                f'{ann}/val_instances.json', '--out-dir', p.proposals_root,
+                                '--recall')],
+              inputs=[f'{ann}/val_instances.json', 'projects/wise/proposals'],
+              outputs=[f'{p.proposals_root}/recall.json']),
+        Stage('prm', [_train(p.prm_cfg, f'{w}/prm', gpus),
+                      ['bash', '-c', ' '.join([sys.executable, 'tools/test.py', p.prm_cfg,
+                                               prm_ckpt, '--work-dir', f'{w}/prm/test'])],
+                      ['bash', '-c', ' '.join([sys.executable, 'tools/vis_peaks.py', p.prm_cfg,
+                                               prm_ckpt, '--out-dir', f'{w}/prm/vis',
+                                               '--num', '8'])]],
+              inputs=[p.prm_cfg, f'{ann}/{p.train_split}_labels.json', 'projects/wise/models'],
+              outputs=[f'{w}/prm/last_checkpoint']),
+        Stage('pseudo', [['bash', '-c', ' '.join(
+                  [*gen, '--out', f'{ann}/{p.train_split}_pseudo.json', *proposals])]],
+              inputs=[f'{w}/prm/last_checkpoint', f'{p.proposals_root}/recall.json',
+                      'projects/wise/pseudo', 'tools/gen_pseudo.py'],
+              outputs=[f'{ann}/{p.train_split}_pseudo.json']),
+        Stage('prm_baseline', [['bash', '-c', ' '.join(
+                  [*gen, '--split', 'val', '--no-image-labels', '--selector',
+                   'type=prm_retrieval', '--out', f'{w}/prm_baseline/val_prm.json', *proposals])]],
+              inputs=[f'{w}/prm/last_checkpoint', f'{p.proposals_root}/recall.json',
+                      'projects/wise/pseudo', 'tools/gen_pseudo.py'],
+              outputs=[f'{w}/prm_baseline/val_prm.json']),
+        Stage('full', [_train(p.full_cfg, f'{w}/full', gpus),
+                       _test(p.full_cfg, f'{w}/full', f'{w}/full/metrics', gpus)],
+              inputs=[p.full_cfg, f'{ann}/{p.train_split}_instances.json'],
+              outputs=[f'{w}/full/metrics.metrics.json']),
+        Stage('wise', [_train(p.wise_cfg, f'{w}/wise', gpus),
+                       _test(p.wise_cfg, f'{w}/wise', f'{w}/wise/metrics', gpus),
+                       _test(p.refine_cfg, f'{w}/wise', f'{w}/wise/refine', gpus)],
+              inputs=[p.wise_cfg, p.refine_cfg, f'{ann}/{p.train_split}_pseudo.json',
+                      'projects/wise/engine'],
+              outputs=[f'{w}/wise/metrics.metrics.json', f'{w}/wise/refine.metrics.json']),
+        Stage('table', [], inputs=[f'{w}/full/metrics.metrics.json',
+                                   f'{w}/prm_baseline/val_prm.json',
+                                   f'{w}/wise/metrics.metrics.json',
+                                   f'{w}/wise/refine.metrics.json'],
+              outputs=[f'{w}/results.md', f'{w}/results.json', f'{w}/results.png']),
+    ]
+
+
+def _run(cmds: list, dry_run: bool) -> None:
+    """One command, or a list of commands run side by side."""
+    group = cmds if cmds and isinstance(cmds[0], list) else [cmds]
+    for cmd in group:
+        print('  $ ' + ' '.join(map(str, cmd)), flush=True)
+    if dry_run:
+        return
+    env = {**os.environ, 'PYTHONPATH': str(ROOT)}
+    procs = [subprocess.Popen([str(c) for c in cmd], cwd=ROOT, env=env) for cmd in group]
+    codes = [proc.wait() for proc in procs]
+    if any(codes):
+        raise SystemExit(f'pipeline.py: a command failed (exit codes {codes})')
+
+
+def _metrics(path: Path) -> tuple:
+    data = json.loads(path.read_text())
+    m = data['quality'] if 'quality' in data else data['metrics']
+    return tuple(m.get(k) for k in ('segm_mAP25', 'segm_mAP50', 'segm_mAP75', 'segm_ABO'))
+
+
+def write_table(work: Path) -> None:
+    """Results like the paper's table, as markdown, json and a bar chart."""
+    rows = {
+        'Mask R-CNN (full)': _metrics(work / 'full/metrics.metrics.json'),
+        'PRM': _metrics(work / 'prm_baseline/val_prm.json.report.json'),
+        'WISE': _metrics(work / 'wise/metrics.metrics.json'),
+        'WISE + Refine': _metrics(work / 'wise/refine.metrics.json'),
+    }
+    cols = ('mAP25', 'mAP50', 'mAP75', 'ABO')
+
+    def fmt(v):
+        return '-' if v is None else f'{v:.1f}'
+
+    lines = ['| method | supervision | ' + ' | '.join(cols) + ' | paper (VOC 2012 val) |',
+             '|---|---|' + '---|' * len(cols) + '---|']
+    for name, vals in rows.items():
+        paper = ' / '.join(fmt(v) for v in PAPER[name])
+        lines.append(f'| {name} | {SUPERVISION[name]} | ' + ' | '.join(fmt(v) for v in vals)
+                     + f' | {paper} |')
+    ratio = rows['WISE'][1] / rows['Mask R-CNN (full)'][1] if rows['Mask R-CNN (full)'][1] else 0
+    lines.append('')
+    lines.append(f'WISE / fully supervised mAP50: {ratio:.2f} (paper: 40.4 / 51.4 = 0.79)')
+    md = '\n'.join(lines) + '\n'
+    (work / 'results.md').write_text(md)
+    (work / 'results.json').write_text(json.dumps(
+        dict(columns=cols, rows={k: dict(zip(cols, v)) for k, v in rows.items()},
+             paper={k: dict(zip(cols, v)) for k, v in PAPER.items()},
+             wise_over_full_mAP50=round(ratio, 3)), indent=2))
+    _bar_chart(rows, cols, work / 'results.png')
+    print(md)
+
+
+def _bar_chart(rows: dict, cols: tuple, path: Path) -> None:
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(7, 3.5), dpi=100)
+    width = 0.8 / len(rows)
+    for i, (name, vals) in enumerate(rows.items()):
+        xs = [j + i * width for j in range(len(cols))]
+        ax.bar(xs, [v or 0 for v in vals], width, label=name)
+    ax.set_xticks([j + 0.4 - width / 2 for j in range(len(cols))], cols)
+    ax.set_ylabel('%')
+    ax.set_ylim(0, 100)
+    ax.legend(fontsize=8, ncol=2)
+    ax.set_title('built-in val split' if 'demo' in str(path) else 'val split')
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    ap.add_argument('preset', choices=['demo', 'voc'])
+    ap.add_argument('--from', dest='start', help='rerun this stage and all after it')
+    ap.add_argument('--only', nargs='+', help='run just these stages (if not fresh)')
+    ap.add_argument('--gpus', type=int, default=1, help='processes per training/test (torchrun)')
+    ap.add_argument('--dry-run', action='store_true')
+    args = ap.parse_args(argv)
+    preset = _presets(args.gpus)[args.preset]
+    all_stages = stages(preset, args.gpus)
+    names = [s.name for s in all_stages]
+    for name in [args.start, *(args.only or [])]:
+        if name is not None and name not in names:
+            raise SystemExit(f'pipeline.py: error: unknown stage {name!r}; stages: {names}')
+    forced = set(names[names.index(args.start):]) if args.start else set()
+    t_all = time.perf_counter()
+    for stage in all_stages:
+        if args.only and stage.name not in args.only:
+            continue
+        if stage.name not in forced and stage.fresh():
+            print(f'[pipeline] {stage.name}: fresh, skipped', flush=True)
+            continue
+        print(f'[pipeline] {stage.name}', flush=True)
+        t0 = time.perf_counter()
+        for cmds in stage.commands:
+            _run(cmds, args.dry_run)
+        if stage.name == 'table' and not args.dry_run:
+            write_table(ROOT / preset.work)
+        print(f'[pipeline] {stage.name}: done in {time.perf_counter() - t0:.0f} s', flush=True)
+    print(f'[pipeline] all stages in {time.perf_counter() - t_all:.0f} s')
+
+
+if __name__ == '__main__':
+    main()
