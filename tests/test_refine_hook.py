@@ -183,14 +183,13 @@ def gt_proposals(shapes_root: Path, tmp_path_factory: pytest.TempPathFactory) ->
     return root
 
 
-def refine_cfg(base: Path, proposals: Path, path: Path) -> Path:
-    # mmengine's --cfg-options cannot build a list of dicts, so the hook is
-    # switched on in a config; its fields can then be set with
-    # --cfg-options custom_hooks.0.min_iou=... custom_hooks.0.proposals.root=...
+def refine_cfg(base: Path, proposals: Path, path: Path, enabled: bool = True) -> Path:
+    # mmengine's --cfg-options cannot add a hook, so a config lists it; the
+    # command line can then switch it on and set its fields
     path.write_text(f'''_base_ = {str(base)!r}
 custom_hooks = [dict(type='ProposalRefineHook',
                      proposals=dict(type='precomputed', root={str(proposals)!r}),
-                     min_iou=0.0)]
+                     min_iou=0.0, enabled={enabled})]
 ''')
     return path
 
@@ -212,8 +211,17 @@ def unrefined(tiny_full_cfg, checkpoint, tmp_path_factory) -> dict:
 
 @pytest.fixture(scope='module')
 def refined(tiny_full_cfg, checkpoint, gt_proposals, tmp_path_factory) -> tuple[dict, str]:
+    """Switched on from the command line, as WISE's configs list the hook off."""
     out = tmp_path_factory.mktemp('t_refined')
-    return test_metrics(refine_cfg(tiny_full_cfg, gt_proposals, out / 'cfg.py'), checkpoint, out)
+    cfg = refine_cfg(tiny_full_cfg, gt_proposals, out / 'cfg.py', enabled=False)
+    return test_metrics(cfg, checkpoint, out, 'custom_hooks.0.enabled=True')
+
+
+def test_hook_listed_off_changes_nothing(tiny_full_cfg, checkpoint, gt_proposals, unrefined,
+                                         tmp_path):
+    cfg = refine_cfg(tiny_full_cfg, gt_proposals, tmp_path / 'cfg.py', enabled=False)
+    metrics, log = test_metrics(cfg, checkpoint, tmp_path / 'out')
+    assert metrics == unrefined and 'ProposalRefineHook (test)' not in log
 
 
 def test_refinement_changes_the_printed_metric(unrefined, refined):

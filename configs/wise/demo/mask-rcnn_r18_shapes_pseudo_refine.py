@@ -1,9 +1,9 @@
 # WISE + Refine on the built-in shapes data (proposals from tools/gen_proposals.py).
 _base_ = './mask-rcnn_r18_shapes_pseudo.py'
 
-data_root = 'data/shapes/'
 custom_hooks = [
     dict(type='ProposalRefineHook',
-         proposals=dict(type='precomputed', root=data_root + 'proposals/'),
-         min_iou=0.0),
+         proposals=dict(type='precomputed', root='data/shapes/proposals/'),
+         min_iou=0.0,
+         enabled=True),
 ]

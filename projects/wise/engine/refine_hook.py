@@ -1,10 +1,13 @@
 """``ProposalRefineHook``: WISE's proposal refinement of test predictions.
 
-Switched on from a config or the command line::
+Switched on from a config::
 
     custom_hooks = [dict(type='ProposalRefineHook',
-                         proposals=dict(type='precomputed', root='data/proposals/val'),
+                         proposals=dict(type='precomputed', root='data/proposals/'),
                          min_iou=0.0)]
+
+or, where a config lists it switched off (``enabled=False``, as the WISE
+configs do), from the command line: ``--cfg-options custom_hooks.0.enabled=True``.
 
 mmengine's test loop hands the model's outputs to the evaluator *before* any
 ``after_test_iter`` hook runs, so the refinement cannot be a hook step on the
@@ -40,6 +43,10 @@ class ProposalRefineHook(Hook):
             proposals of an image at its original size.
         min_iou: a prediction whose best IoU is below this (or 0) is kept as is.
         apply_on_val: refine the validation runs during training too.
+        enabled: False keeps the hook configured but idle. mmengine's
+            ``--cfg-options`` cannot add a hook to a config, but it can flip this:
+            ``--cfg-options custom_hooks.0.enabled=True`` (the WISE configs list
+            the hook switched off).
 
     An image whose proposals cannot be had (missing file, ...) keeps its
     predictions, with one warning per image; a summary of refined / kept /
@@ -50,31 +57,32 @@ class ProposalRefineHook(Hook):
     _STEPS = {'test': 'test_step', 'val': 'val_step'}
 
     def __init__(self, proposals: dict | ProposalSource, min_iou: float = 0.0,
-                 apply_on_val: bool = False) -> None:
+                 apply_on_val: bool = False, enabled: bool = True) -> None:
         if not 0.0 <= float(min_iou) <= 1.0:
             raise ValueError(f'min_iou must be in [0, 1], got {min_iou}')
         self.source = PROPOSAL_SOURCES.build(proposals) if isinstance(proposals, dict) \
             else proposals
         self.min_iou = float(min_iou)
         self.apply_on_val = apply_on_val
+        self.enabled = enabled
         self._installed: dict[str, tuple[Any, bool, Any]] = {}
         self._warned: set[str] = set()
         self._reset_counts()
 
     # ------------------------------------------------------------- the hooks
     def before_test(self, runner) -> None:
-        self._install(runner, 'test')
+        if self.enabled:
+            self._install(runner, 'test')
 
     def after_test(self, runner) -> None:
         self._uninstall('test', runner)
 
     def before_val(self, runner) -> None:
-        if self.apply_on_val:
+        if self.enabled and self.apply_on_val:
             self._install(runner, 'val')
 
     def after_val(self, runner) -> None:
-        if self.apply_on_val:
-            self._uninstall('val', runner)
+        self._uninstall('val', runner)
 
     # --------------------------------------------------------- the machinery
     def _reset_counts(self) -> None:
