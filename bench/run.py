@@ -168,6 +168,213 @@ def builtin_proposals(work: Path) -> list[dict]:
              'information', True, 's'),
     ]
 
+def _tiled_dataset(work: Path, num: int, seed: int = 0) -> Path:
+    """``num`` 500x375 images, each 4 x 3 demo images tiled, in VOC layout + COCO json
+    (labels and instances): VOC-sized inputs from the built-in generator."""
+    import numpy as np
+    from pycocotools import mask as mask_util
+
+    from projects.wise.utils.io import dump_json, read_image
+    from projects.wise.utils.masks import to_rle
+    py = sys.executable
+    src, root = work / 'tiles_src', work / 'tiles'
+    _run(py, 'tools/make_shapes_dataset.py', src, '--num-train', str(12 * num), '--num-val', '0',
+         '--seed', str(seed))
+    _run(py, 'tools/dataset_converters/voc_to_coco.py', src, '--classes-file',
+         src / 'classes.txt', '--splits', 'train')
+    coco = json.loads((src / 'annotations/train_instances.json').read_text())
+    by_img: dict = {}
+    for a in coco['annotations']:
+        by_img.setdefault(a['image_id'], []).append(a)
+    (root / 'JPEGImages').mkdir(parents=True, exist_ok=True)
+    images, anns = [], []
+    for n in range(num):
+        tiles = coco['images'][12 * n:12 * n + 12]
+        canvas = np.zeros((384, 512, 3), np.uint8)
+        labels = set()
+        for t, img in enumerate(tiles):
+            y, x = 128 * (t // 4), 128 * (t % 4)
+            canvas[y:y + 128, x:x + 128] = read_image(src / 'JPEGImages' / img['file_name'])
+            for a in by_img.get(img['id'], []):
+                m = np.zeros((384, 512), np.uint8)
+                m[y:y + 128, x:x + 128] = mask_util.decode(to_rle(a['segmentation'], 128, 128))
+                m = np.asfortranarray(m[:375, :500])
+                if m.any():
+                    rle = mask_util.encode(m)
+                    anns.append(dict(id=len(anns) + 1, image_id=n + 1,
+                                     category_id=a['category_id'], iscrowd=0,
+                                     area=float(mask_util.area(rle)),
+                                     bbox=[float(v) for v in mask_util.toBbox(rle)],
+                                     segmentation=dict(size=[375, 500],
+                                                       counts=rle['counts'].decode())))
+                    labels.add(a['category_id'])
+        from PIL import Image
+        name = f'tile_{n:05d}.jpg'
+        Image.fromarray(canvas[:375, :500]).save(root / 'JPEGImages' / name, quality=92)
+        images.append(dict(id=n + 1, file_name=name, height=375, width=500,
+                           labels=sorted(labels)))
+    cats = coco['categories']
+    dump_json(dict(images=images, categories=cats), root / 'annotations/train_labels.json')
+    dump_json(dict(images=images, categories=cats, annotations=anns),
+              root / 'annotations/train_instances.json')
+    (root / 'classes.txt').write_text((src / 'classes.txt').read_text())
+    return root
+
+
+def _peak_rss_mb(script: str, *args) -> tuple[float, float]:
+    """(wall seconds, peak resident MB) of a Python script run as a child."""
+    with tempfile.NamedTemporaryFile(suffix='.mb') as f:
+        t = _run(sys.executable, 'bench/peak_rss.py', f.name, script, *args)
+        return t, float(Path(f.name).read_text())
+
+
+@benchmark
+def gen_pseudo_overhead(work: Path) -> list[dict]:
+    """gen_pseudo time per image / its PRM time per image, at VOC scale: R-50 PRM at
+    448 px, 500x375 images, 1000 precomputed proposals each (paper's selection)."""
+    import torch
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+
+    import projects.wise  # noqa: F401
+    from mmdet.registry import MODELS
+    py = sys.executable
+    root = _tiled_dataset(work, 16)
+    props = work / 'tile_proposals'
+    _run(py, 'tools/gen_proposals.py', '--ann-file', root / 'annotations/train_labels.json',
+         '--out-dir', props, '--max-proposals', '1000')
+    counts = [len(json.loads(f.read_text())) for f in props.glob('*.json')]
+    classes = tuple((root / 'classes.txt').read_text().split())
+    cfg = work / 'prm_r50_tiles.py'
+    cfg.write_text(f"_base_ = {str(ROOT / 'configs/wise/prm_r50_voc.py')!r}\n"
+                   f"classes = {classes!r}\n"
+                   f"data_root = {str(root) + '/'!r}\n"
+                   "model = dict(backbone=dict(init_cfg=None), num_classes=len(classes))\n"
+                   "train_dataloader = dict(dataset=dict(data_root=data_root, "
+                   "metainfo=dict(classes=classes)))\n"
+                   "test_dataloader = dict(dataset=dict(data_root=data_root, "
+                   "metainfo=dict(classes=classes)))\n")
+    init_default_scope('mmdet')
+    torch.manual_seed(0)  # no weights can be downloaded: time a random-weight R-50
+    model = MODELS.build(Config.fromfile(cfg).model)
+    ckpt = work / 'prm_r50_random.pth'
+    torch.save(dict(state_dict=model.state_dict()), ckpt)
+    out = work / 'tiles_pseudo.json'
+    _run(py, 'tools/gen_pseudo.py', cfg, ckpt, '--out', out, '--proposals', 'type=precomputed',
+         f'root={props}')
+    sec = json.loads(Path(f'{out}.report.json').read_text())['seconds_per_image']
+    ratio = sec['total'] / sec['peaks']
+    return [
+        _row('gen_pseudo time / PRM time per image (R-50 448 px, 500x375, '
+             f'{min(counts)}-{max(counts)} proposals)', ratio, '<= 1.5', ratio <= 1.5, 'x'),
+        _row('gen_pseudo: PRM (load + forward) / total per image', sec['peaks'],
+             f"(total {sec['total']:.3f} s)", True, 's'),
+    ]
+
+
+@benchmark
+def gen_pseudo_memory(work: Path) -> list[dict]:
+    """Peak memory and time of gen_pseudo on 1x and 10x the images: flat, linear."""
+    py = sys.executable
+    demo = ROOT / 'work_dirs/demo'
+    data = ROOT / 'data/shapes'
+    if not (demo / 'prm/last_checkpoint').is_file() or not (data / 'proposals').is_dir():
+        _run(py, 'tools/pipeline.py', 'demo', '--only', 'data', 'proposals', 'prm')
+    ckpt = (demo / 'prm/last_checkpoint').read_text().strip()
+    labels = json.loads((data / 'annotations/train_labels.json').read_text())
+    rows, stats = [], {}
+    for n in (100, 1000):
+        sub = work / f'train_{n}_labels.json'
+        sub.write_text(json.dumps({**labels, 'images': labels['images'][:n]}))
+        stats[n] = _peak_rss_mb('tools/gen_pseudo.py', 'configs/wise/demo/prm_r18_shapes.py',
+                                ckpt, '--out', work / f'pseudo_{n}.json', '--ann-file', sub,
+                                '--gt-ann-file', data / 'annotations/train_instances.json',
+                                '--proposals', 'type=precomputed', f'root={data / "proposals"}')
+    (t1, m1), (t10, m10) = stats[100], stats[1000]
+    slope = (t10 - t1) / 900
+    rows.append(_row('gen_pseudo peak memory, 1000 / 100 images', m10 / m1, '<= 1.2',
+                     m10 / m1 <= 1.2, 'x'))
+    rows.append(_row('gen_pseudo peak memory at 100 / 1000 images', m1, f'({m10:.0f} MB)',
+                     True, 'MB'))
+    rows.append(_row('gen_pseudo time slope (demo, precomputed proposals)', slope,
+                     f'(100 images {t1:.1f} s, 1000 images {t10:.1f} s)', True, 's/image'))
+    return rows
+
+
+def _demo_outputs(*stages: str) -> Path:
+    """work_dirs/demo after running (or reusing) the given pipeline stages."""
+    _run(sys.executable, 'tools/pipeline.py', 'demo', '--only', *stages)
+    return ROOT / 'work_dirs/demo'
+
+
+@benchmark
+def pseudo_vs_oracle(work: Path) -> list[dict]:
+    """Demo pseudo masks against GT / the same selection from GT centre points."""
+    demo = _demo_outputs('data', 'proposals', 'prm', 'pseudo')
+    data = ROOT / 'data/shapes'
+    ckpt = (demo / 'prm/last_checkpoint').read_text().strip()
+    out = work / 'train_oracle.json'
+    _run(sys.executable, 'tools/gen_pseudo.py', 'configs/wise/demo/prm_r18_shapes.py', ckpt,
+         '--out', out, '--oracle', '--proposals', 'type=precomputed',
+         f'root={data / "proposals"}')
+    peaks = json.loads((data / 'annotations/train_pseudo.json.report.json').read_text())
+    oracle = json.loads(Path(f'{out}.report.json').read_text())
+    p50, o50 = peaks['quality']['segm_mAP50'], oracle['quality']['segm_mAP50']
+    ratio = p50 / o50 if o50 else 0.0
+    return [
+        _row('pseudo masks mAP50 (PRM peaks) / (GT centres), same selection', ratio, '>= 0.70',
+             ratio >= 0.7, 'x'),
+        _row('pseudo masks mAP50 with PRM peaks (demo train)', p50,
+             f"(GT centres {o50}; ABO {peaks['quality']['segm_ABO']} / "
+             f"{oracle['quality']['segm_ABO']})", True, '%'),
+    ]
+
+
+@benchmark
+def refine_overhead(work: Path) -> list[dict]:
+    """Test time with the refine hook / without, 1000 proposals per image (demo val)."""
+    demo = _demo_outputs('data', 'proposals', 'prm', 'pseudo', 'wise')
+    data = ROOT / 'data/shapes'
+    props = work / 'val_proposals_1000'
+    _run(sys.executable, 'tools/gen_proposals.py', '--ann-file',
+         data / 'annotations/val_labels.json', '--out-dir', props, '--max-proposals', '1000')
+    ckpt = (demo / 'wise/last_checkpoint').read_text().strip()
+    cfg = 'configs/wise/demo/mask-rcnn_r18_shapes_pseudo.py'
+    times = {False: [], True: []}
+    for rep in range(2):  # interleaved against drift in machine load
+        for on in (False, True):
+            times[on].append(_run(
+                sys.executable, 'tools/test.py', cfg, ckpt, '--work-dir', work / f'test_{on}',
+                '--cfg-options', f'custom_hooks.0.enabled={on}',
+                f'custom_hooks.0.proposals.root={props}'))
+    off, on = min(times[False]), min(times[True])
+    return [
+        _row('test time with refine hook / without (demo val, 1000 proposals/image)',
+             on / off, '<= 1.15', on / off <= 1.15, 'x'),
+        _row('tools/test.py wall time without / with the hook', off, f'({on:.1f} s)', True, 's'),
+    ]
+
+
+@benchmark
+def demo_pipeline(work: Path) -> list[dict]:
+    """`make demo`: the paper's table on the built-in data, and its end-to-end time."""
+    demo = _demo_outputs('data', 'proposals', 'prm', 'pseudo', 'prm_baseline', 'full', 'wise',
+                         'table')
+    res = json.loads((demo / 'results.json').read_text())['rows']
+    full, wise = res['Mask R-CNN (full)'], res['WISE']
+    refine, prm = res['WISE + Refine'], res['PRM']
+    ratio = wise['mAP50'] / full['mAP50']
+    total = sum(json.loads((demo / 'stage_times.json').read_text()).values()) / 60
+    return [
+        _row('demo: WISE mAP50 / fully supervised mAP50', ratio, '>= 0.80', ratio >= 0.8, 'x'),
+        _row('demo: WISE + Refine mAP50 - WISE mAP50', refine['mAP50'] - wise['mAP50'], '>= 0',
+             refine['mAP50'] >= wise['mAP50'], 'points'),
+        _row('demo: WISE mAP50 - PRM baseline mAP50', wise['mAP50'] - prm['mAP50'], '> 0',
+             wise['mAP50'] > prm['mAP50'], 'points'),
+        _row('demo: end-to-end time (sum of stages as last run)', total, '< 30', total < 30,
+             'min'),
+    ]
+
 
 def _versions() -> dict:
     import mmcv

@@ -248,10 +248,20 @@ def _bar_chart(rows: dict, cols: tuple, path: Path) -> None:
     plt.close(fig)
 
 
+def _record_time(work: Path, stage: str, seconds: float) -> None:
+    """Each stage's wall time when it last ran (the benchmark adds them up)."""
+    path = work / 'stage_times.json'
+    times = json.loads(path.read_text()) if path.is_file() else {}
+    times[stage] = round(seconds, 1)
+    work.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(times, indent=2))
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     ap.add_argument('preset', choices=['demo', 'voc'])
-    ap.add_argument('--from', dest='start', help='rerun this stage and all after it')
+    ap.add_argument('--from', dest='start',
+                    help='rerun this stage and all after it (earlier ones are not touched)')
     ap.add_argument('--only', nargs='+', help='run just these stages (if not fresh)')
     ap.add_argument('--gpus', type=int, default=1, help='processes per training/test (torchrun)')
     ap.add_argument('--dry-run', action='store_true')
@@ -263,9 +273,10 @@ def main(argv: list[str] | None = None) -> None:
         if name is not None and name not in names:
             raise SystemExit(f'pipeline.py: error: unknown stage {name!r}; stages: {names}')
     forced = set(names[names.index(args.start):]) if args.start else set()
+    skipped = set(names[:names.index(args.start)]) if args.start else set()
     t_all = time.perf_counter()
     for stage in all_stages:
-        if args.only and stage.name not in args.only:
+        if (args.only and stage.name not in args.only) or stage.name in skipped:
             continue
         if stage.name not in forced and stage.fresh():
             print(f'[pipeline] {stage.name}: fresh, skipped', flush=True)
@@ -276,7 +287,10 @@ def main(argv: list[str] | None = None) -> None:
             _run(cmds, args.dry_run)
         if stage.name == 'table' and not args.dry_run:
             write_table(ROOT / preset.work)
-        print(f'[pipeline] {stage.name}: done in {time.perf_counter() - t0:.0f} s', flush=True)
+        took = time.perf_counter() - t0
+        print(f'[pipeline] {stage.name}: done in {took:.0f} s', flush=True)
+        if not args.dry_run:
+            _record_time(ROOT / preset.work, stage.name, took)
     print(f'[pipeline] all stages in {time.perf_counter() - t_all:.0f} s')
 
 
