@@ -1,6 +1,7 @@
 """The built-in proposal generator, proposal recall and tools/gen_proposals.py: valid
-ranked RLEs that find the shapes, per-image files that round-trip, resumable and
-sharded runs, and one-line errors that leave earlier outputs untouched."""
+ranked RLEs that find the shapes, an objectness that puts the whole object above its
+parts and merges, per-image files that round-trip, resumable and sharded runs, and
+one-line errors that leave earlier outputs untouched."""
 from __future__ import annotations
 
 import importlib.util
@@ -8,12 +9,14 @@ import json
 import shutil
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from pycocotools import mask as mask_util
 
 from projects.wise.proposals import (PROPOSAL_SOURCES, BuiltinProposals, ProposalError,
                                      Proposals)
+from projects.wise.proposals.builtin import NUM_EDGE_BINS, contrast_objectness
 from projects.wise.proposals.recall import gt_rles, proposal_recall
 from projects.wise.utils.io import DataError
 
@@ -71,6 +74,60 @@ def test_deterministic_and_max_proposals(shapes_root: Path) -> None:
     assert len(a) == 20
     assert [r['counts'] for r in a.rles] == [r['counts'] for r in b.rles[:20]]
     assert np.array_equal(a.scores, b.scores[:20])
+
+
+def _scene() -> tuple[np.ndarray, np.ndarray]:
+    """A textured, cluttered background with two touching uniform objects."""
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:96, :96]
+    base = 110 + 25 * np.sin(xx / 5)[..., None] * np.array([1, -0.5, 0.3])
+    img = np.clip(base + rng.normal(0, 8, (96, 96, 3)), 0, 255).astype(np.uint8)
+    cv2.line(img, (0, 80), (95, 10), (40, 200, 60), 2)
+    objects = np.zeros((2, 96, 96), bool)
+    objects[0] = (yy - 48) ** 2 + (xx - 35) ** 2 < 18 ** 2
+    objects[1] = (abs(yy - 50) < 14) & (xx >= 53) & (xx < 80) & ~objects[0]
+    img[objects[0]] = (210, 60, 50)
+    img[objects[1]] = (50, 70, 200)
+    return img, objects
+
+
+def test_objectness_ranks_the_whole_object_above_its_parts_and_merges() -> None:
+    img, objects = _scene()
+    props = BuiltinProposals().from_array(img)
+    masks = props.decode()
+    gts = mask_util.encode(np.asfortranarray(objects.transpose(1, 2, 0).astype(np.uint8)))
+    iou = props.iou(gts)  # 2 x N
+    cover = props.covering(np.array([[35.0, 48.0], [70.0, 50.0]]))  # 2 x N
+    assert 0 <= props.scores.min() and props.scores.max() <= 1
+    for k in range(2):
+        # the object, not a merge with its neighbour (its 1-2 px blurred rim may be
+        # a sliver of its own: VOC's void band ignores it)
+        alone = (masks & objects[1 - k]).sum((1, 2)) < 0.1 * objects[1 - k].sum()
+        scores = np.where(cover[k], props.scores, -np.inf)
+        assert alone[scores.argmax()] and iou[k, scores.argmax()] > 0.8  # best objectness
+        weights = np.where(cover[k], props.scores, 0)  # objectness sampling
+        assert weights[alone & (iou[k] > 0.5)].sum() > 0.6 * weights.sum()  # (0.88, 0.69)
+
+
+def test_contrast_objectness_of_edge_histograms() -> None:
+    def hist(counts: dict[int, float]) -> np.ndarray:
+        h = np.zeros(NUM_EDGE_BINS, np.float32)
+        for b, c in counts.items():
+            h[b] = c
+        return h
+    boundary = np.stack([hist({12: 100}),  # uniform inside a strong closed contour
+                         hist({5: 100}),  # no more contrast on the boundary than inside
+                         hist({12: 100}),  # two objects: their shared edge inside
+                         hist({0: 100}),  # the whole image: only the frame
+                         hist({12: 10})])  # a sliver
+    inside = np.stack([hist({0: 4000}), hist({5: 4000}), hist({0: 4000, 12: 30}),
+                       hist({0: 4000}), hist({0: 4})])
+    score = contrast_objectness(boundary, inside, evidence=40)
+    assert score[0] == pytest.approx(4000 / 4040, rel=1e-5)
+    assert score[1] == 0 and score[3] == 0
+    # 30 inside pairs tie with the boundary; they take 2 * 30 / 100 of the uniformity
+    assert score[2] == pytest.approx(4000 / 4030 * 0.4 * 4030 / 4070, rel=1e-5)
+    assert score[4] < 0.1
 
 
 def test_flat_and_tiny_images() -> None:

@@ -7,13 +7,38 @@ histograms, size, fill) plus the weakness of the colour edge along the shared
 border, two similarity mixes each; every region of every hierarchy is a
 proposal, identical masks once.
 
-Ranking: selective search's randomised hierarchy level favours big regions and
-spends the budget on background agglomerates (on the demo's val split, recall
-in the top 100 / 500 is 79% / 97% that way, 95% / 99% this way). A region
-scores its persistence in the hierarchy instead: the similarity at which its
-parts merged minus the one at which it was swallowed, high for a coherent
-region that stands out from its surroundings. It comes free from the merge
-loop and needs no randomness, so the proposals are a function of the image.
+Objectness: WISE keeps, for each object's peak, the covering proposal of most
+objectness (or samples by it), so among the regions covering an object the one
+that is the object must score above its parts and above merges with its
+background or its neighbours. A region scores how clearly its boundary is an
+edge that its inside lacks, in Lab colour differences of 4-neighbour pixel
+pairs (sigma-1 smoothed, shared by every hierarchy so masks from different
+ones compare):
+
+- contrast: 2 P(boundary pair differs more than an inside pair) - 1 (ties
+  half), clipped to [0, 1]. Pixels on the image frame count as boundary
+  without an edge: a background region bounded by the frame has no evidence of
+  a closed contour there. A part of an object has a weak cut on its boundary;
+  object + background has the object's edge inside and a weak outer boundary.
+- no strong inner edge: times 1 - 2 (inside pairs at least as different as
+  the boundary's median) / boundary pairs, clipped at 0: 1 for a uniform
+  object, less for a merge of touching objects (their shared edge is inside),
+  0 once such inner edges are half as long as the boundary.
+- evidence: times n / (n + 4 min_size), n inside pairs: a sliver of a few
+  pixels shows nothing about uniformity.
+
+This is the contrast and closed-contour evidence of classic objectness
+(Alexe et al., Edge Boxes, CPMC/MCG's contour features) for regions instead of
+boxes, with no absolute threshold (a rank statistic, bins doubling every two
+steps), so it carries to photos whose contrast or texture differ from the
+demo's; in [0, 1], 1 for a uniform region with a strong closed boundary. The
+hierarchy order still sets which regions exist. On 100 demo train images
+with ground-truth centres as peaks the pseudo masks' ABO is 88 with the best
+objectness and 85 with objectness sampling (52 and 43 when regions scored
+their persistence in the hierarchy, formed minus absorbed similarity); recall
+in the top 100 / 500 of the demo val split stays 95% / 99% (selective search's
+randomised hierarchy level, which favours background agglomerates: 79% / 97%).
+Proposals are a function of the image (no randomness).
 """
 from __future__ import annotations
 
@@ -35,8 +60,10 @@ TEXTURE_BINS = 10
 ORIENTATIONS = 8
 COLOUR_DIM = 3 * COLOUR_BINS
 HIST_DIM = COLOUR_DIM + 3 * ORIENTATIONS * TEXTURE_BINS
-DEV_HOOK = None
 COLOUR_SPACES = {'rgb': None, 'hsv': cv2.COLOR_RGB2HSV_FULL, 'lab': cv2.COLOR_RGB2LAB}
+# Objectness: Lab colour difference of neighbouring pixels in half-octave bins 1..128
+EDGE_BINS = 2.0 ** (np.arange(15) / 2)
+NUM_EDGE_BINS = len(EDGE_BINS) + 1
 
 
 def _to_space(rgb: np.ndarray, space: str) -> np.ndarray:
@@ -72,6 +99,15 @@ class _Pixels:
         return cls(image, codes, smooth)
 
 
+def edge_bins(rgb: np.ndarray) -> np.ndarray:
+    """Bin (of EDGE_BINS) of the Lab colour difference of every 4-neighbour pixel pair
+    of a sigma-1 smoothed uint8 RGB image: horizontal pairs, then vertical, row-major."""
+    lab = cv2.GaussianBlur(cv2.cvtColor(rgb, cv2.COLOR_RGB2LAB).astype(np.float32), (0, 0), 1.0)
+    diff = np.concatenate([np.linalg.norm(lab[:, :-1] - lab[:, 1:], axis=2).ravel(),
+                           np.linalg.norm(lab[:-1] - lab[1:], axis=2).ravel()])
+    return np.searchsorted(EDGE_BINS, diff)
+
+
 @dataclass
 class _Superpixels:
     """One over-segmentation and the statistics that grouping needs."""
@@ -83,23 +119,15 @@ class _Superpixels:
     pairs: np.ndarray  # m x 2 adjacent superpixels (a < b)
     border_len: np.ndarray  # m: pixel pairs along the shared border
     border_diff: np.ndarray  # m: summed colour difference across it
-    border_edge: np.ndarray = None  # m x B
-    inner_edge: np.ndarray = None  # n x B
-    frame: np.ndarray = None  # n
+    border_edges: np.ndarray  # m x NUM_EDGE_BINS: histogram of edge_bins across it
+    inner_edges: np.ndarray  # n x NUM_EDGE_BINS: the same for pixel pairs inside
+    frame: np.ndarray  # n: pixel sides on the image frame
 
 
-EDGE_BINS = 2.0 ** (np.arange(15) / 2)
-NB = len(EDGE_BINS) + 1
-
-
-def edge_pairs(rgb: np.ndarray) -> np.ndarray:
-    lab = cv2.GaussianBlur(cv2.cvtColor(rgb, cv2.COLOR_RGB2LAB).astype(np.float32), (0, 0), 1.0)
-    return np.concatenate([np.linalg.norm(lab[:, :-1] - lab[:, 1:], axis=2).ravel(),
-                           np.linalg.norm(lab[:-1] - lab[1:], axis=2).ravel()])
-
-
-def superpixels(px: _Pixels, scale: float, min_size: int, sigma: float, edge=None) -> _Superpixels:
-    """Felzenszwalb over-segmentation of ``px.image`` and its region statistics."""
+def superpixels(px: _Pixels, scale: float, min_size: int, sigma: float,
+                edges: np.ndarray) -> _Superpixels:
+    """Felzenszwalb over-segmentation of ``px.image`` and its region statistics;
+    ``edges`` are the image's ``edge_bins``."""
     labels = felzenszwalb(px.image, scale=scale, sigma=sigma, min_size=min_size).astype(np.int64)
     n = int(labels.max()) + 1
     flat = labels.ravel()
@@ -118,17 +146,18 @@ def superpixels(px: _Pixels, scale: float, min_size: int, sigma: float, edge=Non
     cut = a != b
     diff = np.concatenate([np.linalg.norm(img[:, :-1] - img[:, 1:], axis=2).ravel(),
                            np.linalg.norm(img[:-1] - img[1:], axis=2).ravel()])[cut]
-    eb = np.searchsorted(EDGE_BINS, edge)
-    inner = np.bincount(a[~cut] * NB + eb[~cut], minlength=n * NB).reshape(n, NB)
+    nb = NUM_EDGE_BINS
+    inner = np.bincount(a[~cut] * nb + edges[~cut], minlength=n * nb).reshape(n, nb)
     a, b = a[cut], b[cut]
     uniq, inv = np.unique(np.minimum(a, b) * n + np.maximum(a, b), return_inverse=True)
     m = len(uniq)
-    bedge = np.bincount(inv * NB + eb[cut], minlength=m * NB).reshape(m, NB)
-    fr = np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]])
+    border = np.bincount(inv * nb + edges[cut], minlength=m * nb).reshape(m, nb)
+    frame = np.bincount(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]),
+                        minlength=n)
     return _Superpixels(labels, hist, size, bbox, np.stack([uniq // n, uniq % n], 1),
                         np.bincount(inv).astype(np.float64), np.bincount(inv, weights=diff),
-                        bedge.astype(np.float64), inner.astype(np.float64),
-                        np.bincount(fr, minlength=n).astype(np.float64))
+                        border.astype(np.float32), inner.astype(np.float32),
+                        frame.astype(np.float32))
 
 
 def _leaf_rles(labels: np.ndarray, n: int) -> list[dict]:
@@ -162,24 +191,22 @@ class _Hierarchy:
     """The 2n-1 regions of one greedy grouping: n leaves, then merges in order.
 
     ``formed`` and ``absorbed`` are the similarities (in [0, 1]) of the merge
-    that made a region and of the one that consumed it. A leaf was made by no
-    merge (formed 0); the root, the whole image, has no surroundings to stand
-    out from (absorbed = formed, persistence 0).
+    that made a region and of the one that consumed it (kept for inspection;
+    the ranking is ``contrast_objectness``). A leaf was made by no merge
+    (formed 0); the root is consumed by none (absorbed = formed).
     """
 
     children: np.ndarray  # (2n-1) x 2, -1 for leaves
     formed: np.ndarray
     absorbed: np.ndarray
-    size: np.ndarray = None
-    bbox: np.ndarray = None
 
-    @property
-    def persistence(self) -> np.ndarray:
-        """How much less a region resembles what swallows it than its parts resembled
-        each other: high for a coherent region that stands out from its surroundings.
-        Single superpixels rank below every grouped region with positive persistence:
-        on their own they carry no evidence of grouping."""
-        return self.formed - self.absorbed
+    def members(self, n: int) -> np.ndarray:
+        """(2n-1) x n bool: the superpixels of every region."""
+        member = np.zeros((len(self.children), n), bool)
+        member[np.arange(n), np.arange(n)] = True
+        for k, (i, j) in enumerate(self.children[n:].tolist(), n):
+            np.logical_or(member[i], member[j], out=member[k])
+        return member
 
 
 def group(sp: _Superpixels, weights: Sequence[float]) -> _Hierarchy:
@@ -257,26 +284,41 @@ def group(sp: _Superpixels, weights: Sequence[float]) -> _Hierarchy:
                 heapq.heappush(heap, (-s, k, m))
         k += 1
     absorbed[k - 1] = formed[k - 1]
-    return _Hierarchy(children[:k], formed[:k], absorbed[:k], size[:k], bbox[:k])
+    return _Hierarchy(children[:k], formed[:k], absorbed[:k])
 
 
-def region_features(h: _Hierarchy, sp: _Superpixels) -> np.ndarray:
-    """R x F: [size, frame, bbox w, bbox h, ext hist (NB), int hist (NB)]"""
-    n = len(sp.size)
-    r = len(h.children)
-    mem = np.zeros((r, n), bool)
-    mem[np.arange(n), np.arange(n)] = True
-    for k in range(n, r):
-        i, j = h.children[k]
-        mem[k] = mem[i] | mem[j]
-    pa, pb = mem[:, sp.pairs[:, 0]], mem[:, sp.pairs[:, 1]]
-    ext = (pa ^ pb).astype(np.float64) @ sp.border_edge
-    internal = (pa & pb).astype(np.float64) @ sp.border_edge + mem.astype(np.float64) @ sp.inner_edge
-    frame = mem.astype(np.float64) @ sp.frame
-    hw = sp.labels.shape
-    return np.concatenate([h.size[:, None], frame[:, None],
-                           (h.bbox[:, 2:] - h.bbox[:, :2]), ext, internal,
-                           np.full((r, 2), hw)], 1)
+def edge_histograms(h: _Hierarchy, sp: _Superpixels) -> tuple[np.ndarray, np.ndarray]:
+    """Histograms of ``edge_bins`` on every region's boundary (image frame sides in
+    bin 0: no edge) and inside it, R x NUM_EDGE_BINS each, from superpixel sums."""
+    member = h.members(len(sp.size))
+    a, b = member[:, sp.pairs[:, 0]], member[:, sp.pairs[:, 1]]
+    boundary = (a ^ b).astype(np.float32) @ sp.border_edges
+    inside = ((a & b).astype(np.float32) @ sp.border_edges
+              + member.astype(np.float32) @ sp.inner_edges)
+    boundary[:, 0] += member.astype(np.float32) @ sp.frame
+    return boundary, inside
+
+
+def contrast_objectness(boundary: np.ndarray, inside: np.ndarray,
+                        evidence: float) -> np.ndarray:
+    """Objectness in [0, 1] of regions from their boundary and inside edge
+    histograms (R x bins, bins ordered weak to strong); see the module docstring.
+
+    contrast = 2 P(boundary pair > inside pair) - 1, ties half, clipped at 0;
+    times 1 - 2 (inside pairs in or above the boundary median's bin) / boundary
+    pairs, clipped at 0; times n_inside / (n_inside + evidence).
+    """
+    n_b = boundary.sum(1)
+    n_in = inside.sum(1)
+    pb = boundary / np.maximum(n_b, 1)[:, None]
+    pi = inside / np.maximum(n_in, 1)[:, None]
+    below = np.cumsum(pi, 1) - pi  # P(inside pair in a lower bin)
+    contrast = np.clip(2 * (pb * (below + 0.5 * pi)).sum(1) - 1, 0, 1)
+    median_bin = (np.cumsum(pb, 1) < 0.5).sum(1)
+    at_least = np.cumsum(inside[:, ::-1], 1)[:, ::-1]  # inside pairs in bin >= j
+    strong = at_least[np.arange(len(inside)), np.minimum(median_bin, inside.shape[1] - 1)]
+    uniform = np.clip(1 - 2 * strong / np.maximum(n_b, 1), 0, 1)
+    return contrast * uniform * n_in / (n_in + evidence)
 
 
 def region_rles(h: _Hierarchy, leaves: list[dict]) -> list[dict]:
@@ -342,29 +384,25 @@ class BuiltinProposals(ProposalSource):
         work = rgb if f == 1 else cv2.resize(rgb, (round(w * f), round(h * f)),
                                              interpolation=cv2.INTER_AREA)
         work_area = work.shape[0] * work.shape[1]
+        min_size = max(2, round(self.min_size * work_area))
+        edges = edge_bins(work)
         best: dict[bytes, float] = {}
         rle_of: dict[bytes, dict] = {}
-        feat_of: dict[bytes, np.ndarray] = {}
-        edge = edge_pairs(work)
         for space in self.colour_spaces:
             px = _Pixels.of(_to_space(work, space))
             for scale in self.scales:
-                sp = superpixels(px, scale * work_area / 128 ** 2,
-                                 max(2, round(self.min_size * work_area)), self.sigma, edge)
+                sp = superpixels(px, scale * work_area / 128 ** 2, min_size, self.sigma, edges)
                 labels = sp.labels if f == 1 else cv2.resize(
                     sp.labels.astype(np.int32), (w, h), interpolation=cv2.INTER_NEAREST)
                 leaves = _leaf_rles(labels, len(sp.size))
                 for weights in self.similarities:
                     hier = group(sp, weights)
-                    feats = region_features(hier, sp)
-                    for r, s, ft in zip(region_rles(hier, leaves), hier.persistence.tolist(), feats):
+                    score = contrast_objectness(*edge_histograms(hier, sp), 4 * min_size)
+                    for r, s in zip(region_rles(hier, leaves), score.tolist()):
                         key = r['counts']
                         if s > best.get(key, -np.inf):
                             best[key] = s
                             rle_of[key] = r
-                        feat_of[key] = ft
-        if DEV_HOOK is not None:
-            return DEV_HOOK(best, rle_of, feat_of, (h, w))
         keys = sorted(best, key=best.get, reverse=True)[:self.max_proposals]
         return Proposals([rle_of[k] for k in keys], np.array([best[k] for k in keys]), (h, w),
                          source)
