@@ -185,6 +185,8 @@ def _run(cmds: list, dry_run: bool) -> None:
     if dry_run:
         return
     env = {**os.environ, 'PYTHONPATH': str(ROOT)}
+    if len(group) > 1:  # side by side: one thread each, not N x all cores
+        env['OMP_NUM_THREADS'] = '1'
     procs = [subprocess.Popen([str(c) for c in cmd], cwd=ROOT, env=env) for cmd in group]
     codes = [proc.wait() for proc in procs]
     if any(codes):
