@@ -1,7 +1,7 @@
 """Benchmarks: each runs in one go and prints its figure next to its target.
 
     python bench/run.py                 # all
-    python bench/run.py --only demo_full
+    python bench/run.py --only demo_pipeline
 
 Results go to bench/results.md and bench/results.json (machine, versions,
 figures, targets). Targets live here, never in timed tests.
@@ -40,39 +40,6 @@ def _run(*cmd: str | os.PathLike) -> float:
 
 def _row(name: str, value: float, target: str, ok: bool, unit: str = '') -> dict:
     return dict(name=name, value=round(value, 3), unit=unit, target=target, ok=bool(ok))
-
-
-@benchmark
-def demo_full(work: Path) -> list[dict]:
-    """`make demo`'s fully supervised stage from scratch: accuracy and wall time."""
-    py = sys.executable
-    data, wd = work / 'shapes', work / 'full'
-    cfg = work / 'demo_full.py'
-    cfg.write_text(f"_base_ = {str(ROOT / 'configs/wise/demo/mask-rcnn_r18_shapes_full.py')!r}\n"
-                   f"data_root = {str(data) + '/'!r}\n"
-                   "train_dataloader = dict(dataset=dict(data_root=data_root))\n"
-                   "val_dataloader = dict(dataset=dict(data_root=data_root))\n"
-                   "test_dataloader = val_dataloader\n"
-                   "val_evaluator = dict(ann_file=data_root + 'annotations/val_instances.json')\n"
-                   "test_evaluator = val_evaluator\n")
-    t = _run(py, 'tools/make_shapes_dataset.py', data, '--seed', '0')  # the demo's data
-    t += _run(py, 'tools/dataset_converters/voc_to_coco.py', data, '--classes-file',
-              data / 'classes.txt', '--splits', 'train', 'val')
-    t_train = _run(py, 'tools/train.py', cfg, '--work-dir', wd)
-    ckpt = (wd / 'last_checkpoint').read_text().strip()
-    t_test = _run(py, 'tools/test.py', cfg, ckpt, '--work-dir', wd / 'test',
-                  '--cfg-options', f'test_evaluator.outfile_prefix={wd / "metrics"}')
-    metrics = json.loads((wd / 'metrics.metrics.json').read_text())['metrics']
-    total = t + t_train + t_test
-    return [
-        _row('demo full: mask mAP50 (val)', metrics['segm_mAP50'], '>= 50',
-             metrics['segm_mAP50'] >= 50, '%'),
-        _row('demo full: mask mAP25 / mAP75 / ABO',
-             metrics['segm_mAP25'], f"(mAP75 {metrics['segm_mAP75']}, ABO "
-             f"{metrics['segm_ABO']})", True, '%'),
-        _row('demo full: data + train + test wall time', total / 60, '< 15', total < 900, 'min'),
-        _row('demo full: training wall time', t_train / 60, 'information', True, 'min'),
-    ]
 
 
 @benchmark

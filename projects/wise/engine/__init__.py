@@ -1,5 +1,5 @@
 """Runner hooks: WISE's test-time proposal refinement."""
-from .proposal_refiner import best_proposals, encode_masks, refine
+from .proposal_refiner import best_proposals, refine
 from .refine_hook import ProposalRefineHook
 
-__all__ = ['ProposalRefineHook', 'best_proposals', 'encode_masks', 'refine']
+__all__ = ['ProposalRefineHook', 'best_proposals', 'refine']

@@ -15,18 +15,7 @@ from mmengine.structures import InstanceData
 from pycocotools import mask as mask_util
 
 from ..proposals import Proposals
-
-
-def encode_masks(masks: torch.Tensor | np.ndarray) -> list[dict]:
-    """K x H x W masks (bool, 0/1 or probabilities) -> K COCO RLEs."""
-    if isinstance(masks, torch.Tensor):
-        masks = masks.detach().cpu().numpy()
-    masks = np.asarray(masks)
-    if not len(masks):
-        return []
-    if masks.dtype != bool:
-        masks = masks >= 0.5 if np.issubdtype(masks.dtype, np.floating) else masks != 0
-    return list(mask_util.encode(np.asfortranarray(masks.transpose(1, 2, 0), dtype=np.uint8)))
+from ..utils.masks import encode_masks, to_numpy
 
 
 def best_proposals(rles: list[dict], proposals: Proposals) -> tuple[np.ndarray, np.ndarray]:
@@ -60,7 +49,7 @@ def refine(pred_instances: InstanceData, proposals: Proposals, min_iou: float = 
     if not len(masks) or not len(proposals):
         return (out, refined) if return_refined else out
 
-    idx, iou = best_proposals(encode_masks(masks), proposals)
+    idx, iou = best_proposals(encode_masks(to_numpy(masks)), proposals)
     refined = (iou >= min_iou) & (iou > 0)
     if refined.any():
         chosen = proposals[idx[refined]]
