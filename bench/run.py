@@ -227,8 +227,8 @@ def gen_pseudo_overhead(work: Path) -> list[dict]:
     ckpt = work / 'prm_r50_random.pth'
     torch.save(dict(state_dict=model.state_dict()), ckpt)
     out = work / 'tiles_pseudo.json'
-    _run(py, 'tools/gen_pseudo.py', cfg, ckpt, '--out', out, '--proposals', 'type=precomputed',
-         f'root={props}')
+    _run(py, 'tools/gen_pseudo.py', cfg, ckpt, '--out', out, '--ann-file',
+         'annotations/train_labels.json', '--proposals', 'type=precomputed', f'root={props}')
     sec = json.loads(Path(f'{out}.report.json').read_text())['seconds_per_image']
     ratio = sec['total'] / sec['peaks']
     return [
