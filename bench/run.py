@@ -234,7 +234,7 @@ def gen_pseudo_overhead(work: Path) -> list[dict]:
     return [
         _row('gen_pseudo time / PRM time per image (R-50 448 px, 500x375, '
              f'{min(counts)}-{max(counts)} proposals)', ratio, '<= 1.5', ratio <= 1.5, 'x'),
-        _row('gen_pseudo: PRM (load + forward) / total per image', sec['peaks'],
+        _row('gen_pseudo: PRM seconds per image (load + forward)', sec['peaks'],
              f"(total {sec['total']:.3f} s)", True, 's'),
     ]
 
