@@ -95,5 +95,7 @@ optim_wrapper = dict(
     optimizer=dict(type='SGD', lr=0.01, momentum=0.9, weight_decay=1e-4),
     paramwise_cfg=dict(custom_keys={'backbone': dict(lr_mult=0.01)}))
 param_scheduler = []  # PRM trains at a constant learning rate
-default_hooks = dict(checkpoint=dict(type='CheckpointHook', interval=5, max_keep_ckpts=2))
+# finite_loss: stop at a NaN/inf loss before a checkpoint of it is written
+default_hooks = dict(checkpoint=dict(type='CheckpointHook', interval=5, max_keep_ckpts=2),
+                     finite_loss=dict(type='FiniteLossHook'))
 auto_scale_lr = dict(enable=False, base_batch_size=16)

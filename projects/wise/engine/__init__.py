@@ -1,5 +1,7 @@
-"""Runner hooks: WISE's test-time proposal refinement."""
+"""Runner hooks: WISE's test-time proposal refinement, a non-finite-loss guard."""
+from .finite_loss_hook import FiniteLossHook, NonFiniteLossError
 from .proposal_refiner import best_proposals, refine
 from .refine_hook import ProposalRefineHook
 
-__all__ = ['ProposalRefineHook', 'best_proposals', 'refine']
+__all__ = ['FiniteLossHook', 'NonFiniteLossError', 'ProposalRefineHook', 'best_proposals',
+           'refine']
