@@ -26,7 +26,7 @@ from projects.wise.proposals import (PROPOSAL_SOURCES, Proposals,  # noqa: E402
                                      ProposalSource)
 from projects.wise.proposals.recall import gt_rles, proposal_recall  # noqa: E402
 from projects.wise.utils.io import (DataError, dump_json, load_coco_json,  # noqa: E402
-                                    load_json)
+                                    load_json, safe_join)
 
 RECALL_KS = (100, 500, 1000)
 PROGRESS_EVERY = 50
@@ -123,7 +123,7 @@ def run(args: argparse.Namespace) -> None:
         out = args.out_dir / f'{stem}.json'
         hw = (int(im['height']), int(im['width']))
         if not out.is_file():
-            img_path = img_root / im['file_name']
+            img_path = safe_join(img_root, im['file_name'], args.ann_file)
             props = source(dict(img_path=str(img_path), height=hw[0], width=hw[1],
                                 img_id=im['id']))
             if props.hw != hw:

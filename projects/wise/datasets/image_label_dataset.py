@@ -17,7 +17,7 @@ from PIL import Image, UnidentifiedImageError
 from mmdet.datasets import BaseDetDataset
 from mmdet.registry import DATASETS
 
-from ..utils.io import DataError, load_json, read_lines
+from ..utils.io import DataError, load_json, read_lines, safe_join
 from .voc_layout import VOC_CLASSES, parse_voc_xml_labels
 
 _IMAGE_KEYS = ('id', 'file_name', 'height', 'width', 'labels')
@@ -108,7 +108,8 @@ class ImageLabelDataset(BaseDetDataset):
         records = coco_image_labels(load_json(self.ann_file), self.metainfo['classes'],
                                     self.ann_file)
         img_dir = self.data_prefix['img']
-        return [dict(img_path=osp.join(img_dir, r.pop('file_name')), **r) for r in records]
+        return [dict(img_path=safe_join(img_dir, r.pop('file_name'), self.ann_file), **r)
+                for r in records]
 
     def filter_data(self) -> list[dict]:
         if self.test_mode or not self.filter_cfg:
@@ -161,8 +162,10 @@ class VOCImageLabelDataset(ImageLabelDataset):
         classes = self.metainfo['classes']
         data_list = []
         for image_id in dict.fromkeys(read_lines(self.ann_file)):
-            img_path = osp.join(self.sub_data_root, self.img_subdir, f'{image_id}.jpg')
-            xml_path = osp.join(self.sub_data_root, self.ann_subdir, f'{image_id}.xml')
+            img_path = safe_join(osp.join(self.sub_data_root, self.img_subdir),
+                                 f'{image_id}.jpg', self.ann_file)
+            xml_path = safe_join(osp.join(self.sub_data_root, self.ann_subdir),
+                                 f'{image_id}.xml', self.ann_file)
             height, width = _image_size(img_path)
             data_list.append(dict(img_path=img_path, img_id=image_id, height=height,
                                   width=width,

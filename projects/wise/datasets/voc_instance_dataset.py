@@ -7,7 +7,7 @@ from mmdet.datasets import CocoDataset
 from mmdet.datasets.api_wrappers import COCO
 from mmdet.registry import DATASETS
 
-from ..utils.io import DataError, load_coco_json
+from ..utils.io import DataError, load_coco_json, safe_join
 from .voc_layout import VOC_CLASSES
 
 
@@ -46,3 +46,9 @@ class VOCInstanceDataset(CocoDataset):
 
     METAINFO = dict(classes=VOC_CLASSES, palette=CocoDataset.METAINFO['palette'][:len(VOC_CLASSES)])
     COCOAPI = NamedCOCO
+
+    def parse_data_info(self, raw_data_info: dict) -> dict | list[dict]:
+        """CocoDataset's, refusing image names that leave the image folder."""
+        safe_join(self.data_prefix['img'], raw_data_info['raw_img_info']['file_name'],
+                  self.ann_file)
+        return super().parse_data_info(raw_data_info)

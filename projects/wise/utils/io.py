@@ -40,6 +40,20 @@ def atomic_write(path: str | os.PathLike, mode: str = 'w') -> Iterator[Any]:
         raise
 
 
+def safe_join(root: str | os.PathLike, name: str, source: str | os.PathLike) -> str:
+    """``root/name`` for a file named by a data file (``source``), refusing names that
+    are absolute or climb out of ``root`` (``..``): annotation files are data, and
+    must not make a tool read or write elsewhere."""
+    name = str(name)
+    joined = os.path.normpath(os.path.join(root, name))
+    base = os.path.normpath(root)
+    inside = os.path.commonpath([os.path.abspath(joined), os.path.abspath(base)]) == \
+        os.path.abspath(base)
+    if os.path.isabs(name) or not inside:
+        raise DataError(f'{source}: file name {name!r} points outside {root}')
+    return joined
+
+
 def dump_json(obj: Any, path: str | os.PathLike, **kwargs: Any) -> None:
     """Atomically write ``obj`` as JSON."""
     with atomic_write(path) as f:
