@@ -1,14 +1,20 @@
 """Training that goes wrong stops cleanly: a NaN loss never reaches a checkpoint."""
 from __future__ import annotations
 
+import json
 import math
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 import torch
 
-from conftest import run_tool
+from conftest import ROOT, run_tool
 
 
 def test_finite_loss_hook_names_the_bad_terms() -> None:
@@ -31,3 +37,47 @@ def test_nan_loss_stops_training_before_a_checkpoint(tiny_full_cfg: Path, tmp_pa
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith('train.py: error: non-finite loss at iteration 1 (loss=nan'), last
     assert not list(tmp_path.glob('*.pth'))
+
+
+def _scalars(work: Path) -> list[dict]:
+    [log] = sorted(work.glob('*/vis_data/scalars.json'))[-1:]
+    return [json.loads(line) for line in log.read_text().splitlines() if '"loss"' in line]
+
+
+def test_kill_9_then_resume_continues_the_schedule(tiny_full_cfg: Path, tmp_path: Path) -> None:
+    cfg = tmp_path / 'warmup.py'
+    cfg.write_text(f'''_base_ = {str(tiny_full_cfg)!r}
+train_cfg = dict(max_iters=8)
+param_scheduler = [dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=8)]
+default_hooks = dict(checkpoint=dict(interval=1, max_keep_ckpts=10))
+''')
+    straight = tmp_path / 'straight'
+    run_tool('tools/train.py', cfg, '--work-dir', straight)
+    lr = {r['iter']: r['lr'] for r in _scalars(straight)}
+    assert sorted(lr) == list(range(1, 9))
+
+    work = tmp_path / 'killed'
+    env = {**os.environ, 'PYTHONPATH': str(ROOT), 'OMP_NUM_THREADS': '1'}
+    proc = subprocess.Popen([sys.executable, 'tools/train.py', str(cfg), '--work-dir', str(work)],
+                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        last = work / 'last_checkpoint'
+        if last.exists() and last.read_text().strip().endswith('iter_3.pth'):
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, 'finished before it could be killed'
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = int(Path((work / 'last_checkpoint').read_text().strip()).stem.split('_')[1])
+    assert 3 <= done < 8
+
+    out = run_tool('tools/train.py', cfg, '--work-dir', work, '--resume')
+    assert f'resumed epoch: 0, iter: {done}' in out.stdout + out.stderr
+    resumed = _scalars(work)
+    assert [r['iter'] for r in resumed] == list(range(done + 1, 9))  # no step lost or repeated
+    for r in resumed:  # the warm-up schedule goes on where it was, not from the start
+        assert r['lr'] == pytest.approx(lr[r['iter']], rel=1e-6)
+        assert math.isfinite(r['loss'])
+    assert torch.load(work / 'iter_8.pth', map_location='cpu')['meta']['iter'] == 8
