@@ -47,14 +47,14 @@ def tiny_full_cfg(shapes_root: Path, tmp_path_factory: pytest.TempPathFactory) -
 _base_ = {str(base)!r}
 data_root = {str(shapes_root) + '/'!r}
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='LoadImageChecked'),
     dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
     dict(type='Resize', scale=(96, 96), keep_ratio=True),
     dict(type='RandomFlip', prob=0.5),
     dict(type='PackDetInputs'),
 ]
 test_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='LoadImageChecked'),
     dict(type='Resize', scale=(96, 96), keep_ratio=True),
     dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
     dict(type='PackDetInputs',
@@ -83,13 +83,13 @@ def tiny_prm_cfg(shapes_root: Path, tmp_path_factory: pytest.TempPathFactory) ->
 _base_ = {str(base)!r}
 data_root = {str(shapes_root) + '/'!r}
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='LoadImageChecked'),
     dict(type='Resize', scale=(64, 64), keep_ratio=False),
     dict(type='RandomFlip', prob=0.5),
     dict(type='PackImageLabels'),
 ]
 test_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='LoadImageChecked'),
     dict(type='Resize', scale=(64, 64), keep_ratio=False),
     dict(type='PackImageLabels'),
 ]

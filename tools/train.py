@@ -12,7 +12,7 @@ from mmengine.runner import Runner  # noqa: E402
 from mmdet.registry import RUNNERS  # noqa: E402
 from mmdet.utils import setup_cache_size_limit_of_dynamo  # noqa: E402
 from projects.wise.engine import NonFiniteLossError  # noqa: E402
-from projects.wise.utils.io import DataError  # noqa: E402
+from projects.wise.utils.io import DataError, error_line  # noqa: E402
 from projects.wise.utils.launch import load_tool_config  # noqa: E402
 
 
@@ -65,4 +65,4 @@ if __name__ == '__main__':
     try:
         main()
     except (DataError, NonFiniteLossError) as e:
-        sys.exit(f'train.py: error: {e}')
+        sys.exit(f'train.py: error: {error_line(e)}')

@@ -19,7 +19,7 @@ model = dict(
         mask_head=dict(num_classes=len(classes))))
 
 train_pipeline = [
-    dict(type='LoadImageFromFile', backend_args=None),
+    dict(type='LoadImageChecked', backend_args=None),
     dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
     dict(type='Resize', scale=(1333, 800), keep_ratio=True),
     dict(type='RandomFlip', prob=0.5),
@@ -39,13 +39,22 @@ train_dataloader = dict(
         ann_file='annotations/train_aug_instances.json',
         data_prefix=dict(img='JPEGImages/'),
         pipeline=train_pipeline))
+# mmdet's test pipeline with the checked loader (a bad image names itself)
+test_pipeline = [
+    dict(type='LoadImageChecked', backend_args=None),
+    dict(type='Resize', scale=(1333, 800), keep_ratio=True),
+    dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
+    dict(type='PackDetInputs',
+         meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')),
+]
 val_dataloader = dict(
     dataset=dict(
         type='VOCInstanceDataset',
         data_root=data_root,
         metainfo=metainfo,
         ann_file='annotations/val_instances.json',
-        data_prefix=dict(img='JPEGImages/')))
+        data_prefix=dict(img='JPEGImages/'),
+        pipeline=test_pipeline))
 test_dataloader = val_dataloader
 
 # The paper's metric: mask AP at IoU 0.25/0.5/0.75 + ABO, VOC void ignored,

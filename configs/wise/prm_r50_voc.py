@@ -41,13 +41,13 @@ model = dict(
     test_cfg=dict(score_thr=0.0, peak_thr=30.0, with_prm=False))
 
 train_pipeline = [
-    dict(type='LoadImageFromFile', backend_args=None),
+    dict(type='LoadImageChecked', backend_args=None),
     dict(type='Resize', scale=(image_size, image_size), keep_ratio=False),
     dict(type='RandomFlip', prob=0.5),
     dict(type='PackImageLabels'),
 ]
 test_pipeline = [
-    dict(type='LoadImageFromFile', backend_args=None),
+    dict(type='LoadImageChecked', backend_args=None),
     dict(type='Resize', scale=(image_size, image_size), keep_ratio=False),
     dict(type='PackImageLabels'),
 ]

@@ -18,13 +18,13 @@ model = dict(
     sub_pixel_scale=4)  # test_cfg: WISE's peak_thr 30 suits these maps too
 
 train_pipeline = [
-    dict(type='LoadImageFromFile', backend_args=None),
+    dict(type='LoadImageChecked', backend_args=None),
     dict(type='Resize', scale=(image_size, image_size), keep_ratio=False),
     dict(type='RandomFlip', prob=0.5),
     dict(type='PackImageLabels'),
 ]
 test_pipeline = [
-    dict(type='LoadImageFromFile', backend_args=None),
+    dict(type='LoadImageChecked', backend_args=None),
     dict(type='Resize', scale=(image_size, image_size), keep_ratio=False),
     dict(type='PackImageLabels'),
 ]

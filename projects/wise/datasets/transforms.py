@@ -5,10 +5,26 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-from mmcv.transforms import BaseTransform, to_tensor
+from mmcv.transforms import BaseTransform, LoadImageFromFile, to_tensor
 
 from mmdet.registry import TRANSFORMS
 from mmdet.structures import DetDataSample
+
+from ..utils.io import DataError
+
+
+@TRANSFORMS.register_module()
+class LoadImageChecked(LoadImageFromFile):
+    """mmcv's LoadImageFromFile, but a missing, empty or undecodable image raises a
+    DataError naming the file: mmcv lets OpenCV's assertion or a bare assert
+    through, deep inside a data loader worker."""
+
+    def transform(self, results: dict) -> dict | None:
+        try:
+            return super().transform(results)
+        except Exception as e:  # FileNotFoundError, cv2.error, AssertionError, ...
+            why = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
+            raise DataError(f'{results["img_path"]}: cannot load image ({why})') from None
 
 
 @TRANSFORMS.register_module()

@@ -16,6 +16,15 @@ class DataError(RuntimeError):
     """Bad or missing input data; the message names the offending path."""
 
 
+def error_line(e: BaseException) -> str:
+    """The one line a tool prints for an error. A DataError raised in a data loader
+    worker comes back wrapped in the worker's traceback: its last line is the message."""
+    text = str(e).strip()
+    last = text.splitlines()[-1] if text else type(e).__name__
+    marker = 'DataError: '
+    return last.split(marker, 1)[1] if '\n' in text and marker in last else last
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike, mode: str = 'w') -> Iterator[Any]:
     """Write to a temporary file beside ``path`` and rename it into place.
