@@ -172,3 +172,25 @@ def test_bad_inputs_name_the_problem(tiny_prm_cfg: Path, tiny_prm_ckpt: Path,
     proc = run_tool(*_args(tiny_prm_cfg, tiny_prm_ckpt, tmp_path / 'y.json', '--shard', '2/2'),
                     check=False)
     assert proc.returncode == 2 and '--shard must be i/N' in proc.stderr
+
+
+def test_disk_full_leaves_earlier_output_and_rerun_finishes(reference: Path, tiny_prm_cfg: Path,
+                                                            tiny_prm_ckpt: Path,
+                                                            tmp_path: Path) -> None:
+    import resource
+    out = tmp_path / 'train_pseudo.json'
+    out.write_bytes(b'{"an": "earlier output"}')
+    env = {**os.environ, 'PYTHONPATH': str(ROOT), 'OMP_NUM_THREADS': '1'}
+
+    def small_disk() -> None:  # files may not grow past 1.5 KB: as a full disk
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1500, 1500))
+
+    proc = subprocess.run([sys.executable, *map(str, _args(tiny_prm_cfg, tiny_prm_ckpt, out))],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+                          preexec_fn=small_disk)
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith('gen_pseudo.py: error: cannot write') and 'rerun' in last, last
+    assert out.read_bytes() == b'{"an": "earlier output"}'
+    run_tool(*_args(tiny_prm_cfg, tiny_prm_ckpt, out))
+    assert out.read_bytes() == reference.read_bytes()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import tempfile
@@ -47,6 +48,19 @@ def atomic_write(path: str | os.PathLike, mode: str = 'w') -> Iterator[Any]:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+WRITE_ERRNOS = {errno.ENOSPC, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EDQUOT}
+
+
+def write_error_line(e: OSError) -> str | None:
+    """One line for an output that cannot be written (disk full, read-only, quota),
+    or None for other OS errors."""
+    if e.errno not in WRITE_ERRNOS:
+        return None
+    where = f' {e.filename}' if e.filename else ''
+    return (f'cannot write{where}: {e.strerror or e}; earlier outputs are untouched, '
+            'free space or fix permissions and rerun to continue')
 
 
 def safe_join(root: str | os.PathLike, name: str, source: str | os.PathLike) -> str:
