@@ -27,19 +27,11 @@ from projects.wise.proposals import (PROPOSAL_SOURCES, Proposals,  # noqa: E402
 from projects.wise.proposals.recall import gt_rles, proposal_recall  # noqa: E402
 from projects.wise.utils.io import (DataError, dump_json, load_coco_json,  # noqa: E402
                                     load_json, safe_join)
+from projects.wise.utils.launch import parse_shard  # noqa: E402
+from projects.wise.utils.masks import str_counts  # noqa: E402
 
 RECALL_KS = (100, 500, 1000)
 PROGRESS_EVERY = 50
-
-
-def parse_shard(text: str) -> tuple[int, int]:
-    try:
-        i, n = (int(v) for v in text.split('/'))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f'{text!r}: expected i/N, e.g. 0/4') from None
-    if not 0 <= i < n:
-        raise argparse.ArgumentTypeError(f'{text!r}: need 0 <= i < N')
-    return i, n
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -66,8 +58,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def to_json(proposals: Proposals) -> list[dict]:
     """The per-image file's content, best first."""
     proposals = proposals.top(len(proposals))
-    return [dict(segmentation=dict(size=list(proposals.hw), counts=r['counts'].decode('ascii')),
-                 score=float(s)) for r, s in zip(proposals.rles, proposals.scores)]
+    return [dict(segmentation=str_counts(r), score=float(s))
+            for r, s in zip(proposals.rles, proposals.scores)]
 
 
 class RecallMeter:

@@ -50,7 +50,8 @@ from projects.wise.pseudo import (SELECTORS, PartsFile, PeakSet, iter_records,  
                                   write_coco)
 from projects.wise.utils.io import (DataError, dump_json, load_json, read_image,  # noqa: E402
                                     write_error_line)
-from projects.wise.utils.masks import to_rle  # noqa: E402
+from projects.wise.utils.launch import parse_shard  # noqa: E402
+from projects.wise.utils.masks import str_counts, to_rle  # noqa: E402
 
 RECALL_KS = (100, 500, 1000)
 
@@ -99,11 +100,9 @@ def _shard(args: argparse.Namespace) -> tuple[int, int]:
             dist.init_process_group('nccl' if torch.cuda.is_available() else 'gloo')
         return dist.get_rank(), dist.get_world_size()
     try:
-        i, n = (int(v) for v in args.shard.split('/'))
-    except ValueError:
-        i, n = -1, 0
-    if not 0 <= i < n:
-        _usage_error(f'--shard must be i/N with 0 <= i < N, got {args.shard!r}')
+        i, n = parse_shard(args.shard)
+    except argparse.ArgumentTypeError as e:
+        _usage_error(f'--shard {e}')
     return i, n
 
 
@@ -246,7 +245,7 @@ def label_image(index: int, dataset, model, source, selector, gt: GTPoints | Non
         rle = inst['rle']
         record['annotations'].append(dict(
             image_id=img_id, category_id=inst['label'] + 1,
-            segmentation=dict(size=list(rle['size']), counts=rle['counts'].decode()),
+            segmentation=str_counts(rle),
             area=float(mask_util.area(rle)), bbox=[float(v) for v in mask_util.toBbox(rle)],
             iscrowd=0, score=round(inst['score'], 4), objectness=round(inst['objectness'], 4),
             point=inst['point']))

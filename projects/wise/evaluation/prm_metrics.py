@@ -27,7 +27,7 @@ from mmdet.registry import METRICS
 
 from ..datasets.image_label_dataset import coco_cat2label, coco_image_labels
 from ..utils.io import DataError, load_coco_json
-from ..utils.masks import to_numpy, to_rle
+from ..utils.masks import pixel_indices, to_numpy, to_rle
 
 
 def average_precision(scores: np.ndarray, positives: np.ndarray) -> float:
@@ -254,8 +254,7 @@ class PeakLocalisationMetric(BaseMetric):
             if unknown:
                 raise DataError(f'{self.ann_file}: image {img_id}: category ids '
                                 f'{sorted(unknown)} are not among its categories')
-            xs = np.clip(np.floor(r['points'][:, 0] + 0.5), 0, w - 1).astype(np.int64)
-            ys = np.clip(np.floor(r['points'][:, 1] + 0.5), 0, h - 1).astype(np.int64)
+            xs, ys = pixel_indices(r['points'], (h, w))
             crowd = np.array(gt['crowd'], dtype=bool)
             if gt['rles']:
                 gt_labels = np.array([cat2label[c] for c in gt['cat_ids']])

@@ -8,7 +8,7 @@ decoding.
 from __future__ import annotations
 
 from abc import ABCMeta, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -16,6 +16,7 @@ from mmengine.registry import Registry
 from pycocotools import mask as mask_util
 
 from ..utils.io import DataError
+from ..utils.masks import bytes_counts, pixel_indices, to_rle
 
 # Scope 'mmdet': sources are built where mmdet is the default scope (tools,
 # hooks); another scope would make mmengine warn and fall back on every build.
@@ -33,11 +34,7 @@ def _as_rle(segm: Any, hw: tuple[int, int], where: str) -> dict:
         if tuple(int(v) for v in segm['size']) != tuple(hw):
             raise ProposalError(f'{where}: proposal mask size {list(segm["size"])} != '
                                 f'image size {list(hw)}')
-        if isinstance(segm['counts'], list):
-            return mask_util.frPyObjects(segm, *hw)
-        counts = segm['counts']
-        return dict(size=[int(hw[0]), int(hw[1])],
-                    counts=counts.encode() if isinstance(counts, str) else counts)
+        return bytes_counts(to_rle(segm, *hw))
     raise ProposalError(f'{where}: a proposal segmentation must be a COCO RLE dict, '
                         f'got {type(segm).__name__}')
 
@@ -50,7 +47,6 @@ class Proposals:
     scores: np.ndarray
     hw: tuple[int, int]
     source: str = ''  # the file they came from, for messages
-    meta: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.scores = np.asarray(self.scores, dtype=np.float64).reshape(-1)
@@ -78,7 +74,7 @@ class Proposals:
     def __getitem__(self, idx: Any) -> Proposals:
         idx = np.arange(len(self))[idx]
         return Proposals([self.rles[i] for i in np.atleast_1d(idx)], self.scores[idx], self.hw,
-                         self.source, self.meta)
+                         self.source)
 
     def top(self, k: int) -> Proposals:
         """The k highest-objectness proposals (stable order on ties)."""
@@ -98,8 +94,7 @@ class Proposals:
         h, w = self.hw
         # A one-pixel RLE per point; against "crowd" masks pycocotools' IoU is
         # |point & proposal| / |point|: 1 exactly when the point is inside.
-        xs = np.clip(np.floor(points[:, 0] + 0.5), 0, w - 1).astype(np.int64)
-        ys = np.clip(np.floor(points[:, 1] + 0.5), 0, h - 1).astype(np.int64)
+        xs, ys = pixel_indices(points, self.hw)
         starts = xs * h + ys  # column-major pixel index
         dots = [dict(size=[h, w], counts=[int(s), 1, int(h * w - s - 1)]) for s in starts]
         dots = mask_util.frPyObjects(dots, h, w)

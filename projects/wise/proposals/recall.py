@@ -9,25 +9,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from pycocotools import mask as mask_util
 
+from ..utils.masks import bytes_counts, to_rle
 from .base import Proposals
 
 
 def gt_rles(segmentations: Sequence, hw: tuple[int, int]) -> list[dict]:
     """COCO segmentations (polygons, or RLE with compressed or list counts) as RLEs."""
-    h, w = hw
-    out = []
-    for segm in segmentations:
-        if isinstance(segm, list):  # polygons of one instance
-            out.append(mask_util.merge(mask_util.frPyObjects(segm, h, w)))
-        elif isinstance(segm['counts'], list):
-            out.append(mask_util.frPyObjects(segm, h, w))
-        else:
-            counts = segm['counts']
-            out.append(dict(size=list(segm['size']),
-                            counts=counts.encode() if isinstance(counts, str) else counts))
-    return out
+    return [bytes_counts(to_rle(segm, *hw)) for segm in segmentations]
 
 
 def best_ious(proposals: Proposals, gt_rles: list[dict],

@@ -8,6 +8,7 @@ make DDP run on CPU. With GPUs, nothing is changed.
 """
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 
@@ -61,3 +62,14 @@ def load_tool_config(config: str, launcher: str, cfg_options: dict | None,
                                     os.path.splitext(os.path.basename(config))[0])
     setup_cpu_distributed(cfg, launcher)
     return cfg
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``'i/N'`` -> (i, N): a worker's share of the images (every N-th, from the i-th)."""
+    try:
+        i, n = (int(v) for v in text.split('/'))
+    except ValueError:
+        i, n = -1, 0
+    if not 0 <= i < n:
+        raise argparse.ArgumentTypeError(f'must be i/N with 0 <= i < N, got {text!r}')
+    return i, n

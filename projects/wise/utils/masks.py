@@ -22,6 +22,22 @@ def str_counts(rle: dict) -> dict:
     return {'size': [int(rle['size'][0]), int(rle['size'][1])], 'counts': counts}
 
 
+def bytes_counts(rle: dict) -> dict:
+    """A compressed RLE whose counts are bytes (what pycocotools returns)."""
+    counts = rle['counts']
+    if isinstance(counts, str):
+        counts = counts.encode('ascii')
+    return {'size': [int(rle['size'][0]), int(rle['size'][1])], 'counts': counts}
+
+
+def pixel_indices(points: np.ndarray, hw: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """(x, y) points -> the int column and row of the pixel each falls in, clipped."""
+    points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    xs = np.clip(np.floor(points[:, 0] + 0.5), 0, hw[1] - 1).astype(np.int64)
+    ys = np.clip(np.floor(points[:, 1] + 0.5), 0, hw[0] - 1).astype(np.int64)
+    return xs, ys
+
+
 def to_rle(segm: Any, height: int, width: int) -> dict:
     """Polygons, uncompressed RLE or compressed RLE -> compressed RLE."""
     if isinstance(segm, list):
