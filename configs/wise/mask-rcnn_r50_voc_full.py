@@ -75,7 +75,8 @@ param_scheduler = [
     dict(type='LinearLR', start_factor=0.001, by_epoch=False, begin=0, end=500),
 ]
 # finite_loss: stop at a NaN/inf loss before a checkpoint of it is written
-default_hooks = dict(checkpoint=dict(by_epoch=False, interval=5000, max_keep_ckpts=3),
+default_hooks = dict(checkpoint=dict(by_epoch=False, interval=5000, max_keep_ckpts=3,
+                                     backend_args=dict(backend='atomic_local')),
                      finite_loss=dict(type='FiniteLossHook'))
 log_processor = dict(by_epoch=False)
 auto_scale_lr = dict(enable=False, base_batch_size=1)

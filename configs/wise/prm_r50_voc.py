@@ -96,6 +96,7 @@ optim_wrapper = dict(
     paramwise_cfg=dict(custom_keys={'backbone': dict(lr_mult=0.01)}))
 param_scheduler = []  # PRM trains at a constant learning rate
 # finite_loss: stop at a NaN/inf loss before a checkpoint of it is written
-default_hooks = dict(checkpoint=dict(type='CheckpointHook', interval=5, max_keep_ckpts=2),
+default_hooks = dict(checkpoint=dict(type='CheckpointHook', interval=5, max_keep_ckpts=2,
+                                     backend_args=dict(backend='atomic_local')),
                      finite_loss=dict(type='FiniteLossHook'))
 auto_scale_lr = dict(enable=False, base_batch_size=16)

@@ -33,6 +33,7 @@ from scipy.io.matlab import MatReadError
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from projects.wise.datasets.voc_layout import (VOC_CLASSES, VOID,  # noqa: E402
                                                parse_voc_xml_labels, read_label_png)
+from projects.wise.utils.cli import run_tool  # noqa: E402
 from projects.wise.utils.io import DataError, dump_json, read_lines  # noqa: E402
 
 TRAIN_AUG = 'train_aug'
@@ -342,17 +343,15 @@ def _print(msg: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """CLI entry; bad data gives one ``voc_to_coco: error: ...`` line and exit status 2."""
+    """CLI entry; bad data gives one ``voc_to_coco.py: error: ...`` line and exit status 1."""
     args = parse_args(argv)
-    try:
+
+    def run() -> None:
         classes = load_classes(args.classes, args.classes_file)
         convert(args.data_root, args.out_dir or args.data_root / 'annotations',
                 args.splits, classes, args.sbd_root)
-    except DataError as e:
-        msg = ' '.join(str(e).splitlines())  # one line, whatever the cause said
-        print(f'voc_to_coco: error: {msg}', file=sys.stderr)
-        return 2
-    return 0
+
+    return run_tool('voc_to_coco.py', run)
 
 
 if __name__ == '__main__':

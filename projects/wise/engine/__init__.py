@@ -1,7 +1,9 @@
-"""Runner hooks: WISE's test-time proposal refinement, a non-finite-loss guard."""
+"""Runner parts: WISE's test-time proposal refinement, a non-finite-loss guard, atomic
+checkpoint writes."""
+from .atomic_backend import AtomicLocalBackend
 from .finite_loss_hook import FiniteLossHook, NonFiniteLossError
 from .proposal_refiner import best_proposals, refine
 from .refine_hook import ProposalRefineHook
 
-__all__ = ['FiniteLossHook', 'NonFiniteLossError', 'ProposalRefineHook', 'best_proposals',
+__all__ = ['AtomicLocalBackend', 'FiniteLossHook', 'NonFiniteLossError', 'ProposalRefineHook', 'best_proposals',
            'refine']

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import contextlib
-import errno
 import json
 import os
 import tempfile
@@ -15,15 +14,6 @@ from PIL import Image, UnidentifiedImageError
 
 class DataError(RuntimeError):
     """Bad or missing input data; the message names the offending path."""
-
-
-def error_line(e: BaseException) -> str:
-    """The one line a tool prints for an error. A DataError raised in a data loader
-    worker comes back wrapped in the worker's traceback: its last line is the message."""
-    text = str(e).strip()
-    last = text.splitlines()[-1] if text else type(e).__name__
-    marker = 'DataError: '
-    return last.split(marker, 1)[1] if '\n' in text and marker in last else last
 
 
 @contextlib.contextmanager
@@ -48,19 +38,6 @@ def atomic_write(path: str | os.PathLike, mode: str = 'w') -> Iterator[Any]:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
-
-
-WRITE_ERRNOS = {errno.ENOSPC, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EDQUOT}
-
-
-def write_error_line(e: OSError) -> str | None:
-    """One line for an output that cannot be written (disk full, read-only, quota),
-    or None for other OS errors."""
-    if e.errno not in WRITE_ERRNOS:
-        return None
-    where = f' {e.filename}' if e.filename else ''
-    return (f'cannot write{where}: {e.strerror or e}; earlier outputs are untouched, '
-            'free space or fix permissions and rerun to continue')
 
 
 def safe_join(root: str | os.PathLike, name: str, source: str | os.PathLike) -> str:

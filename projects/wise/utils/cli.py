@@ -1,0 +1,69 @@
+"""How every tool ends: an expected failure is one line naming the file, never a
+traceback from deep inside mmcv, and a distributed process group is always closed."""
+from __future__ import annotations
+
+import errno
+import sys
+from typing import Any, Callable
+
+import torch.distributed as dist
+
+from .io import DataError
+
+#: Exit status for bad data or an output that cannot be written (argparse uses 2).
+EXIT_ERROR = 1
+
+WRITE_ERRNOS = {errno.ENOSPC, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EDQUOT}
+
+
+def error_line(e: BaseException) -> str:
+    """The one line a tool prints for an error. A DataError raised in a data loader
+    worker comes back wrapped in the worker's traceback: its last line is the message."""
+    text = str(e).strip()
+    if not text:
+        return type(e).__name__
+    last = text.splitlines()[-1]
+    marker = 'DataError: '
+    if '\n' in text and marker in last:
+        return last.split(marker, 1)[1]
+    return ' '.join(line.strip() for line in text.splitlines())
+
+
+def write_error_line(e: OSError) -> str | None:
+    """One line for an output that cannot be written (disk full, read-only, quota),
+    or None for other OS errors."""
+    if e.errno not in WRITE_ERRNOS:
+        return None
+    where = f' {e.filename}' if e.filename else ''
+    return (f'cannot write{where}: {e.strerror or e}; earlier outputs are untouched, '
+            'free space or fix permissions and rerun to continue')
+
+
+def close_distributed() -> None:
+    """Destroy the process group before the interpreter exits: left to teardown, gloo's
+    threads can abort the process (SIGABRT) after its work is done."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def run_tool(prog: str, main: Callable[[], Any],
+             expected: tuple[type[BaseException], ...] = ()) -> int:
+    """Run a tool's ``main`` and return its exit status: 0, or ``EXIT_ERROR`` after
+    printing ``prog: error: ...`` for bad data, an ``expected`` error or a failed write."""
+    try:
+        main()
+    except (DataError, *expected) as e:
+        return _fail(prog, error_line(e))
+    except OSError as e:
+        line = write_error_line(e)
+        if line is None:
+            raise
+        return _fail(prog, line)
+    finally:
+        close_distributed()
+    return 0
+
+
+def _fail(prog: str, line: str) -> int:
+    print(f'{prog}: error: {line}', file=sys.stderr, flush=True)
+    return EXIT_ERROR
