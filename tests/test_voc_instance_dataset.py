@@ -13,11 +13,11 @@ from projects.wise.utils.io import DataError
 from conftest import SHAPES_CLASSES
 
 
-def _build(root: Path, classes, ann: str = 'annotations/val_instances.json'):
+def _build(root: Path, classes, ann: str = 'annotations/val_instances.json', **kwargs):
     init_default_scope('mmdet')
     return DATASETS.build(dict(type='VOCInstanceDataset', data_root=str(root), ann_file=ann,
                                data_prefix=dict(img='JPEGImages/'),
-                               metainfo=dict(classes=classes), pipeline=[]))
+                               metainfo=dict(classes=classes), pipeline=[], **kwargs))
 
 
 def _labels_by_name(ds) -> list[list[str]]:
@@ -45,3 +45,18 @@ def test_truncated_json_names_the_file(shapes_root: Path, tmp_path: Path) -> Non
     bad.write_text((shapes_root / 'annotations/val_instances.json').read_text()[:100])
     with pytest.raises(DataError, match=str(bad)):
         _build(tmp_path, SHAPES_CLASSES)
+
+
+@pytest.mark.parametrize('type_,ann', [('VOCInstanceDataset', 'val_instances.json'),
+                                       ('ImageLabelDataset', 'val_labels.json')])
+def test_nothing_left_after_filtering_is_one_clear_error(shapes_root: Path, type_: str,
+                                                         ann: str) -> None:
+    """Not mmengine's 'need at least one array to concatenate' from deep inside."""
+    init_default_scope('mmdet')
+    cfg = dict(type=type_, data_root=str(shapes_root), ann_file=f'annotations/{ann}',
+               data_prefix=dict(img='JPEGImages/'), metainfo=dict(classes=SHAPES_CLASSES),
+               pipeline=[], filter_cfg=dict(filter_empty_gt=True, min_size=1000))
+    with pytest.raises(DataError, match=rf"{ann}: no images to use \(filter_cfg .*'min_size': "
+                                        r'1000.* skipped every image\)'):
+        DATASETS.build(cfg)
+    assert len(DATASETS.build({**cfg, 'filter_cfg': None})) == 4

@@ -97,11 +97,13 @@ def split_ids(data_root: str | Path, split: str,
 
 
 def image_size(path: Path) -> tuple[int, int]:
-    """(height, width) from the image header: cheap, and fails on unreadable files."""
+    """(height, width) of an image that decodes in full: a truncated file is refused
+    here, at conversion, rather than hours into training (about 5 ms per VOC image)."""
     if not path.is_file():
         raise DataError(f'{path}: image not found')
     try:
         with Image.open(path) as im:
+            im.load()
             width, height = im.size
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise DataError(f'{path}: cannot read image ({e})') from None

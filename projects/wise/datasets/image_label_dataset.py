@@ -75,6 +75,15 @@ def coco_image_labels(data: Any, classes: Sequence[str], ann_file: str) -> list[
     return records
 
 
+def require_images(kept: list[dict], ann_file: str, skipped_by: dict | None = None) -> list[dict]:
+    """``kept``, unless empty: mmengine fails deep inside on an empty dataset.
+    ``skipped_by``: the filter_cfg that left nothing of a non-empty list."""
+    if not kept:
+        why = f' (filter_cfg {dict(skipped_by)} skipped every image)' if skipped_by else ''
+        raise DataError(f'{ann_file}: no images to use{why}')
+    return kept
+
+
 def _image_size(path: str) -> tuple[int, int]:
     """(height, width) from the image header: cheap, and fails early on a bad image."""
     try:
@@ -113,7 +122,7 @@ class ImageLabelDataset(BaseDetDataset):
 
     def filter_data(self) -> list[dict]:
         if self.test_mode or not self.filter_cfg:
-            return self.data_list
+            return require_images(self.data_list, self.ann_file)
         filter_empty = self.filter_cfg.get('filter_empty_gt', False)
         min_size = self.filter_cfg.get('min_size', 0)
         kept, num_empty, num_small = [], 0, 0
@@ -129,7 +138,7 @@ class ImageLabelDataset(BaseDetDataset):
                       f'{len(self.data_list)} images without image-level labels and '
                       f'{num_small} smaller than {min_size} px', logger='current',
                       level=logging.WARNING)
-        return kept
+        return require_images(kept, self.ann_file, self.filter_cfg if self.data_list else None)
 
     def get_cat_ids(self, idx: int) -> list[int]:
         """The classes in image ``idx`` (for class-aware samplers)."""

@@ -8,6 +8,7 @@ from mmdet.datasets.api_wrappers import COCO
 from mmdet.registry import DATASETS
 
 from ..utils.io import DataError, load_coco_json, safe_join
+from .image_label_dataset import require_images
 from .voc_layout import VOC_CLASSES
 
 
@@ -52,3 +53,8 @@ class VOCInstanceDataset(CocoDataset):
         safe_join(self.data_prefix['img'], raw_data_info['raw_img_info']['file_name'],
                   self.ann_file)
         return super().parse_data_info(raw_data_info)
+
+    def filter_data(self) -> list[dict]:
+        """CocoDataset's, refusing to leave no image at all."""
+        skipped_by = None if self.test_mode or not self.data_list else self.filter_cfg
+        return require_images(super().filter_data(), self.ann_file, skipped_by)

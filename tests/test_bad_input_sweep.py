@@ -1,0 +1,330 @@
+"""Every tool against every bad input named in the issues, and odd images that must just
+work: each run gives a correct result or one line naming the culprit, never a traceback.
+
+The data is a small COCO-layout set of odd images (grayscale, CMYK, RGBA PNG, 1x1,
+a non-ASCII name), each with one 'square' instance, and a VOC-layout copy for
+voc_to_coco. Each bad input breaks a fresh copy of it.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pytest
+from PIL import Image
+from pycocotools import mask as mask_util
+
+from conftest import SHAPES_CLASSES, run_tool
+
+SQUARE = SHAPES_CLASSES.index('square') + 1
+H, W = 48, 64
+# name -> PIL mode it is saved in; every one must load as HxWx3 uint8
+ODD = {'gray.jpg': 'L', 'cmyk.jpg': 'CMYK', 'alpha.png': 'RGBA', 'one_pixel.jpg': 'RGB',
+       'ünïcødé_画像.jpg': 'RGB'}
+PROG = {'voc_to_coco': 'voc_to_coco.py', 'gen_proposals': 'gen_proposals.py',
+        'train': 'train.py', 'test': 'test.py', 'gen_pseudo': 'gen_pseudo.py'}
+
+
+def _square(hw: tuple[int, int]) -> np.ndarray:
+    mask = np.zeros(hw, np.uint8)
+    if hw == (1, 1):
+        mask[:] = 1
+    else:
+        mask[12:36, 16:44] = 1
+    return mask
+
+
+def _draw(name: str) -> tuple[Image.Image, np.ndarray]:
+    hw = (1, 1) if name.startswith('one_pixel') else (H, W)
+    mask = _square(hw)
+    rgb = np.full((*hw, 3), (40, 60, 200), np.uint8)
+    rgb[mask > 0] = (230, 40, 30)
+    img = Image.fromarray(rgb)
+    if ODD[name] == 'RGBA':
+        img = Image.fromarray(np.dstack([rgb, np.full(hw, 200, np.uint8)]), 'RGBA')
+    else:
+        img = img.convert(ODD[name])
+    return img, mask
+
+
+def _coco_root(root: Path) -> Path:
+    """JPEGImages/ and annotations/odd_{labels,instances}.json of the odd images."""
+    (root / 'JPEGImages').mkdir(parents=True)
+    (root / 'annotations').mkdir()
+    cats = [dict(id=i + 1, name=n) for i, n in enumerate(SHAPES_CLASSES)]
+    images, anns = [], []
+    for i, name in enumerate(ODD, 1):
+        img, mask = _draw(name)
+        img.save(root / 'JPEGImages' / name)
+        h, w = mask.shape
+        images.append(dict(id=i, file_name=name, height=h, width=w, labels=[SQUARE]))
+        rle = mask_util.encode(np.asfortranarray(mask))
+        x, y, bw, bh = mask_util.toBbox(rle).tolist()
+        anns.append(dict(id=i, image_id=i, category_id=SQUARE, iscrowd=0,
+                         area=float(mask.sum()), bbox=[x, y, bw, bh],
+                         segmentation=dict(size=[h, w], counts=rle['counts'].decode())))
+    (root / 'annotations/odd_labels.json').write_text(json.dumps(
+        dict(images=images, annotations=[], categories=cats)))
+    (root / 'annotations/odd_instances.json').write_text(json.dumps(
+        dict(images=images, annotations=anns, categories=cats)))
+    return root
+
+
+def _voc_root(root: Path) -> Path:
+    """The JPEG odd images in VOC layout (label PNGs, split file, class list)."""
+    for d in ('JPEGImages', 'SegmentationClass', 'SegmentationObject', 'ImageSets/Segmentation'):
+        (root / d).mkdir(parents=True)
+    names = [n for n in ODD if n.endswith('.jpg')]
+    for name in names:
+        img, mask = _draw(name)
+        stem = Path(name).stem
+        img.save(root / 'JPEGImages' / f'{stem}.jpg')
+        for sub, value in (('SegmentationClass', SQUARE), ('SegmentationObject', 1)):
+            png = Image.fromarray((mask * value).astype(np.uint8), 'P')
+            png.putpalette([0, 0, 0, 128, 0, 0] * 128)
+            png.save(root / sub / f'{stem}.png')
+    (root / 'ImageSets/Segmentation/train.txt').write_text(
+        ''.join(f'{Path(n).stem}\n' for n in names))
+    (root / 'classes.txt').write_text('\n'.join(SHAPES_CLASSES) + '\n')
+    return root
+
+
+@pytest.fixture(scope='module')
+def odd(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _coco_root(tmp_path_factory.mktemp('odd'))
+
+
+@pytest.fixture(scope='module')
+def odd_voc(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _voc_root(tmp_path_factory.mktemp('odd_voc'))
+
+
+def _prm_cfg(tiny_prm_cfg: Path, root: Path, out: Path) -> Path:
+    a = f'{root}/annotations/'
+    out.write_text(f'''_base_ = {str(tiny_prm_cfg)!r}
+_data = dict(data_root={str(root) + '/'!r}, ann_file='annotations/odd_labels.json')
+train_dataloader = dict(batch_size=2, dataset=_data)
+val_dataloader = dict(batch_size=2, dataset=_data)
+test_dataloader = val_dataloader
+val_evaluator = [dict(type='MultiLabelMAP', ann_file={a + 'odd_labels.json'!r}),
+                 dict(type='PeakLocalisationMetric', ann_file={a + 'odd_instances.json'!r})]
+test_evaluator = val_evaluator
+train_cfg = dict(max_epochs=1)
+''')
+    return out
+
+
+def _full_cfg(tiny_full_cfg: Path, root: Path, props: Path, out: Path) -> Path:
+    out.write_text(f'''_base_ = {str(tiny_full_cfg)!r}
+_data = dict(data_root={str(root) + '/'!r}, ann_file='annotations/odd_instances.json')
+train_dataloader = dict(dataset=_data)
+val_dataloader = dict(dataset=_data)
+test_dataloader = val_dataloader
+val_evaluator = dict(ann_file={f'{root}/annotations/odd_instances.json'!r})
+test_evaluator = val_evaluator
+train_cfg = dict(max_iters=2)
+custom_hooks = [dict(type='ProposalRefineHook',
+                     proposals=dict(type='precomputed', root={str(props)!r}))]
+''')
+    return out
+
+
+def _lines(proc) -> list[str]:
+    return proc.stderr.strip().splitlines()
+
+
+def test_odd_images_go_through_every_tool(odd: Path, odd_voc: Path, tiny_prm_cfg: Path,
+                                          tiny_full_cfg: Path, tmp_path: Path) -> None:
+    run_tool('tools/dataset_converters/voc_to_coco.py', odd_voc, '--classes-file',
+             odd_voc / 'classes.txt', '--splits', 'train', '--out-dir', tmp_path / 'conv')
+    conv = json.loads((tmp_path / 'conv/train_instances.json').read_text())
+    assert sorted((i['file_name'], i['height'], i['width'], i['labels']) for i in conv['images']) \
+        == sorted((f'{Path(n).stem}.jpg', *((1, 1) if 'one' in n else (H, W)), [SQUARE])
+                  for n in ODD if n.endswith('.jpg'))
+    assert [a['category_id'] for a in conv['annotations']] == [SQUARE] * 4
+
+    props = tmp_path / 'props'
+    run_tool('tools/gen_proposals.py', '--ann-file', odd / 'annotations/odd_instances.json',
+             '--img-root', odd / 'JPEGImages', '--out-dir', props, '--max-proposals', '50',
+             '--recall')
+    for name in ODD:
+        hw = [1, 1] if 'one' in name else [H, W]
+        items = json.loads((props / f'{Path(name).stem}.json').read_text())
+        assert items and all(o['segmentation']['size'] == hw for o in items), name
+    assert json.loads((props / 'recall.json').read_text())['recall']['100'] >= 0.8
+
+    prm = _prm_cfg(tiny_prm_cfg, odd, tmp_path / 'prm.py')
+    run_tool('tools/train.py', prm, '--work-dir', tmp_path / 'prm')
+    ckpt = tmp_path / 'prm/epoch_1.pth'
+    out = run_tool('tools/test.py', prm, ckpt, '--work-dir', tmp_path / 'prm')
+    assert 'prm/mAP' in out.stdout
+
+    pseudo = tmp_path / 'pseudo.json'
+    run_tool('tools/gen_pseudo.py', prm, ckpt, '--out', pseudo, '--proposals',
+             'type=precomputed', f'root={props}', '--peak-thr', '0')
+    result = json.loads(pseudo.read_text())
+    sizes = {i['id']: [i['height'], i['width']] for i in result['images']}
+    assert sorted(i['file_name'] for i in result['images']) == sorted(ODD)
+    assert all(a['segmentation']['size'] == sizes[a['image_id']] for a in result['annotations'])
+
+    full = _full_cfg(tiny_full_cfg, odd, props, tmp_path / 'full.py')
+    run_tool('tools/train.py', full, '--work-dir', tmp_path / 'full')
+    out = run_tool('tools/test.py', full, tmp_path / 'full/iter_2.pth', '--work-dir',
+                   tmp_path / 'full')
+    assert 'segm_mAP50' in out.stdout
+
+
+# ------------------------------------------------------------------ bad inputs ---
+def _bad_image(content: Callable[[bytes], bytes | None]) -> Callable[[Path], Path]:
+    def breaks(root: Path) -> Path:
+        jpg = root / 'JPEGImages' / 'cmyk.jpg'
+        data = content(jpg.read_bytes())
+        if data is None:
+            jpg.unlink()
+        else:
+            jpg.write_bytes(data)
+        return jpg
+    return breaks
+
+
+def _truncated_json(root: Path) -> Path:
+    ann = root / 'annotations/odd_labels.json'
+    ann.write_bytes(ann.read_bytes()[:200])
+    return ann
+
+
+def _unknown_class(root: Path) -> Path:
+    ann = root / 'annotations/odd_labels.json'
+    data = json.loads(ann.read_text())
+    data['images'][1]['labels'] = [SQUARE, 42]
+    ann.write_text(json.dumps(data))
+    return ann
+
+
+BAD = {
+    'missing_image': _bad_image(lambda b: None),
+    'empty_image': _bad_image(lambda b: b''),
+    'corrupt_image': _bad_image(lambda b: b'\xff\xd8\xff\xe0 not a JPEG at all'),
+    'truncated_json': _truncated_json,
+    'unknown_class': _unknown_class,
+}
+# what each tool must make of each: an error naming the culprit, unless listed as fine
+FINE = {('unknown_class', 'gen_proposals')}  # proposals do not look at labels
+
+
+def _run(tool: str, root: Path, tmp_path: Path, tiny_prm_cfg: Path, tiny_prm_ckpt: Path):
+    ann = root / 'annotations/odd_labels.json'
+    prm = _prm_cfg(tiny_prm_cfg, root, tmp_path / 'prm.py')
+    work = ['--work-dir', tmp_path / 'work']
+    args = {
+        'gen_proposals': ['tools/gen_proposals.py', '--ann-file', ann, '--img-root',
+                          root / 'JPEGImages', '--out-dir', tmp_path / 'props',
+                          '--max-proposals', '20'],
+        'train': ['tools/train.py', prm, *work],
+        'test': ['tools/test.py', prm, tiny_prm_ckpt, *work],
+        'gen_pseudo': ['tools/gen_pseudo.py', prm, tiny_prm_ckpt, '--out',
+                       tmp_path / 'pseudo.json', '--proposals', 'type=builtin',
+                       'max_proposals=20'],
+    }[tool]
+    return run_tool(*args, check=False)
+
+
+@pytest.mark.parametrize('tool', ['gen_proposals', 'train', 'test', 'gen_pseudo'])
+@pytest.mark.parametrize('bad', sorted(BAD))
+def test_bad_input(bad: str, tool: str, odd: Path, tiny_prm_cfg: Path, tiny_prm_ckpt: Path,
+                   tmp_path: Path) -> None:
+    root = tmp_path / 'data'
+    shutil.copytree(odd, root)
+    culprit = BAD[bad](root)
+    proc = _run(tool, root, tmp_path, tiny_prm_cfg, tiny_prm_ckpt)
+    assert 'Traceback' not in proc.stderr, proc.stderr[-3000:]
+    if (bad, tool) in FINE:
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        return
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    last = _lines(proc)[-1]
+    assert last.startswith(f'{PROG[tool]}: error: ') and str(culprit) in last, last
+
+
+VOC_BAD = {
+    'missing_image': lambda r: _unlink(r / 'JPEGImages/cmyk.jpg'),
+    'empty_image': lambda r: _write(r / 'JPEGImages/cmyk.jpg', b''),
+    'corrupt_image': lambda r: _write(r / 'JPEGImages/cmyk.jpg', b'\xff\xd8\xff\xe0 not a JPEG'),
+    'truncated_image': lambda r: _write(r / 'JPEGImages/cmyk.jpg',
+                                        (r / 'JPEGImages/cmyk.jpg').read_bytes()[:300]),
+    'unknown_class': lambda r: _write(r / 'SegmentationClass/gray.png', None),
+}
+
+
+def _unlink(path: Path) -> Path:
+    path.unlink()
+    return path
+
+
+def _write(path: Path, data: bytes | None) -> Path:
+    if data is None:  # a label value past the classes: an unknown class
+        png = Image.open(path)
+        arr = np.asarray(png).copy()
+        arr[arr > 0] = len(SHAPES_CLASSES) + 3
+        out = Image.fromarray(arr, 'P')
+        out.putpalette(png.getpalette())
+        out.save(path)
+    else:
+        path.write_bytes(data)
+    return path
+
+
+@pytest.mark.parametrize('bad', sorted(VOC_BAD))
+def test_voc_to_coco_bad_input(bad: str, odd_voc: Path, tmp_path: Path) -> None:
+    root = tmp_path / 'voc'
+    shutil.copytree(odd_voc, root)
+    culprit = VOC_BAD[bad](root)
+    proc = run_tool('tools/dataset_converters/voc_to_coco.py', root, '--classes-file',
+                    root / 'classes.txt', '--splits', 'train', check=False)
+    assert 'Traceback' not in proc.stderr, proc.stderr[-3000:]
+    assert proc.returncode == 1 and len(_lines(proc)) == 1, proc.stderr[-3000:]
+    assert _lines(proc)[0].startswith('voc_to_coco.py: error: ') and str(culprit) in proc.stderr
+    assert not (root / 'annotations').exists()  # nothing half-written
+
+
+def test_empty_label_set_is_trained_around_and_counted(odd: Path, tiny_prm_cfg: Path,
+                                                       tiny_prm_ckpt: Path,
+                                                       tmp_path: Path) -> None:
+    root = tmp_path / 'data'
+    shutil.copytree(odd, root)
+    ann = root / 'annotations/odd_labels.json'
+    data = json.loads(ann.read_text())
+    data['images'][0]['labels'] = []
+    ann.write_text(json.dumps(data))
+    for tool in ('train', 'test'):
+        proc = _run(tool, root, tmp_path, tiny_prm_cfg, tiny_prm_ckpt)
+        assert proc.returncode == 0 and 'Traceback' not in proc.stderr, proc.stderr[-3000:]
+    proc = _run('gen_pseudo', root, tmp_path, tiny_prm_cfg, tiny_prm_ckpt)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads((tmp_path / 'pseudo.json.report.json').read_text())
+    assert report['events']['images_without_labels'] == 1
+
+
+@pytest.mark.parametrize('bad', ['missing', 'truncated'])
+def test_bad_proposal_files_are_counted_and_named(bad: str, odd: Path, tiny_prm_cfg: Path,
+                                                  tiny_prm_ckpt: Path, tmp_path: Path) -> None:
+    props = tmp_path / 'props'
+    run_tool('tools/gen_proposals.py', '--ann-file', odd / 'annotations/odd_labels.json',
+             '--img-root', odd / 'JPEGImages', '--out-dir', props, '--max-proposals', '20')
+    culprit = props / 'gray.json'
+    if bad == 'missing':
+        culprit.unlink()
+    else:
+        culprit.write_bytes(culprit.read_bytes()[:50])
+    prm = _prm_cfg(tiny_prm_cfg, odd, tmp_path / 'prm.py')
+    out = tmp_path / 'pseudo.json'
+    proc = run_tool('tools/gen_pseudo.py', prm, tiny_prm_ckpt, '--out', out, '--proposals',
+                    'type=precomputed', f'root={props}', check=False)
+    assert proc.returncode == 0 and 'Traceback' not in proc.stderr, proc.stderr[-3000:]
+    report = json.loads(Path(f'{out}.report.json').read_text())
+    assert report['events']['images_without_proposals'] == 1
+    assert any(str(culprit) in e for e in report['errors'])
+    assert len(json.loads(out.read_text())['images']) == len(ODD)
