@@ -323,6 +323,40 @@ def refine_overhead(work: Path) -> list[dict]:
 
 
 @benchmark
+def refine_scale(work: Path) -> list[dict]:
+    """Test-time refinement on the demo val split (200 images) and on 10x that (the 2,000
+    train images as a test set): the hook's time grows linearly, its memory does not."""
+    demo = _demo_outputs('data', 'proposals', 'prm', 'pseudo', 'wise')
+    data = ROOT / 'data/shapes'
+    ckpt = (demo / 'wise/last_checkpoint').read_text().strip()
+    cfg = 'configs/wise/demo/mask-rcnn_r18_shapes_pseudo.py'
+    stats = {}
+    for split, n in (('val', 200), ('train', 2000)):
+        ann = f'annotations/{split}_instances.json'
+        for on in (False, True):
+            stats[n, on] = _peak_rss_mb(
+                'tools/test.py', cfg, ckpt, '--work-dir', work / f'scale_{split}_{on}',
+                '--cfg-options', f'custom_hooks.0.enabled={on}',
+                f'test_dataloader.dataset.ann_file={ann}', f'test_evaluator.ann_file={data / ann}')
+    hook_s = {n: stats[n, True][0] - stats[n, False][0] for n in (200, 2000)}
+    hook_mb = {n: stats[n, True][1] - stats[n, False][1] for n in (200, 2000)}
+    slope = (hook_s[2000] - hook_s[200]) / 1800
+    per_image = hook_s[2000] / 2000
+    ratio = stats[2000, True][1] / stats[2000, False][1]
+    return [
+        _row('refine hook time slope, 200 -> 2,000 images (500 proposals each)', slope,
+             f'linear: within 50 % of the mean {per_image:.4f} s/image (added '
+             f'{hook_s[200]:.1f} s / {hook_s[2000]:.1f} s)',
+             abs(slope - per_image) <= 0.5 * per_image, 's/image'),
+        _row('test.py peak memory with the hook / without, 2,000 images', ratio, '<= 1.10',
+             ratio <= 1.1, 'x'),
+        _row('memory the hook adds at 200 / 2,000 images', hook_mb[200],
+             f'({hook_mb[2000]:.0f} MB; test.py itself {stats[200, False][1]:.0f} -> '
+             f'{stats[2000, False][1]:.0f} MB, its results grow with the test set)', True, 'MB'),
+    ]
+
+
+@benchmark
 def demo_pipeline(work: Path) -> list[dict]:
     """`make demo`: the paper's table on the built-in data, and its end-to-end time."""
     demo = _demo_outputs('data', 'proposals', 'prm', 'pseudo', 'prm_baseline', 'full', 'wise',
