@@ -90,6 +90,35 @@ def test_kill_and_rerun_gives_identical_bytes(reference: Path, tiny_prm_cfg: Pat
     assert out.read_bytes() == reference.read_bytes()
 
 
+def test_parts_of_another_run_are_never_resumed_or_merged(reference: Path, tiny_prm_cfg: Path,
+                                                         tiny_prm_ckpt: Path,
+                                                         tmp_path: Path) -> None:
+    """A rerun after a retrained PRM (or another option) must not reuse stale parts."""
+    out = tmp_path / 'train_pseudo.json'
+    run_tool(*_args(tiny_prm_cfg, tiny_prm_ckpt, out, '--seed', '1'))
+    assert out.read_bytes() != reference.read_bytes()  # sampling follows the seed
+    proc = run_tool(*_args(tiny_prm_cfg, tiny_prm_ckpt, out))
+    assert 'written by another run (different seed): starting this shard over' in proc.stdout
+    assert out.read_bytes() == reference.read_bytes()
+
+    retrained = tmp_path / 'retrained.pth'  # other bytes, as a retrained PRM has
+    ckpt = torch.load(tiny_prm_ckpt, map_location='cpu', weights_only=False)
+    ckpt['meta']['note'] = 'retrained'
+    torch.save(ckpt, retrained)
+    proc = run_tool(*_args(tiny_prm_cfg, retrained, out))
+    assert '(different checkpoint): starting this shard over' in proc.stdout
+    assert json.loads(Path(f'{out}.report.json').read_text())['checkpoint'] == str(retrained)
+
+    mixed = tmp_path / 'mixed.json'
+    run_tool(*_args(tiny_prm_cfg, tiny_prm_ckpt, mixed, '--shard', '0/2', '--seed', '1'))
+    proc = run_tool(*_args(tiny_prm_cfg, tiny_prm_ckpt, mixed, '--shard', '1/2'))
+    assert 'not merged yet' in proc.stdout and \
+        'shard-000-of-002.jsonl: written by another run (different seed)' in proc.stdout
+    assert not mixed.exists()
+    run_tool(*_args(tiny_prm_cfg, tiny_prm_ckpt, mixed, '--shard', '0/2'))
+    assert mixed.read_bytes() == reference.read_bytes()
+
+
 def test_shards_and_torchrun_give_identical_bytes(reference: Path, tiny_prm_cfg: Path,
                                                   tiny_prm_ckpt: Path, tmp_path: Path) -> None:
     out = tmp_path / 'sharded.json'

@@ -20,6 +20,7 @@ of PRM peaks: the upper bound of a selection strategy.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import os.path as osp
@@ -264,13 +265,33 @@ def label_image(index: int, dataset, model, source, selector, gt: GTPoints | Non
     return record
 
 
-def _merge(args: argparse.Namespace, dataset, num_shards: int, gt_file: str | None) -> None:
+def _sha256(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(1 << 20), b''):
+            h.update(block)
+    return h.hexdigest()
+
+
+def run_fingerprint(cfg: Config, args: argparse.Namespace, gt_file: str | None) -> dict:
+    """What the output depends on: parts of another run are never resumed or merged."""
+    config = json.dumps(cfg.to_dict(), sort_keys=True, default=str)
+    return dict(config=hashlib.sha256(config.encode()).hexdigest(),
+                checkpoint=None if args.oracle else _sha256(args.checkpoint),
+                split=args.split, ann_file=args.ann_file, gt_ann_file=gt_file,
+                proposals=args.proposals, selector=args.selector, peak_thr=args.peak_thr,
+                image_labels=args.image_labels, oracle=args.oracle, seed=args.seed)
+
+
+def _merge(args: argparse.Namespace, dataset, num_shards: int, run: dict,
+           gt_file: str | None) -> None:
     paths = [parts_path(args.out, i, num_shards) for i in range(num_shards)]
     classes = dataset.metainfo['classes']
     categories = [dict(id=i + 1, name=c) for i, c in enumerate(classes)]
-    write_coco(paths, len(dataset), categories, args.out)
-    report = summarize(iter_records(paths, len(dataset)), classes, gt_file, RECALL_KS)
-    report.update(config=args.config, checkpoint=args.checkpoint, selector=args.selector,
+    write_coco(paths, len(dataset), run, categories, args.out)
+    report = summarize(iter_records(paths, len(dataset), run), classes, gt_file, RECALL_KS)
+    report.update(config=args.config, checkpoint=args.checkpoint,
+                  checkpoint_sha256=run['checkpoint'], selector=args.selector,
                   proposals=args.proposals, oracle=args.oracle, image_labels=args.image_labels,
                   seed=args.seed, gt_ann_file=gt_file)
     report_path = Path(f'{args.out}.report.json')
@@ -305,7 +326,11 @@ def main(argv: list[str] | None = None) -> None:
     model = None if args.oracle else _build_model(
         cfg, args.checkpoint, len(dataset.metainfo['classes']), device, selector.needs_maps)
 
-    parts = PartsFile(parts_path(args.out, shard, num_shards))
+    run = run_fingerprint(cfg, args, gt_file)
+    parts = PartsFile(parts_path(args.out, shard, num_shards), run)
+    if parts.restarted:
+        print(f'[gen_pseudo] {parts.path}: {parts.restarted}: starting this shard over',
+              flush=True)
     todo = [i for i in range(shard, len(dataset), num_shards) if i not in parts.done]
     print(f'[gen_pseudo] shard {shard}/{num_shards}: {len(todo)} images to do, '
           f'{len(parts.done)} done before', flush=True)
@@ -321,11 +346,11 @@ def main(argv: list[str] | None = None) -> None:
     if args.launcher == 'pytorch':
         dist.barrier()
         if dist.get_rank() == 0:
-            _merge(args, dataset, num_shards, gt_file)
+            _merge(args, dataset, num_shards, run, gt_file)
         dist.barrier()
     else:
         try:
-            _merge(args, dataset, num_shards, gt_file)
+            _merge(args, dataset, num_shards, run, gt_file)
         except DataError as e:  # another shard has not finished
             print(f'[gen_pseudo] shard {shard}/{num_shards} done; not merged yet: {e}')
 

@@ -6,6 +6,11 @@ continues where it stopped. The final COCO json is assembled from the parts in
 image order with annotation ids given at merge time, so an interrupted, a
 resumed and a sharded run all write the same bytes. Nothing holds more than
 one image's annotations in memory.
+
+A parts file opens with the run it belongs to (config, checkpoint digest, the
+options that shape the output). A rerun resumes only its own run's parts: after
+a retrained PRM or a changed option it starts over, and the merge refuses to mix
+shards of different runs.
 """
 from __future__ import annotations
 
@@ -22,21 +27,48 @@ def parts_path(out: Path, shard: int, num_shards: int) -> Path:
     return Path(f'{out}.parts') / f'shard-{shard:03d}-of-{num_shards:03d}.jsonl'
 
 
-class PartsFile:
-    """One worker's append-only record of finished images."""
+def _header(run: dict) -> bytes:
+    return (json.dumps({'run': run}, separators=(',', ':'), sort_keys=True) + '\n').encode()
 
-    def __init__(self, path: Path) -> None:
+
+def _changed(found: dict, run: dict) -> list[str]:
+    return sorted(k for k in {*found, *run} if found.get(k) != run.get(k))
+
+
+class PartsFile:
+    """One worker's append-only record of finished images of one ``run``."""
+
+    def __init__(self, path: Path, run: dict) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.done = self._recover()
+        #: why earlier parts were dropped ('' if none were, or they were resumed)
+        self.restarted = ''
+        self.done = self._recover(_header(run))
         self._f = open(self.path, 'a', encoding='utf-8')
 
-    def _recover(self) -> set[int]:
-        """Indices already written; a torn last line (a kill mid-write) is cut off."""
-        if not self.path.exists():
+    def _recover(self, header: bytes) -> set[int]:
+        """Indices already written by this run; a torn last line (a kill mid-write) is
+        cut off, and another run's parts are dropped."""
+        if self.path.exists():
+            with open(self.path, 'rb') as f:
+                first = f.readline()
+            if first != header:
+                try:
+                    found = json.loads(first)['run']
+                    self.restarted = 'written by another run (different ' + ', '.join(
+                        _changed(found, json.loads(header)['run'])) + ')'
+                except (ValueError, KeyError, TypeError):
+                    self.restarted = 'no run header'
+                os.truncate(self.path, 0)
+        if not self.path.exists() or self.path.stat().st_size == 0:
+            with open(self.path, 'wb') as f:
+                f.write(header)
+                f.flush()
+                os.fsync(f.fileno())
             return set()
         done, good = set(), 0
         with open(self.path, 'rb') as f:
+            good = len(f.readline())
             for line in f:
                 if not line.endswith(b'\n'):
                     break
@@ -58,10 +90,18 @@ class PartsFile:
         self._f.close()
 
 
-def _read(path: Path) -> Iterator[dict]:
+def _read(path: Path, run: dict) -> Iterator[dict]:
     with open(path, encoding='utf-8') as f:
+        try:
+            found = json.loads(f.readline())['run']
+        except (ValueError, KeyError, TypeError):
+            raise DataError(f'{path}: no run header (not written by gen_pseudo?)') from None
+        if found != run:
+            raise DataError(f'{path}: written by another run (different '
+                            f'{", ".join(_changed(found, run))}); rerun that shard with the '
+                            'same arguments')
         last = -1
-        for n, line in enumerate(f, 1):
+        for n, line in enumerate(f, 2):
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as e:
@@ -72,13 +112,13 @@ def _read(path: Path) -> Iterator[dict]:
             yield record
 
 
-def iter_records(paths: list[Path], num_images: int) -> Iterator[dict]:
-    """Every image's record once, in image order, from all parts files."""
+def iter_records(paths: list[Path], num_images: int, run: dict) -> Iterator[dict]:
+    """Every image's record once, in image order, from all parts files of ``run``."""
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
         raise DataError(f'parts files missing: {missing} (did every shard finish?)')
     expected = 0
-    for record in heapq.merge(*map(_read, paths), key=lambda r: r['index']):
+    for record in heapq.merge(*(_read(p, run) for p in paths), key=lambda r: r['index']):
         if record['index'] != expected:
             what = 'twice' if record['index'] < expected else 'missing'
             raise DataError(f'{paths[0].parent}: image index '
@@ -90,15 +130,16 @@ def iter_records(paths: list[Path], num_images: int) -> Iterator[dict]:
                         'not done yet (rerun the same command to finish them)')
 
 
-def write_coco(paths: list[Path], num_images: int, categories: list[dict], out: Path) -> None:
+def write_coco(paths: list[Path], num_images: int, run: dict, categories: list[dict],
+               out: Path) -> None:
     """The final COCO instances json, streamed (two passes over the parts)."""
     with atomic_write(out) as f:
         f.write('{"images":[')
-        for i, r in enumerate(iter_records(paths, num_images)):
+        for i, r in enumerate(iter_records(paths, num_images, run)):
             f.write((',' if i else '') + json.dumps(r['image'], separators=(',', ':')))
         f.write('],"annotations":[')
         ann_id = 0
-        for r in iter_records(paths, num_images):
+        for r in iter_records(paths, num_images, run):
             for ann in r['annotations']:
                 ann_id += 1
                 f.write((',' if ann_id > 1 else '')
