@@ -196,8 +196,8 @@ def test_gen_proposals_shards_resumes_and_round_trips(shapes_root: Path, tmp_pat
     out = tmp_path / 'props'
     run_tool(TOOL, '--ann-file', ann, '--out-dir', out, '--shard', '1/2')
     stems = [Path(im['file_name']).stem for im, _ in val_proposals]
-    assert sorted(p.stem for p in out.iterdir()) == stems[1::2]
-    mtimes = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    assert sorted(p.stem for p in out.glob('[!.]*')) == stems[1::2]
+    mtimes = {p.name: p.stat().st_mtime_ns for p in out.glob('[!.]*')}
 
     proc = run_tool(TOOL, '--ann-file', ann, '--out-dir', out, '--recall')
     assert f'{len(stems)}/{len(stems)} images ({len(stems[1::2])} already done' in proc.stdout
@@ -210,6 +210,12 @@ def test_gen_proposals_shards_resumes_and_round_trips(shapes_root: Path, tmp_pat
     report = json.loads((out / 'recall.json').read_text())
     assert report['num_images'] == len(stems) and report['recall']['500'] >= 0.9
     assert not list(out.glob('.*.tmp'))
+
+    # resuming into it with other options would mix two kinds of proposals: refused
+    proc = run_tool(TOOL, '--ann-file', ann, '--out-dir', out, '--max-proposals', '7',
+                    check=False)
+    assert proc.returncode == 1 and f'{out}/.source.json: {out} holds proposals of' in \
+        proc.stderr and 'use another --out-dir' in proc.stderr
 
 
 def test_gen_proposals_bad_image_exits_2_naming_it(shapes_root: Path, tmp_path: Path) -> None:
@@ -230,7 +236,7 @@ def test_gen_proposals_bad_image_exits_2_naming_it(shapes_root: Path, tmp_path: 
     assert last.startswith('gen_proposals.py: error:') and str(bad) in last
     assert first.read_text() == '[]'
     assert (out / f'{Path(images[1]["file_name"]).stem}.json').is_file()
-    assert sorted(p.name for p in out.iterdir()) == sorted(
+    assert sorted(p.name for p in out.glob('[!.]*')) == sorted(
         f'{Path(im["file_name"]).stem}.json' for im in images[:2])
 
 

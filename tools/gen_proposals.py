@@ -91,6 +91,19 @@ def build_source(args: argparse.Namespace) -> tuple[ProposalSource, dict]:
         raise SystemExit(f'gen_proposals: error: --source {args.source} {opts}: {e}') from None
 
 
+def claim_out_dir(out_dir: Path, made_by: dict) -> None:
+    """Record which source and options fill ``out_dir``; refuse to resume, into it, a run
+    with others (its files would be skipped as done, silently mixing two kinds)."""
+    record = out_dir / '.source.json'
+    if record.is_file():
+        found = load_json(record)
+        if found != made_by:
+            raise DataError(f'{record}: {out_dir} holds proposals of {found}, not of '
+                            f'{made_by}; use another --out-dir')
+    else:
+        dump_json(made_by, record, indent=2)
+
+
 def run(args: argparse.Namespace) -> None:
     shard, num_shards = args.shard
     data = load_coco_json(args.ann_file)
@@ -102,6 +115,7 @@ def run(args: argparse.Namespace) -> None:
     if times > 1:
         raise DataError(f'{args.ann_file}: two images share the file stem {dup!r}; '
                         'their proposal files would collide')
+    claim_out_dir(args.out_dir, dict(source=args.source, options=opts))
     anns: dict = {}
     for a in data.get('annotations', []):
         if not a.get('iscrowd', 0):
