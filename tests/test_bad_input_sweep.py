@@ -25,7 +25,8 @@ H, W = 48, 64
 ODD = {'gray.jpg': 'L', 'cmyk.jpg': 'CMYK', 'alpha.png': 'RGBA', 'one_pixel.jpg': 'RGB',
        'ünïcødé_画像.jpg': 'RGB'}
 PROG = {'voc_to_coco': 'voc_to_coco.py', 'gen_proposals': 'gen_proposals.py',
-        'train': 'train.py', 'test': 'test.py', 'gen_pseudo': 'gen_pseudo.py'}
+        'train': 'train.py', 'test': 'test.py', 'vis_peaks': 'vis_peaks.py',
+        'gen_pseudo': 'gen_pseudo.py'}
 
 
 def _square(hw: tuple[int, int]) -> np.ndarray:
@@ -161,6 +162,8 @@ def test_odd_images_go_through_every_tool(odd: Path, odd_voc: Path, tiny_prm_cfg
     ckpt = tmp_path / 'prm/epoch_1.pth'
     out = run_tool('tools/test.py', prm, ckpt, '--work-dir', tmp_path / 'prm')
     assert 'prm/mAP' in out.stdout
+    run_tool('tools/vis_peaks.py', prm, ckpt, '--out-dir', tmp_path / 'vis', '--num', len(ODD))
+    assert len(list((tmp_path / 'vis').glob('*.png'))) == len(ODD)
 
     pseudo = tmp_path / 'pseudo.json'
     run_tool('tools/gen_pseudo.py', prm, ckpt, '--out', pseudo, '--proposals',
@@ -225,6 +228,8 @@ def _run(tool: str, root: Path, tmp_path: Path, tiny_prm_cfg: Path, tiny_prm_ckp
                           '--max-proposals', '20'],
         'train': ['tools/train.py', prm, *work],
         'test': ['tools/test.py', prm, tiny_prm_ckpt, *work],
+        'vis_peaks': ['tools/vis_peaks.py', prm, tiny_prm_ckpt, '--out-dir', tmp_path / 'vis',
+                      '--num', str(len(ODD))],
         'gen_pseudo': ['tools/gen_pseudo.py', prm, tiny_prm_ckpt, '--out',
                        tmp_path / 'pseudo.json', '--proposals', 'type=builtin',
                        'max_proposals=20'],
@@ -232,7 +237,7 @@ def _run(tool: str, root: Path, tmp_path: Path, tiny_prm_cfg: Path, tiny_prm_ckp
     return run_tool(*args, check=False)
 
 
-@pytest.mark.parametrize('tool', ['gen_proposals', 'train', 'test', 'gen_pseudo'])
+@pytest.mark.parametrize('tool', ['gen_proposals', 'train', 'test', 'vis_peaks', 'gen_pseudo'])
 @pytest.mark.parametrize('bad', sorted(BAD))
 def test_bad_input(bad: str, tool: str, odd: Path, tiny_prm_cfg: Path, tiny_prm_ckpt: Path,
                    tmp_path: Path) -> None:

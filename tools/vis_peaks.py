@@ -25,7 +25,8 @@ from mmengine.runner import load_checkpoint  # noqa: E402
 
 import projects.wise  # noqa: E402,F401
 from mmdet.registry import DATASETS, MODELS  # noqa: E402
-from projects.wise.utils.io import DataError, read_image  # noqa: E402
+from projects.wise.utils.cli import run_tool  # noqa: E402
+from projects.wise.utils.io import read_image  # noqa: E402
 
 
 def _heat(image: np.ndarray, heat: np.ndarray) -> np.ndarray:
@@ -91,7 +92,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == '__main__':
-    try:
-        main()
-    except DataError as e:
-        sys.exit(f'vis_peaks.py: error: {e}')
+    sys.exit(run_tool('vis_peaks.py', main))
