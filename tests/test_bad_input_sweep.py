@@ -260,7 +260,7 @@ VOC_BAD = {
     'corrupt_image': lambda r: _write(r / 'JPEGImages/cmyk.jpg', b'\xff\xd8\xff\xe0 not a JPEG'),
     'truncated_image': lambda r: _write(r / 'JPEGImages/cmyk.jpg',
                                         (r / 'JPEGImages/cmyk.jpg').read_bytes()[:300]),
-    'unknown_class': lambda r: _write(r / 'SegmentationClass/gray.png', None),
+    'unknown_class': lambda r: _label_past_classes(r / 'SegmentationClass/gray.png'),
 }
 
 
@@ -269,16 +269,19 @@ def _unlink(path: Path) -> Path:
     return path
 
 
-def _write(path: Path, data: bytes | None) -> Path:
-    if data is None:  # a label value past the classes: an unknown class
-        png = Image.open(path)
-        arr = np.asarray(png).copy()
-        arr[arr > 0] = len(SHAPES_CLASSES) + 3
-        out = Image.fromarray(arr, 'P')
-        out.putpalette(png.getpalette())
-        out.save(path)
-    else:
-        path.write_bytes(data)
+def _write(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+def _label_past_classes(path: Path) -> Path:
+    """The objects of a label PNG given a value past the classes: an unknown class."""
+    png = Image.open(path)
+    arr = np.asarray(png).copy()
+    arr[arr > 0] = len(SHAPES_CLASSES) + 3
+    out = Image.fromarray(arr, 'P')
+    out.putpalette(png.getpalette())
+    out.save(path)
     return path
 
 

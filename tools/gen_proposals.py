@@ -22,8 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mmengine.config import DictAction  # noqa: E402
 
-from projects.wise.proposals import (PROPOSAL_SOURCES, Proposals,  # noqa: E402
-                                     ProposalSource)
+from projects.wise.proposals import (PROPOSAL_SOURCES, PrecomputedProposals,  # noqa: E402
+                                     Proposals, ProposalSource)
 from projects.wise.proposals.recall import gt_rles, proposal_recall  # noqa: E402
 from projects.wise.utils.io import (DataError, dump_json, load_coco_json,  # noqa: E402
                                     load_json, safe_join)
@@ -88,7 +88,7 @@ def build_source(args: argparse.Namespace) -> tuple[ProposalSource, dict]:
     try:
         return PROPOSAL_SOURCES.build(dict(type=args.source, **opts)), opts
     except (KeyError, TypeError, ValueError) as e:  # unknown source or bad arguments
-        raise SystemExit(f'gen_proposals: error: --source {args.source} {opts}: {e}') from None
+        raise SystemExit(f'gen_proposals.py: error: --source {args.source} {opts}: {e}') from None
 
 
 def claim_out_dir(out_dir: Path, made_by: dict) -> None:
@@ -124,6 +124,7 @@ def run(args: argparse.Namespace) -> None:
     if args.recall and not anns:
         print(f'[gen_proposals] {args.ann_file} has no instances: no recall', flush=True)
     todo = list(zip(images, stems))[shard::num_shards]
+    written = PrecomputedProposals(root=str(args.out_dir))  # reads what this tool wrote
     made = 0
     t0 = time.perf_counter()
     for n, (im, stem) in enumerate(todo, 1):
@@ -139,9 +140,7 @@ def run(args: argparse.Namespace) -> None:
             dump_json(to_json(props), out)
             made += 1
         elif meter is not None:
-            items = load_json(out)
-            props = Proposals.from_coco([o['segmentation'] for o in items],
-                                        [o['score'] for o in items], hw, str(out))
+            props = written(dict(img_path=out.name, height=hw[0], width=hw[1]))
         if meter is not None:
             meter.add(props, anns.get(im['id'], []))
         if n % PROGRESS_EVERY == 0 or n == len(todo):

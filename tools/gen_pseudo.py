@@ -233,7 +233,9 @@ def label_image(index: int, dataset, model, source, selector, gt: GTPoints | Non
     else:
         try:
             item = dataset[index]
-        except Exception as e:  # mmcv's loaders raise many types for one bad file
+        except DataError:  # LoadImageChecked has named the file already
+            raise
+        except Exception as e:  # a config's own loader: mmcv's raise many types
             raise DataError(f'{info["img_path"]}: cannot load image ({e})') from None
         labels = info['image_labels'] if args.image_labels else None
         peaks = _peaks(model, item, labels, thr, selector.needs_maps, device, events)

@@ -5,5 +5,5 @@ from .finite_loss_hook import FiniteLossHook, NonFiniteLossError
 from .proposal_refiner import best_proposals, refine
 from .refine_hook import ProposalRefineHook
 
-__all__ = ['AtomicLocalBackend', 'FiniteLossHook', 'NonFiniteLossError', 'ProposalRefineHook', 'best_proposals',
-           'refine']
+__all__ = ['AtomicLocalBackend', 'FiniteLossHook', 'NonFiniteLossError', 'ProposalRefineHook',
+           'best_proposals', 'refine']

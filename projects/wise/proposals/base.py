@@ -30,6 +30,10 @@ class ProposalError(DataError):
 
 def _as_rle(segm: Any, hw: tuple[int, int], where: str) -> dict:
     """A COCO RLE (compressed, ``counts`` as bytes) of the given size, or ProposalError."""
+    size = [int(hw[0]), int(hw[1])]
+    if type(segm) is dict and type(segm.get('counts')) is str and segm.get('size') == size:
+        # the common case without conversions: 1000 per image at test time
+        return {'size': size, 'counts': segm['counts'].encode('ascii')}
     if isinstance(segm, dict) and 'counts' in segm and 'size' in segm:
         if tuple(int(v) for v in segm['size']) != tuple(hw):
             raise ProposalError(f'{where}: proposal mask size {list(segm["size"])} != '
@@ -66,14 +70,7 @@ class Proposals:
     def from_coco(cls, segms: list, scores: list, hw: tuple[int, int],
                   source: str = '') -> Proposals:
         """From COCO segmentations (RLE dicts, ``counts`` compressed or not)."""
-        size = [int(hw[0]), int(hw[1])]
-        rles = []
-        for s in segms:  # the common case inline: 1000 per image at test time
-            if type(s) is dict and type(s.get('counts')) is str and s.get('size') == size:
-                rles.append({'size': size, 'counts': s['counts'].encode('ascii')})
-            else:
-                rles.append(_as_rle(s, hw, source))
-        return cls(rles, np.asarray(scores, float), hw, source)
+        return cls([_as_rle(s, hw, source) for s in segms], np.asarray(scores, float), hw, source)
 
     def __len__(self) -> int:
         return len(self.rles)

@@ -43,20 +43,21 @@ class PartsFile:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         #: why earlier parts were dropped ('' if none were, or they were resumed)
         self.restarted = ''
-        self.done = self._recover(_header(run))
+        self.done = self._recover(run)
         self._f = open(self.path, 'a', encoding='utf-8')
 
-    def _recover(self, header: bytes) -> set[int]:
+    def _recover(self, run: dict) -> set[int]:
         """Indices already written by this run; a torn last line (a kill mid-write) is
         cut off, and another run's parts are dropped."""
+        header = _header(run)
         if self.path.exists():
             with open(self.path, 'rb') as f:
                 first = f.readline()
             if first != header:
                 try:
                     found = json.loads(first)['run']
-                    self.restarted = 'written by another run (different ' + ', '.join(
-                        _changed(found, json.loads(header)['run'])) + ')'
+                    self.restarted = f'written by another run (different ' \
+                                     f'{", ".join(_changed(found, run))})'
                 except (ValueError, KeyError, TypeError):
                     self.restarted = 'no run header'
                 os.truncate(self.path, 0)
@@ -66,9 +67,9 @@ class PartsFile:
                 f.flush()
                 os.fsync(f.fileno())
             return set()
-        done, good = set(), 0
+        done = set()
         with open(self.path, 'rb') as f:
-            good = len(f.readline())
+            good = len(f.readline())  # the header
             for line in f:
                 if not line.endswith(b'\n'):
                     break
