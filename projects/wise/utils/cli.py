@@ -8,10 +8,12 @@ from typing import Any, Callable
 
 import torch.distributed as dist
 
-from .io import DataError
+from .io import DataError, OptionError
 
-#: Exit status for bad data or an output that cannot be written (argparse uses 2).
+#: Exit status for bad data or an output that cannot be written.
 EXIT_ERROR = 1
+#: Exit status for a bad command line, as argparse's.
+EXIT_USAGE = 2
 
 WRITE_ERRNOS = {errno.ENOSPC, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EDQUOT}
 
@@ -49,9 +51,12 @@ def close_distributed() -> None:
 def run_tool(prog: str, main: Callable[[], Any],
              expected: tuple[type[BaseException], ...] = ()) -> int:
     """Run a tool's ``main`` and return its exit status: 0, or ``EXIT_ERROR`` after
-    printing ``prog: error: ...`` for bad data, an ``expected`` error or a failed write."""
+    printing ``prog: error: ...`` for bad data, an ``expected`` error or a failed write
+    (``EXIT_USAGE`` for contradicting options)."""
     try:
         main()
+    except OptionError as e:
+        return _fail(prog, error_line(e), EXIT_USAGE)
     except (DataError, *expected) as e:
         return _fail(prog, error_line(e))
     except OSError as e:
@@ -64,6 +69,6 @@ def run_tool(prog: str, main: Callable[[], Any],
     return 0
 
 
-def _fail(prog: str, line: str) -> int:
+def _fail(prog: str, line: str, status: int = EXIT_ERROR) -> int:
     print(f'{prog}: error: {line}', file=sys.stderr, flush=True)
-    return EXIT_ERROR
+    return status

@@ -16,6 +16,11 @@ class DataError(RuntimeError):
     """Bad or missing input data; the message names the offending path."""
 
 
+class OptionError(ValueError):
+    """Options that contradict each other or the data (a tool exits 2, as argparse
+    does for a bad command line)."""
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike, mode: str = 'w') -> Iterator[Any]:
     """Write to a temporary file beside ``path`` and rename it into place.

@@ -4,7 +4,8 @@ mmengine 0.10.7's pytorch/slurm launchers call ``torch.cuda.set_device`` and
 default to NCCL, and its runner wraps models in DDP with ``device_ids=[rank]``;
 all three fail without a GPU. When no GPU is visible we initialise the
 process group with gloo ourselves (the runner then skips its own init) and
-make DDP run on CPU. With GPUs, nothing is changed.
+make DDP run on CPU. With GPUs, nothing is changed. Tools without a runner
+(gen_pseudo) start their process group through ``init_distributed``.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import subprocess
 import torch
 import torch.distributed as dist
 from mmengine.config import Config
+from mmengine.dist import init_dist
 
 
 def _export_slurm_env(port: str | None = None) -> None:
@@ -30,22 +32,46 @@ def _export_slurm_env(port: str | None = None) -> None:
     os.environ['LOCAL_RANK'] = str(int(os.environ.get('SLURM_LOCALID', 0)))
 
 
+def _dist_cfg(cfg: Config | None) -> dict:
+    return dict(((cfg or {}).get('env_cfg') or {}).get('dist_cfg') or {})
+
+
+def _init_gloo(cfg: Config | None, launcher: str) -> None:
+    if launcher == 'slurm':
+        _export_slurm_env(_dist_cfg(cfg).get('port'))
+    elif launcher != 'pytorch':
+        raise ValueError(f'launcher {launcher!r} is not supported without a GPU; '
+                         "use 'pytorch' (torchrun) or 'slurm'")
+    timeout = _dist_cfg(cfg).get('timeout')
+    dist.init_process_group(backend='gloo', **({} if timeout is None else {'timeout': timeout}))
+
+
 def setup_cpu_distributed(cfg: Config, launcher: str) -> None:
     """Initialise gloo and CPU DDP for ``launcher`` when no GPU is visible."""
     if launcher == 'none' or torch.cuda.is_available() or dist.is_initialized():
         return
-    if launcher == 'slurm':
-        _export_slurm_env(cfg.get('env_cfg', {}).get('dist_cfg', {}).get('port'))
-    elif launcher != 'pytorch':
-        raise ValueError(f'launcher {launcher!r} is not supported without a GPU; '
-                         "use 'pytorch' (torchrun) or 'slurm'")
-    timeout = cfg.get('env_cfg', {}).get('dist_cfg', {}).get('timeout')
-    kwargs = {} if timeout is None else {'timeout': timeout}
-    dist.init_process_group(backend='gloo', **kwargs)
+    _init_gloo(cfg, launcher)
     wrapper = dict(cfg.get('model_wrapper_cfg') or {})
     wrapper.setdefault('type', 'MMDistributedDataParallel')
     wrapper['device_ids'] = None  # CPU modules take no device ids
     cfg.model_wrapper_cfg = wrapper
+
+
+def init_distributed(launcher: str, cfg: Config | None = None) -> tuple[int, int]:
+    """(rank, world size) of a tool that runs without a runner, its process group
+    started as a runner's would be: on the GPU of ``LOCAL_RANK`` with NCCL (mmengine's
+    ``init_dist``, so that collectives run on this rank's GPU), or with gloo on CPU."""
+    if launcher == 'none':
+        return 0, 1
+    if not dist.is_initialized():
+        if torch.cuda.is_available():
+            kwargs = _dist_cfg(cfg)
+            if launcher != 'slurm':  # only mmengine's slurm launcher takes a port
+                kwargs.pop('port', None)
+            init_dist(launcher, **kwargs)
+        else:
+            _init_gloo(cfg, launcher)
+    return dist.get_rank(), dist.get_world_size()
 
 
 def load_tool_config(config: str, launcher: str, cfg_options: dict | None,

@@ -1,0 +1,223 @@
+"""Pseudo instances of a split's images: WISE's second stage, one image at a time.
+
+``PseudoLabeller`` is what ``tools/gen_pseudo.py`` runs over a split, and what a
+notebook calls to label one image::
+
+    labeller = PseudoLabeller.from_config(
+        'configs/wise/demo/prm_r18_shapes.py', 'work_dirs/demo/prm/epoch_8.pth',
+        proposals=dict(type='precomputed', root='data/shapes/proposals'))
+    record = labeller(0)        # record['annotations']: COCO instances of image 0
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import os.path as osp
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from mmengine.config import Config
+from mmengine.registry import init_default_scope
+from pycocotools import mask as mask_util
+
+from mmdet.registry import DATASETS
+from ..proposals import PROPOSAL_SOURCES, ProposalSource
+from ..proposals.recall import proposal_recall
+from ..utils.io import DataError, OptionError, read_image
+from ..utils.masks import str_counts
+from .generator import pseudo_instances
+from .oracle import GTPoints
+from .peaks import load_prm, prm_peaks
+from .selectors import SELECTORS, ProposalSelector
+from .visualization import save_pseudo_masks
+
+#: proposal budgets at which the report gives best-IoU recall
+RECALL_KS = (100, 500, 1000)
+
+
+def build_split(cfg: Config, split: str = 'train', ann_file: str | None = None):
+    """``split``'s dataset of a PRM config with its test pipeline, in test mode so that
+    every image, labelled or not, gets a record."""
+    ds_cfg = cfg[f'{split}_dataloader'].dataset.copy()
+    ds_cfg.pipeline = cfg.test_dataloader.dataset.pipeline
+    ds_cfg.test_mode = True
+    if ann_file:
+        ds_cfg.ann_file = ann_file
+    return DATASETS.build(ds_cfg)
+
+
+def default_gt_file(dataset) -> str | None:
+    """The ground-truth instances json of a split, if any: the ann_file itself, or the
+    ``*_instances.json`` beside a ``*_labels.json``."""
+    ann = str(dataset.ann_file)
+    if ann.endswith('_instances.json'):
+        return ann
+    twin = ann.replace('_labels.json', '_instances.json')
+    return twin if twin != ann and osp.isfile(twin) else None
+
+
+def sha256(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(1 << 20), b''):
+            h.update(block)
+    return h.hexdigest()
+
+
+class PseudoLabeller:
+    """Labels images of ``dataset``: peaks -> one proposal each -> COCO annotations.
+
+    Args:
+        dataset: an image-label dataset with the PRM's test pipeline.
+        source: where each image's proposals come from.
+        selector: how a peak picks its proposal.
+        model: the trained PRM (None with ``oracle``).
+        score_thr, peak_thr: the PRM's class-score and peak thresholds.
+        image_labels: keep the peaks of the labelled classes (training); False: of
+            the classes the PRM scores present (the test-time PRM baseline).
+        gt: ground-truth instances (proposal recall in the records; the oracle's peaks).
+        oracle: ground-truth instance centres instead of PRM peaks.
+        seed: seeds each image's sampling together with its index.
+        show_dir: draw each image's pseudo masks there.
+    """
+
+    def __init__(self, dataset, source: ProposalSource, selector: ProposalSelector,
+                 model: torch.nn.Module | None = None, *, score_thr: float = 0.0,
+                 peak_thr: float = 0.0, image_labels: bool = True, gt: GTPoints | None = None,
+                 oracle: bool = False, seed: int = 0, show_dir: Path | None = None) -> None:
+        if oracle and gt is None:
+            raise OptionError('--oracle needs ground-truth instances (--gt-ann-file)')
+        if oracle and selector.needs_maps:
+            raise OptionError(f'--oracle has no peak response maps for '
+                              f'{type(selector).__name__}')
+        if not oracle and model is None:
+            raise OptionError('a PRM model is needed unless labelling from the oracle')
+        self.dataset = dataset
+        self.source = source
+        self.selector = selector
+        self.model = model
+        self.score_thr = score_thr
+        self.peak_thr = peak_thr
+        self.image_labels = image_labels
+        self.gt = gt
+        self.oracle = oracle
+        self.seed = seed
+        self.show_dir = None if show_dir is None else Path(show_dir)
+        #: what the output depends on (set by from_config): parts of another run are
+        #: never resumed or merged
+        self.run: dict[str, Any] = {}
+
+    @classmethod
+    def from_config(cls, config: str | Config, checkpoint: str | None, proposals: dict,
+                    selector: dict | None = None, *, split: str = 'train',
+                    ann_file: str | None = None, gt_ann_file: str | None = None,
+                    peak_thr: float | None = None, image_labels: bool = True,
+                    oracle: bool = False, seed: int = 0, show_dir: Path | None = None,
+                    device: torch.device | str | None = None) -> PseudoLabeller:
+        """Everything from a PRM config and checkpoint; ``proposals`` and ``selector``
+        are configs of ``PROPOSAL_SOURCES`` and ``SELECTORS`` (default: the paper's
+        objectness sampling)."""
+        cfg = config if isinstance(config, Config) else Config.fromfile(config)
+        init_default_scope(cfg.get('default_scope', 'mmdet'))
+        selector = selector or dict(type='objectness_sampling')
+        dataset = build_split(cfg, split, ann_file)
+        gt_file = gt_ann_file or default_gt_file(dataset)
+        built_selector = SELECTORS.build(selector)
+        if device is None:
+            device = torch.device(f'cuda:{int(os.environ.get("LOCAL_RANK", 0))}'
+                                  if torch.cuda.is_available() else 'cpu')
+        test_cfg = cfg.model.get('test_cfg', {})
+        thr = float(test_cfg.get('peak_thr', 0.0)) if peak_thr is None else peak_thr
+        model = None
+        if not oracle:
+            model = load_prm(cfg, checkpoint, len(dataset.metainfo['classes']), device,
+                             with_crm=built_selector.needs_maps)
+        labeller = cls(dataset, PROPOSAL_SOURCES.build(proposals), built_selector, model,
+                       score_thr=float(test_cfg.get('score_thr', 0.0)), peak_thr=thr,
+                       image_labels=image_labels, gt=GTPoints(gt_file) if gt_file else None,
+                       oracle=oracle, seed=seed, show_dir=show_dir)
+        config_hash = json.dumps(cfg.to_dict(), sort_keys=True, default=str)
+        labeller.run = dict(config=hashlib.sha256(config_hash.encode()).hexdigest(),
+                            checkpoint=None if oracle else sha256(checkpoint),
+                            split=split, ann_file=ann_file, gt_ann_file=gt_file,
+                            proposals=proposals, selector=selector, peak_thr=peak_thr,
+                            image_labels=image_labels, oracle=oracle, seed=seed)
+        return labeller
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return tuple(self.dataset.metainfo['classes'])
+
+    def __call__(self, index: int) -> dict:
+        """Image ``index``'s record: its COCO ``image`` and ``annotations``, and what
+        happened (``events``, ``errors``, proposal ``recall``, ``seconds``)."""
+        info = self.dataset.get_data_info(index)
+        img_id = info['img_id']
+        if not isinstance(img_id, int):
+            raise DataError(f'{self.dataset.ann_file}: image id {img_id!r} is not an int; '
+                            'convert the split to COCO json with '
+                            'tools/dataset_converters/voc_to_coco.py')
+        hw = (int(info['height']), int(info['width']))
+        image = dict(id=img_id,
+                     file_name=osp.relpath(info['img_path'], self.dataset.data_prefix['img']),
+                     height=hw[0], width=hw[1])
+        record = dict(index=index, image=image, annotations=[], events={}, errors=[],
+                      seconds={})
+        if self.image_labels and not info['image_labels']:
+            record['events'] = {'images_without_labels': 1}
+            return record
+        t0 = time.perf_counter()
+        events: Counter = Counter()
+        if self.oracle:
+            peaks = self.gt(img_id, hw)
+        else:
+            peaks = prm_peaks(self.model, self._load(index, info),
+                              info['image_labels'] if self.image_labels else None,
+                              self.score_thr, self.peak_thr, self.selector.needs_maps, events)
+        t1 = time.perf_counter()
+        rng = np.random.default_rng([self.seed, index])
+        result = pseudo_instances(peaks, dict(img_path=info['img_path'], height=hw[0],
+                                              width=hw[1], img_id=img_id),
+                                  self.source, self.selector, rng)
+        result.events.update(events)
+        record['annotations'] = [self._annotation(img_id, inst) for inst in result.instances]
+        if self.gt is not None and result.proposals is not None:
+            gts = self.gt.rles(img_id, hw)
+            if gts:
+                recall = proposal_recall(result.proposals, gts, RECALL_KS)
+                record['recall'] = dict(num_gts=recall['num_gt'],
+                                        hits=[recall['hits'][k] for k in RECALL_KS])
+        record['events'] = dict(result.events)
+        record['errors'] = result.errors
+        record['seconds'] = dict(peaks=round(t1 - t0, 5),
+                                 total=round(time.perf_counter() - t0, 5))
+        if self.show_dir is not None:
+            save_pseudo_masks(self.show_dir / f'{Path(info["img_path"]).stem}.png',
+                              read_image(info['img_path']), record['annotations'],
+                              self.classes)
+        return record
+
+    def _load(self, index: int, info: dict) -> dict:
+        try:
+            return self.dataset[index]
+        except DataError:  # LoadImageChecked has named the file already
+            raise
+        except Exception as e:  # a config's own loader: mmcv's raise many types
+            raise DataError(f'{info["img_path"]}: cannot load image ({e})') from None
+
+    @staticmethod
+    def _annotation(img_id: int, inst: dict) -> dict:
+        rle = inst['rle']
+        return dict(image_id=img_id, category_id=inst['label'] + 1,
+                    segmentation=str_counts(rle), area=float(mask_util.area(rle)),
+                    bbox=[float(v) for v in mask_util.toBbox(rle)], iscrowd=0,
+                    score=round(inst['score'], 4), objectness=round(inst['objectness'], 4),
+                    point=inst['point'])

@@ -1,0 +1,42 @@
+"""The oracle's peaks: ground-truth instance centres instead of PRM peaks.
+
+Labelling from them bounds what a selection strategy can reach with perfect peaks
+(``tools/gen_pseudo.py --oracle``).
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+from pycocotools import mask as mask_util
+
+from ..utils.io import load_json
+from ..utils.masks import to_rle
+from .selectors import PeakSet
+
+
+class GTPoints:
+    """Each ground-truth instance's most interior pixel, by image id."""
+
+    def __init__(self, ann_file: str) -> None:
+        data = load_json(ann_file)
+        self.ann_file = ann_file
+        self.cat2label = {c['id']: i for i, c in enumerate(data['categories'])}
+        self.anns: dict[int, list[dict]] = {}
+        for a in data.get('annotations', []):
+            if not a.get('iscrowd', 0):
+                self.anns.setdefault(a['image_id'], []).append(a)
+
+    def __call__(self, img_id: int, hw: tuple[int, int]) -> PeakSet:
+        labels, points = [], []
+        for rle, a in zip(self.rles(img_id, hw), self.anns.get(img_id, [])):
+            m = mask_util.decode(rle)
+            depth = cv2.distanceTransform(np.pad(m, 1).astype(np.uint8), cv2.DIST_L2, 5)[1:-1, 1:-1]
+            y, x = np.unravel_index(depth.argmax(), depth.shape)
+            labels.append(self.cat2label[a['category_id']])
+            points.append((x, y))
+        return PeakSet(np.array(labels, np.int64), np.array(points, np.float64).reshape(-1, 2),
+                       np.ones(len(labels)))
+
+    def rles(self, img_id: int, hw: tuple[int, int]) -> list[dict]:
+        """The image's ground-truth masks as compressed RLEs."""
+        return [to_rle(a['segmentation'], *hw) for a in self.anns.get(img_id, [])]
