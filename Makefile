@@ -5,16 +5,22 @@ VENV ?= .venv
 PY := $(abspath $(VENV))/bin/python
 ENV_STAMP := $(VENV)/.wise-env
 
-.PHONY: env test demo bench clean-demo
+.PHONY: env test test-fast demo bench clean-demo
 
 env: $(ENV_STAMP)
 
-$(ENV_STAMP): requirements.txt tools/setup/install_env.sh tools/setup/build_mmcv.sh
+$(ENV_STAMP): requirements.txt requirements/runtime.txt requirements/tests.txt pyproject.toml \
+		tools/setup/install_env.sh tools/setup/build_mmcv.sh
 	PYTHON=$(PYTHON) bash tools/setup/install_env.sh $(VENV)
 	touch $@
 
+# Everything, on 2 workers (CI runs this through .ci/run).
 test: env
-	$(PY) -m pytest tests -q
+	$(PY) -m pytest tests -q -n 2 --dist loadfile
+
+# The unit tests only: no training, no end-to-end tool runs (about a minute).
+test-fast: env
+	$(PY) -m pytest tests -q -m "not slow"
 
 # ---- demo: the whole chain on built-in data; fresh stages are reused ----------
 # (tools/pipeline.py demo --from STAGE reruns from a stage; see README)

@@ -21,7 +21,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 BENCHMARKS: dict[str, Callable[[Path], list[dict]]] = {}
 
 
@@ -33,8 +32,7 @@ def benchmark(fn: Callable[[Path], list[dict]]) -> Callable[[Path], list[dict]]:
 def _run(*cmd: str | os.PathLike) -> float:
     """Run a command from the repo root; return its wall time in seconds."""
     t0 = time.perf_counter()
-    subprocess.run([str(c) for c in cmd], cwd=ROOT, check=True,
-                   env={**os.environ, 'PYTHONPATH': str(ROOT)})
+    subprocess.run([str(c) for c in cmd], cwd=ROOT, check=True)
     return time.perf_counter() - t0
 
 
@@ -312,8 +310,7 @@ def refine_overhead(work: Path) -> list[dict]:
         for on in (False, True):
             times[on].append(_run(
                 sys.executable, 'tools/test.py', cfg, ckpt, '--work-dir', work / f'test_{on}',
-                '--cfg-options', f'custom_hooks.0.enabled={on}',
-                f'custom_hooks.0.proposals.root={props}'))
+                *(['--refine', props] if on else [])))
     off, on = min(times[False]), min(times[True])
     return [
         _row('test time with refine hook / without (demo val, 1000 proposals/image)',
@@ -336,7 +333,7 @@ def refine_scale(work: Path) -> list[dict]:
         for on in (False, True):
             stats[n, on] = _peak_rss_mb(
                 'tools/test.py', cfg, ckpt, '--work-dir', work / f'scale_{split}_{on}',
-                '--cfg-options', f'custom_hooks.0.enabled={on}',
+                *(['--refine'] if on else []), '--cfg-options',
                 f'test_dataloader.dataset.ann_file={ann}', f'test_evaluator.ann_file={data / ann}')
     hook_s = {n: stats[n, True][0] - stats[n, False][0] for n in (200, 2000)}
     hook_mb = {n: stats[n, True][1] - stats[n, False][1] for n in (200, 2000)}

@@ -1,17 +1,23 @@
 """Shared fixtures: a tiny built-in dataset in VOC layout, converted to COCO json,
-and a config that trains the demo Mask R-CNN on it in seconds."""
+configs that train the demo models on it in seconds, and a PRM trained once.
+
+The data and the PRM are built once per test run, also under pytest-xdist: the
+first worker to need them builds them under a file lock in the run's shared
+temporary folder, the others wait and reuse them.
+"""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 SHAPES_CLASSES = ('circle', 'square', 'triangle', 'star', 'cross')
 
@@ -21,7 +27,7 @@ def run_tool(*args: str | os.PathLike, check: bool = True, env: dict | None = No
              preexec_fn: Callable[[], None] | None = None) -> subprocess.CompletedProcess:
     """Run a project tool the way a user does, from the repository root (``wrapper``:
     a command that runs it, e.g. setpriv; ``preexec_fn``: e.g. a resource limit)."""
-    full_env = {**os.environ, 'PYTHONPATH': str(ROOT), 'OMP_NUM_THREADS': '1', **(env or {})}
+    full_env = {**os.environ, 'OMP_NUM_THREADS': '1', **(env or {})}
     proc = subprocess.run([*wrapper, sys.executable, *map(str, args)], cwd=ROOT, env=full_env,
                           capture_output=True, text=True, timeout=timeout,
                           preexec_fn=preexec_fn)
@@ -31,15 +37,33 @@ def run_tool(*args: str | os.PathLike, check: bool = True, env: dict | None = No
     return proc
 
 
-@pytest.fixture(scope='session')
-def shapes_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """12 train + 4 val images of 96 px, converted to COCO json."""
-    root = tmp_path_factory.mktemp('shapes')
+def built_once(tmp_path_factory: pytest.TempPathFactory, name: str,
+               build: Callable[[Path], None]) -> Path:
+    """``name``'s folder, filled by ``build`` once per test run (all xdist workers)."""
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get('PYTEST_XDIST_WORKER'):
+        base = base.parent  # shared by the workers of this run
+    path = base / f'shared-{name}'
+    with FileLock(f'{path}.lock'):
+        if not (path / '.done').exists():
+            shutil.rmtree(path, ignore_errors=True)
+            path.mkdir()
+            build(path)
+            (path / '.done').touch()
+    return path
+
+
+def _make_shapes(root: Path) -> None:
     run_tool('tools/make_shapes_dataset.py', root, '--num-train', '12', '--num-val', '4',
              '--image-size', '96', '--seed', '1')
     run_tool('tools/dataset_converters/voc_to_coco.py', root, '--classes-file',
              root / 'classes.txt', '--splits', 'train', 'val')
-    return root
+
+
+@pytest.fixture(scope='session')
+def shapes_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """12 train + 4 val images of 96 px, converted to COCO json."""
+    return built_once(tmp_path_factory, 'shapes', _make_shapes)
 
 
 @pytest.fixture(scope='session')
@@ -117,6 +141,6 @@ default_hooks = dict(logger=dict(interval=1), checkpoint=dict(interval=1, max_ke
 @pytest.fixture(scope='session')
 def tiny_prm_ckpt(tiny_prm_cfg: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A PRM checkpoint from 2 epochs of the tiny config (weak, but real)."""
-    work = tmp_path_factory.mktemp('prm')
-    run_tool('tools/train.py', tiny_prm_cfg, '--work-dir', work)
+    work = built_once(tmp_path_factory, 'prm',
+                      lambda work: run_tool('tools/train.py', tiny_prm_cfg, '--work-dir', work))
     return work / 'epoch_2.pth'

@@ -62,7 +62,7 @@ default_hooks = dict(checkpoint=dict(interval=1, max_keep_ckpts=10))
     assert sorted(lr) == list(range(1, 9))
 
     work = tmp_path / 'killed'
-    env = {**os.environ, 'PYTHONPATH': str(ROOT), 'OMP_NUM_THREADS': '1'}
+    env = {**os.environ, 'OMP_NUM_THREADS': '1'}
     proc = subprocess.Popen([sys.executable, 'tools/train.py', str(cfg), '--work-dir', str(work)],
                             cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)

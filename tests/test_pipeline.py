@@ -1,16 +1,17 @@
 """tools/pipeline.py: which stages run, and the table it writes."""
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
 from conftest import ROOT, run_tool
 
-sys.path.insert(0, str(ROOT / 'tools'))
-import pipeline  # noqa: E402
+_spec = importlib.util.spec_from_file_location('pipeline', ROOT / 'tools/pipeline.py')
+pipeline = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(pipeline)
 
 
 def test_a_stage_is_fresh_only_when_its_outputs_are_newer_than_its_inputs(tmp_path: Path):

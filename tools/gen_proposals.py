@@ -18,18 +18,16 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from mmengine.config import DictAction
 
-from mmengine.config import DictAction  # noqa: E402
-
-from projects.wise.proposals import (PROPOSAL_SOURCES, PrecomputedProposals,  # noqa: E402
+from projects.wise.proposals import (PROPOSAL_SOURCES, PrecomputedProposals,
                                      Proposals, ProposalSource)
-from projects.wise.proposals.recall import gt_rles, proposal_recall  # noqa: E402
-from projects.wise.utils.io import (DataError, dump_json, load_coco_json,  # noqa: E402
+from projects.wise.proposals.recall import gt_rles, proposal_recall
+from projects.wise.utils.io import (DataError, dump_json, load_coco_json,
                                     load_json, safe_join)
-from projects.wise.utils.cli import run_tool  # noqa: E402
-from projects.wise.utils.launch import parse_shard  # noqa: E402
-from projects.wise.utils.masks import str_counts  # noqa: E402
+from projects.wise.utils.cli import run_tool
+from projects.wise.utils.launch import parse_shard
+from projects.wise.utils.masks import str_counts
 
 RECALL_KS = (100, 500, 1000)
 PROGRESS_EVERY = 50

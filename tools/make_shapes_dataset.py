@@ -11,7 +11,6 @@ border around every object, so real VOC and this set share all code paths.
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,9 +18,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from projects.wise.datasets.voc_layout import VOID, write_label_png  # noqa: E402
-from projects.wise.utils.io import atomic_write  # noqa: E402
+from projects.wise.datasets.voc_layout import VOID, write_label_png
+from projects.wise.utils.io import atomic_write
 
 
 def _regular(n: int, phase: float = 0.0) -> np.ndarray:

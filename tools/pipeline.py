@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 PAPER = {  # VOC 2012 val, from the WISE paper
     'Mask R-CNN (full)': (58.9, 51.4, 32.4, None),
@@ -184,7 +183,7 @@ def _run(cmds: list, dry_run: bool) -> None:
         print('  $ ' + ' '.join(map(str, cmd)), flush=True)
     if dry_run:
         return
-    env = {**os.environ, 'PYTHONPATH': str(ROOT)}
+    env = {'PYTHON': sys.executable, **os.environ}  # dist_run.sh's interpreter
     if len(group) > 1:  # side by side: one thread each, not N x all cores
         env['OMP_NUM_THREADS'] = '1'
     procs = [subprocess.Popen([str(c) for c in cmd], cwd=ROOT, env=env) for cmd in group]

@@ -2,18 +2,15 @@
 import argparse
 import os
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from mmengine.config import DictAction
+from mmengine.runner import Runner
 
-from mmengine.config import DictAction  # noqa: E402
-from mmengine.runner import Runner  # noqa: E402
-
-from mmdet.registry import RUNNERS  # noqa: E402
-from mmdet.utils import setup_cache_size_limit_of_dynamo  # noqa: E402
-from projects.wise.engine import NonFiniteLossError  # noqa: E402
-from projects.wise.utils.cli import run_tool  # noqa: E402
-from projects.wise.utils.launch import load_tool_config  # noqa: E402
+from mmdet.registry import RUNNERS
+from mmdet.utils import setup_cache_size_limit_of_dynamo
+from projects.wise.engine import NonFiniteLossError
+from projects.wise.utils.cli import run_tool
+from projects.wise.utils.launch import load_tool_config
 
 
 def parse_args(argv=None):

@@ -16,17 +16,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from mmengine.config import Config, DictAction
+from mmengine.dataset import pseudo_collate
+from mmengine.registry import init_default_scope
+from mmengine.runner import load_checkpoint
 
-from mmengine.config import Config, DictAction  # noqa: E402
-from mmengine.dataset import pseudo_collate  # noqa: E402
-from mmengine.registry import init_default_scope  # noqa: E402
-from mmengine.runner import load_checkpoint  # noqa: E402
-
-import projects.wise  # noqa: E402,F401
-from mmdet.registry import DATASETS, MODELS  # noqa: E402
-from projects.wise.utils.cli import run_tool  # noqa: E402
-from projects.wise.utils.io import read_image  # noqa: E402
+import projects.wise  # noqa: F401
+from mmdet.registry import DATASETS, MODELS
+from projects.wise.utils.cli import run_tool
+from projects.wise.utils.io import read_image
 
 
 def _heat(image: np.ndarray, heat: np.ndarray) -> np.ndarray:

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Create the project's virtual environment and install everything it needs.
-# Idempotent: `make` only calls this when requirements or this script change.
+# Idempotent: `make` only calls this when requirements, pyproject.toml or this
+# script change.
 #
 # Usage: install_env.sh VENV_DIR
 set -euo pipefail
@@ -17,12 +18,14 @@ PIP=("$PY" -m pip --disable-pip-version-check)
 # Build prerequisites first: mmcv's setup.py imports pkg_resources (setuptools<81)
 # and compiles against the installed torch.
 "${PIP[@]}" install --quiet "setuptools<81" wheel ninja "numpy<2" \
-  "$(grep -E '^torch==' "$ROOT/requirements.txt")" \
-  "$(grep -E '^torchvision==' "$ROOT/requirements.txt")"
+  "$(grep -E '^torch==' "$ROOT/requirements/runtime.txt")" \
+  "$(grep -E '^torchvision==' "$ROOT/requirements/runtime.txt")"
 
 if ! "$PY" -c 'import mmcv, mmcv.ops' 2>/dev/null; then
   wheel=$(bash "$HERE/build_mmcv.sh" "$PY")
   "${PIP[@]}" install --quiet --no-deps "$wheel"
 fi
 "${PIP[@]}" install --quiet -r "$ROOT/requirements.txt"
+# The project itself, editable: tools and configs import projects.wise from anywhere.
+"${PIP[@]}" install --quiet --no-deps --no-build-isolation -e "$ROOT"
 "$PY" -c 'import mmcv.ops, mmdet, torch; print(f"[env] torch {torch.__version__}, mmcv {mmcv.__version__}, mmdet {mmdet.__version__}")'
