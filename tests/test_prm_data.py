@@ -21,9 +21,10 @@ import projects.wise.datasets.image_label_dataset as image_label_dataset
 from mmdet.registry import DATASETS
 from mmdet.structures import DetDataSample
 from projects.wise.datasets import PackImageLabels
+from projects.wise.datasets.voc_layout import VOC_CLASSES, parse_voc_xml_labels
 from projects.wise.evaluation import MultiLabelMAP, PeakLocalisationMetric
 from projects.wise.evaluation.prm_metrics import average_precision
-from projects.wise.utils.io import DataError
+from projects.wise.utils.io import DataError, read_lines
 
 from conftest import SHAPES_CLASSES
 
@@ -151,24 +152,19 @@ def test_filter_empty_gt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     assert len(logged) == 1
 
 
-# ------------------------------------------------------------- b. VOC dataset
-def test_voc_dataset_matches_converted_json(shapes_root: Path) -> None:
-    coco = build(shapes_root, 'annotations/train_labels.json')
-    voc = DATASETS.build(dict(type='VOCImageLabelDataset', data_root=str(shapes_root),
-                              ann_file='ImageSets/Main/train.txt',
-                              metainfo=dict(classes=SHAPES_CLASSES)))
-    by_sub_root = DATASETS.build(dict(type='VOCImageLabelDataset',
-                                      data_root=str(shapes_root.parent),
-                                      data_prefix=dict(sub_data_root=shapes_root.name),
-                                      ann_file=f'{shapes_root.name}/ImageSets/Main/train.txt',
-                                      metainfo=dict(classes=SHAPES_CLASSES)))
-    assert len(voc) == len(coco) == len(by_sub_root) == 12
-    for i in range(len(coco)):
-        c, v, s = coco.get_data_info(i), voc.get_data_info(i), by_sub_root.get_data_info(i)
-        assert Path(v['img_path']) == Path(c['img_path']) == Path(s['img_path'])
-        assert v['img_id'] == Path(c['img_path']).stem
-        for key in ('image_labels', 'height', 'width'):
-            assert v[key] == c[key] == s[key]
+# ------------------------------------------------------ b. VOC XML labels
+def test_labels_match_the_voc_xmls_and_images(shapes_root: Path) -> None:
+    """Catches converted labels, image paths or sizes that drift from the VOC files."""
+    ds = build(shapes_root, 'annotations/train_labels.json')
+    ids = read_lines(shapes_root / 'ImageSets' / 'Segmentation' / 'train.txt')
+    assert len(ds) == len(ids) == 12
+    for i, image_id in enumerate(ids):
+        info = ds.get_data_info(i)
+        assert Path(info['img_path']) == shapes_root / 'JPEGImages' / f'{image_id}.jpg'
+        xml = shapes_root / 'Annotations' / f'{image_id}.xml'
+        assert info['image_labels'] == parse_voc_xml_labels(xml, SHAPES_CLASSES)
+        with Image.open(info['img_path']) as im:
+            assert (info['width'], info['height']) == im.size
 
 
 # ------------------------------------------------------------ c. bad input
@@ -198,44 +194,29 @@ def test_bad_inputs_name_the_file(shapes_root: Path, tmp_path: Path) -> None:
     split = tmp_path / 'empty.txt'
     split.write_text('\n \n')
     with pytest.raises(DataError, match=f'{split}: split file is empty'):
-        DATASETS.build(dict(type='VOCImageLabelDataset', data_root=str(shapes_root),
-                            ann_file=str(split), metainfo=dict(classes=SHAPES_CLASSES)))
-
-
-def write_voc(root: Path, objects: dict[str, list[tuple[str, int]]]) -> None:
-    """A VOC tree: per image id, its objects as (class name, difficult)."""
-    for sub in ('Annotations', 'JPEGImages', 'ImageSets/Main'):
-        (root / sub).mkdir(parents=True, exist_ok=True)
-    for image_id, objs in objects.items():
-        Image.new('RGB', (7, 5)).save(root / 'JPEGImages' / f'{image_id}.jpg')
-        body = ''.join(f'<object><name>{n}</name><difficult>{d}</difficult></object>'
-                       for n, d in objs)
-        (root / 'Annotations' / f'{image_id}.xml').write_text(
-            f'<annotation><filename>{image_id}.jpg</filename>{body}</annotation>')
-    (root / 'ImageSets/Main/train.txt').write_text(''.join(f'{i}\n' for i in objects))
+        read_lines(split)
 
 
 def test_voc_xml_labels_and_errors(tmp_path: Path) -> None:
-    def build_voc(root: Path):
-        return DATASETS.build(dict(type='VOCImageLabelDataset', data_root=str(root),
-                                   ann_file='ImageSets/Main/train.txt'))
+    """Catches difficult objects dropped, repeated classes listed twice, and an unknown
+    class or a missing XML passing silently instead of naming the file."""
+    xml = tmp_path / 'x1.xml'
 
-    write_voc(tmp_path / 'ok', {'x1': [('dog', 1), ('cat', 0), ('dog', 0)], 'x2': []})
-    ds = build_voc(tmp_path / 'ok')  # VOC classes by default; difficult objects count
-    assert [ds.get_data_info(i)['image_labels'] for i in range(2)] == [[7, 11], []]
-    assert (ds.get_data_info(0)['height'], ds.get_data_info(0)['width']) == (5, 7)
+    def write(*objects: tuple[str, int]) -> None:
+        body = ''.join(f'<object><name>{n}</name><difficult>{d}</difficult></object>'
+                       for n, d in objects)
+        xml.write_text(f'<annotation><filename>x1.jpg</filename>{body}</annotation>')
 
-    write_voc(tmp_path / 'bad', {'x1': [('cat', 0)], 'x2': [('unicorn', 0)]})
-    xml = tmp_path / 'bad' / 'Annotations' / 'x2.xml'
+    write(('dog', 1), ('cat', 0), ('dog', 0))  # VOC classes; difficult objects count
+    assert parse_voc_xml_labels(xml, VOC_CLASSES) == [7, 11]
+    write()
+    assert parse_voc_xml_labels(xml, VOC_CLASSES) == []
+    write(('cat', 0), ('unicorn', 0))
     with pytest.raises(DataError, match=rf"{xml}: object class 'unicorn'"):
-        build_voc(tmp_path / 'bad')
+        parse_voc_xml_labels(xml, VOC_CLASSES)
     xml.unlink()
     with pytest.raises(DataError, match=f'{xml}: annotation XML not found'):
-        build_voc(tmp_path / 'bad')
-    jpg = tmp_path / 'bad' / 'JPEGImages' / 'x1.jpg'
-    jpg.unlink()
-    with pytest.raises(DataError, match=f'{jpg}: image not found'):
-        build_voc(tmp_path / 'bad')
+        parse_voc_xml_labels(xml, VOC_CLASSES)
 
 
 # ---------------------------------------------------------- d. MultiLabelMAP

@@ -18,10 +18,10 @@ import pytest
 import scipy.io
 from PIL import Image
 
+from projects.wise.datasets.voc_layout import VOC_CLASSES, VOID, write_label_png
+
 ROOT = Path(__file__).resolve().parents[1]
 TOOL = ROOT / 'tools' / 'dataset_converters' / 'voc_to_coco.py'
-sys.path.insert(0, str(ROOT))
-from projects.wise.datasets.voc_layout import VOC_CLASSES, VOID, write_label_png  # noqa: E402
 
 _spec = importlib.util.spec_from_file_location('voc_to_coco', TOOL)
 voc_to_coco = importlib.util.module_from_spec(_spec)
@@ -296,7 +296,7 @@ def run_cli(args: list[str], subprocess_: bool,
         capsys.readouterr()
         rc = voc_to_coco.main(args)
         return rc, capsys.readouterr().err
-    env = {**os.environ, 'PYTHONPATH': str(ROOT), 'OMP_NUM_THREADS': '1'}
+    env = {**os.environ, 'OMP_NUM_THREADS': '1'}
     proc = subprocess.run([sys.executable, str(TOOL), *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=120)
     return proc.returncode, proc.stderr
@@ -317,6 +317,12 @@ def _corrupt_jpeg(root: Path, sbd: Path) -> tuple[list[str], list[Path]]:
     jpg = root / 'JPEGImages' / f'{B}.jpg'  # in val: train's outputs must survive too
     jpg.write_bytes(b'\xff\xd8\xff\xe0 this is not a JPEG')
     return [], [jpg]
+
+
+def _missing_jpeg(root: Path, sbd: Path) -> tuple[list[str], list[Path | str]]:
+    jpg = root / 'JPEGImages' / f'{C}.jpg'
+    jpg.unlink()
+    return [], [jpg, 'image not found']
 
 
 def _unknown_xml_class(root: Path, sbd: Path) -> tuple[list[str], list[Path | str]]:
@@ -351,6 +357,7 @@ def _train_aug_without_sbd(root: Path, sbd: Path) -> tuple[list[str], list[str]]
 @pytest.mark.parametrize('break_input,subprocess_', [
     (_missing_root, True),
     (_corrupt_jpeg, True),
+    (_missing_jpeg, False),
     (_empty_split, False),
     (_unknown_xml_class, False),
     (_png_value_over_classes, False),

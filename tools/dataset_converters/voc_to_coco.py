@@ -30,11 +30,11 @@ import scipy.io
 from PIL import Image, UnidentifiedImageError
 from scipy.io.matlab import MatReadError
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from projects.wise.datasets.voc_layout import (VOC_CLASSES, VOID,  # noqa: E402
+from projects.wise.datasets.voc_layout import (VOC_CLASSES, VOID,
                                                parse_voc_xml_labels, read_label_png)
-from projects.wise.utils.cli import run_tool  # noqa: E402
-from projects.wise.utils.io import DataError, dump_json, read_lines  # noqa: E402
+from projects.wise.utils.cli import run_tool
+from projects.wise.utils.io import DataError, dump_json, read_lines
+from projects.wise.utils.masks import encode_masks
 
 TRAIN_AUG = 'train_aug'
 MAX_CLASSES = VOID - 1  # label values 1..254 name classes; 0 is background
@@ -192,14 +192,6 @@ def _check_class_values(cls_map: np.ndarray, num_classes: int, path: Path) -> No
 
 
 # --------------------------------------------------------------- outputs ---
-def encode_rle(masks: np.ndarray) -> list[Json]:
-    """COCO RLEs (json-ready: ``counts`` as str) of an HxWxN bool stack."""
-    rles = mask_utils.encode(np.asfortranarray(masks.astype(np.uint8)))
-    for rle in rles:
-        rle['counts'] = rle['counts'].decode('ascii')
-    return rles
-
-
 def instances_from_maps(cls_map: np.ndarray, obj_map: np.ndarray) -> list[tuple[int, np.ndarray]]:
     """(category id, HxW bool mask) for each object index 1..254 of ``obj_map``.
 
@@ -218,17 +210,6 @@ def instances_from_maps(cls_map: np.ndarray, obj_map: np.ndarray) -> list[tuple[
     obj_ids, cat_ids = obj_ids[keep], cat_ids[keep]
     masks = obj_map[..., None] == obj_ids.astype(np.uint8)[None, None]
     return [(int(c), masks[..., k]) for k, c in enumerate(cat_ids)]
-
-
-def _bboxes(masks: np.ndarray) -> list[list[float]]:
-    """Tight COCO [x, y, w, h] boxes of the non-empty masks of an HxWxN stack."""
-    rows, cols = masks.any(axis=1), masks.any(axis=0)  # HxN, WxN
-    boxes = []
-    for k in range(masks.shape[-1]):
-        ys, xs = np.flatnonzero(rows[:, k]), np.flatnonzero(cols[:, k])
-        boxes.append([float(xs[0]), float(ys[0]), float(xs[-1] - xs[0] + 1),
-                      float(ys[-1] - ys[0] + 1)])
-    return boxes
 
 
 def convert_image(data_root: Path, image_id: str, classes: Sequence[str],
@@ -253,15 +234,14 @@ def convert_image(data_root: Path, image_id: str, classes: Sequence[str],
 
     void = (cls_map == VOID) | (obj_map == VOID)
     if void.any():
-        image['void'] = encode_rle(void[..., None])[0]
+        image['void'] = encode_masks(void[None])[0]
     anns: list[Json] = []
     if instances:
-        masks = np.stack([m for _, m in instances], axis=-1)
-        areas = masks.sum(axis=(0, 1))
-        for (cat_id, _), rle, box, area in zip(instances, encode_rle(masks),
-                                               _bboxes(masks), areas):
-            anns.append(dict(category_id=cat_id, segmentation=rle, area=float(area),
-                             bbox=box, iscrowd=0))
+        rles = encode_masks(np.stack([m for _, m in instances]))
+        for (cat_id, _), rle, box, area in zip(instances, rles, mask_utils.toBbox(rles).tolist(),
+                                               mask_utils.area(rles).tolist()):
+            anns.append(dict(category_id=cat_id, segmentation=rle, area=float(area), bbox=box,
+                             iscrowd=0))
     return image, anns
 
 

@@ -1,24 +1,22 @@
-"""Datasets that give image-level labels and nothing else of the ground truth.
+"""A dataset that gives image-level labels and nothing else of the ground truth.
 
 WISE's first stage (the PRM classifier) learns from "which classes are in this
-image" only. These datasets never read boxes or masks, so none can leak into a
-weakly supervised model through the pipeline, whichever file they are fed.
+image" only. This dataset never reads boxes or masks, so none can leak into a
+weakly supervised model through the pipeline, whichever file it is fed.
 """
 from __future__ import annotations
 
 import logging
-import os.path as osp
 from collections.abc import Sequence
 from typing import Any
 
 from mmengine.logging import print_log
-from PIL import Image, UnidentifiedImageError
 
 from mmdet.datasets import BaseDetDataset
 from mmdet.registry import DATASETS
 
-from ..utils.io import DataError, load_json, read_lines, safe_join
-from .voc_layout import VOC_CLASSES, parse_voc_xml_labels
+from ..utils.io import DataError, load_json, safe_join
+from .voc_layout import VOC_CLASSES
 
 _IMAGE_KEYS = ('id', 'file_name', 'height', 'width', 'labels')
 
@@ -84,18 +82,6 @@ def require_images(kept: list[dict], ann_file: str, skipped_by: dict | None = No
     return kept
 
 
-def _image_size(path: str) -> tuple[int, int]:
-    """(height, width) from the image header: cheap, and fails early on a bad image."""
-    try:
-        with Image.open(path) as im:
-            width, height = im.size
-    except FileNotFoundError:
-        raise DataError(f'{path}: image not found') from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise DataError(f'{path}: cannot read image ({e})') from None
-    return height, width
-
-
 @DATASETS.register_module()
 class ImageLabelDataset(BaseDetDataset):
     """Images and their image-level labels from a COCO json.
@@ -143,40 +129,3 @@ class ImageLabelDataset(BaseDetDataset):
     def get_cat_ids(self, idx: int) -> list[int]:
         """The classes in image ``idx`` (for class-aware samplers)."""
         return list(self.get_data_info(idx)['image_labels'])
-
-
-@DATASETS.register_module()
-class VOCImageLabelDataset(ImageLabelDataset):
-    """Image-level labels straight from PASCAL VOC's XMLs, no conversion needed.
-
-    ``ann_file`` is a split file such as ``ImageSets/Main/trainval.txt``. Images
-    are ``<root>/<img_subdir>/<id>.jpg`` and annotations
-    ``<root>/<ann_subdir>/<id>.xml``, where ``<root>`` is
-    ``data_prefix['sub_data_root']`` (joined to ``data_root`` like any prefix,
-    as in mmdet's XMLDataset) or else ``data_root``. Labels are the classes of
-    all objects, difficult ones included; ``img_id`` is the VOC id (a str).
-    """
-
-    def __init__(self, img_subdir: str = 'JPEGImages', ann_subdir: str = 'Annotations',
-                 **kwargs: Any) -> None:
-        self.img_subdir = img_subdir
-        self.ann_subdir = ann_subdir
-        super().__init__(**kwargs)
-
-    @property
-    def sub_data_root(self) -> str:
-        return self.data_prefix.get('sub_data_root', self.data_root or '')
-
-    def load_data_list(self) -> list[dict]:
-        classes = self.metainfo['classes']
-        data_list = []
-        for image_id in dict.fromkeys(read_lines(self.ann_file)):
-            img_path = safe_join(osp.join(self.sub_data_root, self.img_subdir),
-                                 f'{image_id}.jpg', self.ann_file)
-            xml_path = safe_join(osp.join(self.sub_data_root, self.ann_subdir),
-                                 f'{image_id}.xml', self.ann_file)
-            height, width = _image_size(img_path)
-            data_list.append(dict(img_path=img_path, img_id=image_id, height=height,
-                                  width=width,
-                                  image_labels=parse_voc_xml_labels(xml_path, classes)))
-        return data_list

@@ -21,8 +21,7 @@ class FiniteLossHook(Hook):
     It runs after every training step at a higher priority than
     ``CheckpointHook``, so the step that went wrong never reaches a checkpoint:
     the last one on disk is from before it, and ``--resume`` starts from there.
-    (mmdet's ``CheckInvalidLossHook`` checks only every 50 steps by default and
-    its assertion carries no message.)
+    Not mmdet's ``CheckInvalidLossHook``: a bare assert on ``loss`` only; its message is None.
     """
 
     priority = 'ABOVE_NORMAL'

@@ -37,6 +37,7 @@ def average_precision(scores: np.ndarray, positives: np.ndarray) -> float:
     scores form one step (every tied item counts at the tie's end), so the
     result does not depend on the order images were evaluated in. NaN when
     there is no positive.
+    Not sklearn (+60 MB; 0.0, not NaN), torchmetrics (float32: 1e-7 off), mmpretrain (tie order).
     """
     positives = np.asarray(positives, dtype=bool)
     num_pos = int(positives.sum())

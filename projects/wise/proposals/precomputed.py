@@ -28,6 +28,7 @@ def _scan_objects(path: Path) -> Iterator[tuple[int, int, dict]]:
     Bytes are decoded as latin-1 so that character offsets are byte offsets;
     JSON's structure is ASCII, so only non-ASCII text inside strings comes out
     mis-decoded (see ``_key``). One object is in memory at a time.
+    ijson gives no byte offsets: fed byte by byte for them, it scans 54 MB in 26 s (this: 1.2 s).
     """
     decoder = json.JSONDecoder()
     buf, base, pos = '', 0, 0  # buf[0] is byte `base` of the file
