@@ -118,7 +118,7 @@ train_cfg = dict(max_epochs=1)
     return out
 
 
-def _full_cfg(tiny_full_cfg: Path, root: Path, props: Path, out: Path) -> Path:
+def _full_cfg(tiny_full_cfg: Path, root: Path, out: Path) -> Path:
     out.write_text(f'''_base_ = {str(tiny_full_cfg)!r}
 _data = dict(data_root={str(root) + '/'!r}, ann_file='annotations/odd_instances.json')
 train_dataloader = dict(dataset=_data)
@@ -127,8 +127,6 @@ test_dataloader = val_dataloader
 val_evaluator = dict(ann_file={f'{root}/annotations/odd_instances.json'!r})
 test_evaluator = val_evaluator
 train_cfg = dict(max_iters=2)
-custom_hooks = [dict(type='ProposalRefineHook',
-                     proposals=dict(type='precomputed', root={str(props)!r}))]
 ''')
     return out
 
@@ -173,10 +171,10 @@ def test_odd_images_go_through_every_tool(odd: Path, odd_voc: Path, tiny_prm_cfg
     assert sorted(i['file_name'] for i in result['images']) == sorted(ODD)
     assert all(a['segmentation']['size'] == sizes[a['image_id']] for a in result['annotations'])
 
-    full = _full_cfg(tiny_full_cfg, odd, props, tmp_path / 'full.py')
+    full = _full_cfg(tiny_full_cfg, odd, tmp_path / 'full.py')
     run_tool('tools/train.py', full, '--work-dir', tmp_path / 'full')
     out = run_tool('tools/test.py', full, tmp_path / 'full/iter_2.pth', '--work-dir',
-                   tmp_path / 'full')
+                   tmp_path / 'full', '--refine', props)
     assert 'segm_mAP50' in out.stdout
 
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
 from conftest import ROOT, run_tool
 
 _spec = importlib.util.spec_from_file_location('pipeline', ROOT / 'tools/pipeline.py')
-pipeline = importlib.util.module_from_spec(_spec)
+pipeline = sys.modules['pipeline'] = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(pipeline)
 
 

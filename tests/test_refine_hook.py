@@ -1,5 +1,5 @@
 """ProposalRefineHook: the refiner on a hand-made case, and the hook through
-tools/test.py (metric changes, missing proposals, 2-process dist_test.sh)."""
+tools/test.py (metric changes, --refine, missing proposals, 2-process dist_test.sh)."""
 from __future__ import annotations
 
 import json
@@ -12,14 +12,16 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+from mmengine.config import Config
 from mmengine.structures import InstanceData
 from torch import nn
 
 from conftest import ROOT, run_tool
 from mmdet.registry import HOOKS
 from mmdet.structures import DetDataSample
-from projects.wise.engine import ProposalRefineHook, refine
+from projects.wise.engine import ProposalRefineHook, enable_refinement, refine
 from projects.wise.proposals import Proposals
+from projects.wise.utils.io import DataError
 
 H, W = 40, 50
 
@@ -183,20 +185,20 @@ def gt_proposals(shapes_root: Path, tmp_path_factory: pytest.TempPathFactory) ->
     return root
 
 
-def refine_cfg(base: Path, proposals: Path, path: Path, enabled: bool = True) -> Path:
-    # mmengine's --cfg-options cannot add a hook, so a config lists it; the
-    # command line can then switch it on and set its fields
-    path.write_text(f'''_base_ = {str(base)!r}
-custom_hooks = [dict(type='ProposalRefineHook',
-                     proposals=dict(type='precomputed', root={str(proposals)!r}),
-                     min_iou=0.0, enabled={enabled})]
-''')
+def child_cfg(base: Path, path: Path, body: str) -> Path:
+    path.write_text(f'_base_ = {str(base)!r}\n{body}\n')
     return path
 
 
-def test_metrics(cfg: Path, ckpt: Path, out: Path, *options: str) -> tuple[dict, str]:
-    proc = run_tool('tools/test.py', cfg, ckpt, '--work-dir', out, '--cfg-options',
-                    *SCORE_THR_0, f'test_evaluator.outfile_prefix={out}/wise', *options)
+def refine_cfg(base: Path, proposals: Path, path: Path, enabled: bool = True) -> Path:
+    return child_cfg(base, path, f"""custom_hooks = [dict(type='ProposalRefineHook',
+                     proposals=dict(type='precomputed', root={str(proposals)!r}),
+                     min_iou=0.0, enabled={enabled})]""")
+
+
+def test_metrics(cfg: Path, ckpt: Path, out: Path, *args: str | Path) -> tuple[dict, str]:
+    proc = run_tool('tools/test.py', cfg, ckpt, '--work-dir', out, *args, '--cfg-options',
+                    *SCORE_THR_0, f'test_evaluator.outfile_prefix={out}/wise')
     saved = json.loads((out / 'wise.metrics.json').read_text())
     return saved['metrics'], proc.stdout + proc.stderr
 
@@ -211,10 +213,9 @@ def unrefined(tiny_full_cfg, checkpoint, tmp_path_factory) -> dict:
 
 @pytest.fixture(scope='module')
 def refined(tiny_full_cfg, checkpoint, gt_proposals, tmp_path_factory) -> tuple[dict, str]:
-    """Switched on from the command line, as WISE's configs list the hook off."""
+    """Switched on in the config, as the ``_refine`` configs do."""
     out = tmp_path_factory.mktemp('t_refined')
-    cfg = refine_cfg(tiny_full_cfg, gt_proposals, out / 'cfg.py', enabled=False)
-    return test_metrics(cfg, checkpoint, out, 'custom_hooks.0.enabled=True')
+    return test_metrics(refine_cfg(tiny_full_cfg, gt_proposals, out / 'cfg.py'), checkpoint, out)
 
 
 def test_hook_listed_off_changes_nothing(tiny_full_cfg, checkpoint, gt_proposals, unrefined,
@@ -232,6 +233,59 @@ def test_refinement_changes_the_printed_metric(unrefined, refined):
     assert metrics['segm_ABO'] > unrefined['segm_ABO']
     assert metrics['segm_mAP50'] > unrefined['segm_mAP50']
     assert metrics != unrefined
+
+
+def test_enable_refinement_finds_the_hook_by_type(tmp_path):
+    cfg = Config(dict(custom_hooks=[dict(type='EmptyCacheHook'),
+                                    dict(type='ProposalRefineHook', min_iou=0.3, enabled=False)]))
+    enable_refinement(cfg, str(tmp_path))
+    assert cfg.custom_hooks == [
+        dict(type='EmptyCacheHook'),
+        dict(type='ProposalRefineHook', min_iou=0.3, enabled=True,
+             proposals=dict(type='precomputed', root=str(tmp_path)))]
+    cfg = Config(dict(custom_hooks=[dict(type='EmptyCacheHook')]))
+    enable_refinement(cfg)  # none listed: one is added, reading <data_root>/proposals/
+    assert cfg.custom_hooks == [dict(type='EmptyCacheHook'),
+                                dict(type='ProposalRefineHook', enabled=True)]
+    with pytest.raises(DataError, match='no such folder of proposals'):
+        enable_refinement(cfg, str(tmp_path / 'typo'))
+
+
+def test_refine_option_finds_the_hook_behind_another(tiny_full_cfg, checkpoint, gt_proposals,
+                                                     refined, tmp_path):
+    """The bug: ``--cfg-options custom_hooks.0.enabled=True`` switched on whichever hook a
+    config lists first; ``--refine`` finds the refine hook by its type."""
+    cfg = child_cfg(tiny_full_cfg, tmp_path / 'cfg.py', """custom_hooks = [
+    dict(type='EmptyCacheHook'), dict(type='ProposalRefineHook', enabled=False)]""")
+    metrics, log = test_metrics(cfg, checkpoint, tmp_path / 'out', '--refine', gt_proposals)
+    assert 'ProposalRefineHook (test): ' in log and metrics == refined[0]
+
+
+def test_proposals_default_to_the_test_data_root(tiny_full_cfg, shapes_root, checkpoint,
+                                                 gt_proposals, refined, tmp_path):
+    """The refine configs name no folder: the hook reads ``<data_root>/proposals/``."""
+    data = tmp_path / 'data'
+    data.mkdir()
+    for name, target in (('JPEGImages', shapes_root / 'JPEGImages'),
+                         ('annotations', shapes_root / 'annotations'),
+                         ('proposals', gt_proposals)):
+        (data / name).symlink_to(target)
+    cfg = child_cfg(tiny_full_cfg, tmp_path / 'cfg.py', f"""
+test_dataloader = dict(dataset=dict(data_root={str(data) + '/'!r}))
+custom_hooks = [dict(type='ProposalRefineHook')]""")
+    metrics, log = test_metrics(cfg, checkpoint, tmp_path / 'out')
+    assert 'ProposalRefineHook (test): ' in log and metrics == refined[0]
+
+
+def test_refine_without_proposals_is_one_line(tiny_full_cfg, shapes_root, checkpoint,
+                                              tmp_path):
+    """``--refine`` adds the hook to a config listing none; no ``<data_root>/proposals/``
+    stops the run with one line naming that folder."""
+    proc = run_tool('tools/test.py', tiny_full_cfg, checkpoint, '--work-dir', tmp_path,
+                    '--refine', check=False)
+    assert proc.returncode == 1
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith(f'test.py: error: {shapes_root}/proposals: no such folder'), last
 
 
 def test_missing_proposals_file_keeps_predictions(tiny_full_cfg, checkpoint, gt_proposals,
@@ -252,11 +306,11 @@ def test_missing_proposals_file_keeps_predictions(tiny_full_cfg, checkpoint, gt_
 
 def test_dist_test_two_cpu_processes_match_one(tiny_full_cfg, checkpoint, gt_proposals,
                                                refined, tmp_path):
-    cfg = refine_cfg(tiny_full_cfg, gt_proposals, tmp_path / 'cfg.py')
-    env = {**os.environ, 'PYTHON': sys.executable, 'PORT': '29547', 'PYTHONPATH': str(ROOT)}
+    cfg = refine_cfg(tiny_full_cfg, gt_proposals, tmp_path / 'cfg.py', enabled=False)
+    env = {**os.environ, 'PYTHON': sys.executable, 'PORT': '29547'}
     proc = subprocess.run(
         ['bash', 'tools/dist_test.sh', str(cfg), str(checkpoint), '2', '--work-dir',
-         str(tmp_path / 'work'), '--cfg-options', *SCORE_THR_0,
+         str(tmp_path / 'work'), '--refine', '--cfg-options', *SCORE_THR_0,
          f'test_evaluator.outfile_prefix={tmp_path}/wise'],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-5000:]

@@ -2,19 +2,17 @@
 import argparse
 import os
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from mmengine.config import DictAction
+from mmengine.runner import Runner
 
-from mmengine.config import DictAction  # noqa: E402
-from mmengine.runner import Runner  # noqa: E402
-
-from mmdet.engine.hooks.utils import trigger_visualization_hook  # noqa: E402
-from mmdet.evaluation import DumpDetResults  # noqa: E402
-from mmdet.registry import RUNNERS  # noqa: E402
-from mmdet.utils import setup_cache_size_limit_of_dynamo  # noqa: E402
-from projects.wise.utils.cli import run_tool  # noqa: E402
-from projects.wise.utils.launch import load_tool_config  # noqa: E402
+from mmdet.engine.hooks.utils import trigger_visualization_hook
+from mmdet.evaluation import DumpDetResults
+from mmdet.registry import RUNNERS
+from mmdet.utils import setup_cache_size_limit_of_dynamo
+from projects.wise.engine import enable_refinement
+from projects.wise.utils.cli import run_tool
+from projects.wise.utils.launch import load_tool_config
 
 
 def parse_args(argv=None):
@@ -27,6 +25,11 @@ def parse_args(argv=None):
     parser.add_argument('--show', action='store_true', help='show prediction results')
     parser.add_argument('--show-dir', help='save painted images under work_dir/timestamp/')
     parser.add_argument('--wait-time', type=float, default=2, help='the interval of show (s)')
+    parser.add_argument(
+        '--refine', nargs='?', const='', metavar='PROPOSALS',
+        help="refine predicted masks with object proposals (WISE + Refine): switches on the "
+             "config's ProposalRefineHook, or adds one; PROPOSALS: their folder (default: "
+             '<data_root>/proposals/ of the test data)')
     parser.add_argument(
         '--cfg-options', nargs='+', action=DictAction,
         help='override config settings, e.g. test_evaluator.score_thr=0.3')
@@ -43,6 +46,8 @@ def main(argv=None) -> dict:
     setup_cache_size_limit_of_dynamo()
     cfg = load_tool_config(args.config, args.launcher, args.cfg_options, args.work_dir)
     cfg.load_from = args.checkpoint
+    if args.refine is not None:
+        enable_refinement(cfg, args.refine or None)
     if args.show or args.show_dir:
         cfg = trigger_visualization_hook(cfg, args)
 

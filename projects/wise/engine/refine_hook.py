@@ -2,12 +2,13 @@
 
 Switched on from a config::
 
-    custom_hooks = [dict(type='ProposalRefineHook',
-                         proposals=dict(type='precomputed', root='data/proposals/'),
-                         min_iou=0.0)]
+    custom_hooks = [dict(type='ProposalRefineHook')]
 
-or, where a config lists it switched off (``enabled=False``, as the WISE
-configs do), from the command line: ``--cfg-options custom_hooks.0.enabled=True``.
+or, by its type, from the command line: ``tools/test.py CONFIG CKPT --refine [DIR]``
+(``enable_refinement``), which switches on the hook a config lists off (as the WISE
+configs do) or adds one. By default the proposals are read from
+``<data_root>/proposals/`` of the dataset under test, where tools/gen_proposals.py
+writes them, so configs name no path and follow the test data wherever it is moved.
 
 mmengine's test loop hands the model's outputs to the evaluator *before* any
 ``after_test_iter`` hook runs, so the refinement cannot be a hook step on the
@@ -19,9 +20,11 @@ model instance so that the DetDataSamples it returns are already refined, and
 from __future__ import annotations
 
 import logging
+import os.path as osp
 from typing import Any
 
 import torch
+from mmengine.config import Config
 from mmengine.dist import all_reduce
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
@@ -30,6 +33,7 @@ from mmengine.model import is_model_wrapper
 from mmdet.registry import HOOKS
 
 from ..proposals import PROPOSAL_SOURCES, ProposalError, ProposalSource
+from ..utils.io import DataError
 from .proposal_refiner import refine
 
 
@@ -40,13 +44,13 @@ class ProposalRefineHook(Hook):
     Args:
         proposals: a proposal source (config dict for ``PROPOSAL_SOURCES``, e.g.
             ``dict(type='precomputed', root=...)``, or an instance) giving the
-            proposals of an image at its original size.
+            proposals of an image at its original size. None (the default): the
+            precomputed proposals in ``<data_root>/proposals/`` of the dataset
+            being evaluated, looked up when a run starts.
         min_iou: a prediction whose best IoU is below this (or 0) is kept as is.
         apply_on_val: refine the validation runs during training too.
-        enabled: False keeps the hook configured but idle. mmengine's
-            ``--cfg-options`` cannot add a hook to a config, but it can flip this:
-            ``--cfg-options custom_hooks.0.enabled=True`` (the WISE configs list
-            the hook switched off).
+        enabled: False keeps the hook listed but idle, for ``tools/test.py --refine``
+            to switch on.
 
     An image whose proposals cannot be had (missing file, ...) keeps its
     predictions, with one warning per image; a summary of refined / kept /
@@ -56,10 +60,11 @@ class ProposalRefineHook(Hook):
     priority = 'NORMAL'
     _STEPS = {'test': 'test_step', 'val': 'val_step'}
 
-    def __init__(self, proposals: dict | ProposalSource, min_iou: float = 0.0,
+    def __init__(self, proposals: dict | ProposalSource | None = None, min_iou: float = 0.0,
                  apply_on_val: bool = False, enabled: bool = True) -> None:
         if not 0.0 <= float(min_iou) <= 1.0:
             raise ValueError(f'min_iou must be in [0, 1], got {min_iou}')
+        self._default_proposals = proposals is None
         self.source = PROPOSAL_SOURCES.build(proposals) if isinstance(proposals, dict) \
             else proposals
         self.min_iou = float(min_iou)
@@ -89,6 +94,9 @@ class ProposalRefineHook(Hook):
         self.counts = dict(refined=0, kept=0, missing=0, missing_images=0)
 
     def _install(self, runner, mode: str) -> None:
+        if self._default_proposals:
+            loop = runner.test_loop if mode == 'test' else runner.val_loop
+            self.source = proposals_under(loop.dataloader.dataset)
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
         name = self._STEPS[mode]
         had_own = name in vars(model)  # an instance attribute to put back later
@@ -158,3 +166,44 @@ class ProposalRefineHook(Hook):
                   f'{c["missing"]} kept on {c["missing_images"]} images without proposals',
                   logger='current',
                   level=logging.WARNING if c['missing_images'] else logging.INFO)
+
+
+def precomputed_proposals(root: str) -> dict:
+    """The source config of the proposals in folder ``root``, refused if it is missing
+    (it would leave every prediction unrefined, with only warnings to say so)."""
+    if not osp.isdir(root):
+        raise DataError(f'{root}: no such folder of proposals (tools/gen_proposals.py writes '
+                        'them; tools/test.py --refine DIR reads another)')
+    return dict(type='precomputed', root=root)
+
+
+def proposals_under(dataset: Any) -> ProposalSource:
+    """The precomputed proposals in ``<data_root>/proposals/`` of ``dataset``."""
+    data_root = getattr(dataset, 'data_root', None)
+    if not data_root:
+        raise DataError(f'ProposalRefineHook: the {type(dataset).__name__} under test has no '
+                        'data_root to find proposals/ in; give the hook proposals=... '
+                        '(tools/test.py --refine DIR)')
+    return PROPOSAL_SOURCES.build(precomputed_proposals(osp.join(data_root, 'proposals')))
+
+
+def enable_refinement(cfg: Config, proposals: str | None = None) -> None:
+    """Switch on the ProposalRefineHook of ``cfg.custom_hooks``, found by its type (an
+    index would hit whatever hook is listed first), or add one where none is listed.
+
+    Args:
+        cfg: the config, changed in place.
+        proposals: a folder of precomputed proposals (one json per image) to read
+            instead of the hook's own, by default ``<data_root>/proposals/``.
+    """
+    hooks = list(cfg.get('custom_hooks') or [])
+    refine_hooks = [h for h in hooks if isinstance(h, dict)
+                    and h.get('type') in ('ProposalRefineHook', ProposalRefineHook)]
+    if not refine_hooks:
+        refine_hooks = [dict(type='ProposalRefineHook')]
+        hooks += refine_hooks
+    for hook in refine_hooks:
+        hook['enabled'] = True
+        if proposals is not None:
+            hook['proposals'] = precomputed_proposals(proposals)
+    cfg.custom_hooks = hooks

@@ -1,0 +1,23 @@
+# The built-in shapes data (tools/make_shapes_dataset.py, VOC's layout) as image-level
+# labels: VOC's pipelines and metrics at 128 px, one loader worker for a 2-core CPU.
+_base_ = './voc_image_labels.py'
+
+data_root = 'data/shapes/'
+metainfo = dict(classes=('circle', 'square', 'triangle', 'star', 'cross'))
+train_pipeline = [dict(t, scale=(128, 128)) if t.type == 'Resize' else t
+                  for t in _base_.train_pipeline]
+test_pipeline = [dict(t, scale=(128, 128)) if t.type == 'Resize' else t
+                 for t in _base_.test_pipeline]
+train_dataloader = dict(
+    num_workers=1,
+    dataset=dict(data_root=data_root, metainfo=metainfo,
+                 ann_file='annotations/train_labels.json', pipeline=train_pipeline))
+val_dataloader = dict(
+    num_workers=1,
+    dataset=dict(data_root=data_root, metainfo=metainfo, pipeline=test_pipeline))
+test_dataloader = val_dataloader
+val_evaluator = [
+    dict(type='MultiLabelMAP', ann_file=data_root + 'annotations/val_labels.json'),
+    dict(type='PeakLocalisationMetric', ann_file=data_root + 'annotations/val_instances.json'),
+]
+test_evaluator = val_evaluator
