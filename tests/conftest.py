@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from filelock import FileLock
+from tool_process import run_forked
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -26,11 +27,20 @@ def run_tool(*args: str | os.PathLike, check: bool = True, env: dict | None = No
              timeout: float = 600, wrapper: Sequence[str] = (),
              preexec_fn: Callable[[], None] | None = None) -> subprocess.CompletedProcess:
     """Run a project tool the way a user does, from the repository root (``wrapper``:
-    a command that runs it, e.g. setpriv; ``preexec_fn``: e.g. a resource limit)."""
+    a command that runs it, e.g. setpriv; ``preexec_fn``: e.g. a resource limit).
+
+    A python tool runs in a process forked from a server that has imported the
+    package (tool_process.py); with a wrapper or preexec_fn, in a new interpreter.
+    """
     full_env = {**os.environ, 'OMP_NUM_THREADS': '1', **(env or {})}
-    proc = subprocess.run([*wrapper, sys.executable, *map(str, args)], cwd=ROOT, env=full_env,
-                          capture_output=True, text=True, timeout=timeout,
-                          preexec_fn=preexec_fn)
+    args = tuple(map(str, args))
+    if wrapper or preexec_fn or not args[0].endswith('.py'):
+        proc = subprocess.run([*wrapper, sys.executable, *args], cwd=ROOT, env=full_env,
+                              capture_output=True, text=True, timeout=timeout,
+                              preexec_fn=preexec_fn)
+    else:
+        code, out, err = run_forked(args[0], list(args[1:]), full_env, ROOT, timeout)
+        proc = subprocess.CompletedProcess(args, code, out, err)
     if check and proc.returncode != 0:
         raise AssertionError(f'{args} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n'
                              f'{proc.stderr[-5000:]}')
@@ -144,3 +154,10 @@ def tiny_prm_ckpt(tiny_prm_cfg: Path, tmp_path_factory: pytest.TempPathFactory) 
     work = built_once(tmp_path_factory, 'prm',
                       lambda work: run_tool('tools/train.py', tiny_prm_cfg, '--work-dir', work))
     return work / 'epoch_2.pth'
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test on the built-in data (it trains or runs tools) is ``slow``."""
+    for item in items:
+        if 'shapes_root' in getattr(item, 'fixturenames', ()):
+            item.add_marker(pytest.mark.slow)

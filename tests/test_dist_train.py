@@ -10,6 +10,8 @@ import pytest
 
 from conftest import ROOT
 
+pytestmark = pytest.mark.slow  # torchrun with 2 processes
+
 PROBE = '''
 import hashlib, os
 import torch

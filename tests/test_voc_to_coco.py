@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,6 +15,7 @@ import pytest
 import scipy.io
 from PIL import Image
 
+from conftest import run_tool
 from projects.wise.datasets.voc_layout import VOC_CLASSES, VOID, write_label_png
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -296,9 +294,7 @@ def run_cli(args: list[str], subprocess_: bool,
         capsys.readouterr()
         rc = voc_to_coco.main(args)
         return rc, capsys.readouterr().err
-    env = {**os.environ, 'OMP_NUM_THREADS': '1'}
-    proc = subprocess.run([sys.executable, str(TOOL), *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=120)
+    proc = run_tool(TOOL, *args, check=False, timeout=120)
     return proc.returncode, proc.stderr
 
 
