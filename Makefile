@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(abspath $(VENV))/bin/python
 ENV_STAMP := $(VENV)/.wise-env
 
-.PHONY: env test test-fast demo bench clean-demo
+.PHONY: env lint test test-fast demo bench clean-demo
 
 env: $(ENV_STAMP)
 
@@ -14,8 +14,13 @@ $(ENV_STAMP): requirements.txt requirements/runtime.txt requirements/tests.txt p
 	PYTHON=$(PYTHON) bash tools/setup/install_env.sh $(VENV)
 	touch $@
 
-# Everything, on 2 workers (CI runs this through .ci/run).
-test: env
+# Style and import order (pyproject.toml), in seconds.
+lint: env
+	$(PY) -m ruff check projects tools tests bench configs
+	$(PY) -m isort --check-only projects tools tests bench
+
+# Lint, then every test on 2 workers (CI runs this through .ci/run).
+test: lint
 	$(PY) -m pytest tests -q -n 2 --dist loadfile
 
 # The unit tests only: no training, no end-to-end tool runs (about a minute).

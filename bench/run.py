@@ -381,9 +381,10 @@ def demo_pipeline(work: Path) -> list[dict]:
 
 def _versions() -> dict:
     import mmcv
-    import mmdet
     import mmengine
     import torch
+
+    import mmdet
     return dict(python=platform.python_version(), torch=torch.__version__,
                 mmcv=mmcv.__version__, mmengine=mmengine.__version__, mmdet=mmdet.__version__,
                 machine=f'{platform.machine()}, {os.cpu_count()} cores, '

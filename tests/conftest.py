@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from filelock import FileLock
+
 from tool_process import run_forked
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import run_tool
 from projects.wise.utils.io import DataError
+
+from conftest import run_tool
 
 
 def _odd_images(d: Path) -> dict[str, tuple[int, int]]:

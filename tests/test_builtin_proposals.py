@@ -14,8 +14,7 @@ import numpy as np
 import pytest
 from pycocotools import mask as mask_util
 
-from projects.wise.proposals import (PROPOSAL_SOURCES, BuiltinProposals, ProposalError,
-                                     Proposals)
+from projects.wise.proposals import PROPOSAL_SOURCES, BuiltinProposals, ProposalError, Proposals
 from projects.wise.proposals.builtin import NUM_EDGE_BINS, contrast_objectness
 from projects.wise.proposals.recall import gt_rles, proposal_recall
 from projects.wise.utils.io import DataError

@@ -19,6 +19,7 @@ import pytest
 import torch
 
 import projects.wise  # noqa: F401  (lets torch.load read mmengine checkpoints)
+
 from conftest import ROOT, run_tool
 
 

@@ -5,10 +5,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 from mmcv.cnn.bricks.wrappers import Conv2d as MMCVConv2d
-from mmdet.models.backbones import ResNet
-from mmdet.models.layers import NormedConv2d
 from torch import Tensor, nn
 
+from mmdet.models.backbones import ResNet
+from mmdet.models.layers import NormedConv2d
 from projects.wise.models.peak_backprop import peak_backprop_mode, peak_response_maps
 from projects.wise.models.peak_stimulation import (PEAK_FILTERS, find_peaks, peak_stimulation,
                                                    peak_threshold)

@@ -11,7 +11,6 @@ from mmengine.registry import init_default_scope
 import projects.wise  # noqa: F401
 from mmdet.registry import MODELS
 from mmdet.structures import DetDataSample
-
 from projects.wise.utils.io import read_image
 
 from conftest import ROOT, run_tool

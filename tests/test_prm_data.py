@@ -10,11 +10,11 @@ import numpy as np
 import pycocotools.mask as mask_util
 import pytest
 import torch
-from PIL import Image
 from mmengine.dataset import Compose
 from mmengine.evaluator import Evaluator
 from mmengine.registry import init_default_scope
 from mmengine.structures import InstanceData
+from PIL import Image
 
 import projects.wise  # noqa: F401  (registers datasets, transforms, metrics)
 import projects.wise.datasets.image_label_dataset as image_label_dataset

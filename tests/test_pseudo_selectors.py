@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 
 from projects.wise.proposals import ProposalError, Proposals
-from projects.wise.pseudo import (SELECTORS, PeakSet, pseudo_instances,
-                                  restrict_to_labels)
+from projects.wise.pseudo import SELECTORS, PeakSet, pseudo_instances, restrict_to_labels
 
 
 def _proposals() -> Proposals:

@@ -16,12 +16,13 @@ from mmengine.config import Config
 from mmengine.structures import InstanceData
 from torch import nn
 
-from conftest import ROOT, run_tool
 from mmdet.registry import HOOKS
 from mmdet.structures import DetDataSample
 from projects.wise.engine import ProposalRefineHook, enable_refinement, refine
 from projects.wise.proposals import Proposals
 from projects.wise.utils.io import DataError
+
+from conftest import ROOT, run_tool
 
 H, W = 40, 50
 

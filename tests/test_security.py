@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SHAPES_CLASSES, run_tool
 from projects.wise.utils.io import DataError, safe_join
+
+from conftest import SHAPES_CLASSES, run_tool
 
 
 def test_safe_join_keeps_names_inside_the_root(tmp_path: Path) -> None:

@@ -15,8 +15,9 @@ import pytest
 import scipy.io
 from PIL import Image
 
-from conftest import run_tool
 from projects.wise.datasets.voc_layout import VOC_CLASSES, VOID, write_label_png
+
+from conftest import run_tool
 
 ROOT = Path(__file__).resolve().parents[1]
 TOOL = ROOT / 'tools' / 'dataset_converters' / 'voc_to_coco.py'
@@ -226,8 +227,9 @@ def test_train_aug(voc: tuple[Path, Path]) -> None:
 
 
 def test_loads_in_pycocotools_and_mmdet(voc: tuple[Path, Path]) -> None:
-    from mmdet.datasets import CocoDataset
     from pycocotools.coco import COCO
+
+    from mmdet.datasets import CocoDataset
 
     root, sbd = voc
     assert voc_to_coco.main([str(root), '--sbd-root', str(sbd), '--splits', 'train_aug']) == 0

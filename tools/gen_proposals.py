@@ -20,12 +20,11 @@ from pathlib import Path
 
 from mmengine.config import DictAction
 
-from projects.wise.proposals import (PROPOSAL_SOURCES, PrecomputedProposals,
-                                     Proposals, ProposalSource)
+from projects.wise.proposals import (PROPOSAL_SOURCES, PrecomputedProposals, Proposals,
+                                     ProposalSource)
 from projects.wise.proposals.recall import gt_rles, proposal_recall
-from projects.wise.utils.io import (DataError, dump_json, load_coco_json,
-                                    load_json, safe_join)
 from projects.wise.utils.cli import run_tool
+from projects.wise.utils.io import DataError, dump_json, load_coco_json, load_json, safe_join
 from projects.wise.utils.launch import parse_shard
 from projects.wise.utils.masks import str_counts
 

@@ -1,9 +1,10 @@
 """Generate the built-in "shapes" dataset in the exact PASCAL VOC 2012 layout.
 
 Every class is a shape with a hue of its own (jittered by ``--hue-jitter``
-degrees; 180 makes colour random, so only shape tells classes apart). Images hold 1-4 instances, classes may repeat, instances may
-touch or overlap (later ones occlude earlier ones), and backgrounds are
-cluttered with texture and line noise. Label PNGs carry VOC's void (255)
+degrees; 180 makes colour random, so only shape tells classes apart). Images
+hold 1-4 instances, classes may repeat, instances may touch or overlap (later
+ones occlude earlier ones), and backgrounds are cluttered with texture and line
+noise. Label PNGs carry VOC's void (255)
 border around every object, so real VOC and this set share all code paths.
 
     python tools/make_shapes_dataset.py data/shapes --num-train 2000 --num-val 200
@@ -90,7 +91,8 @@ def _background(rng: np.random.Generator, h: int, w: int, clutter: float) -> np.
     if rng.random() < 0.5 * clutter:  # oriented stripes
         yy, xx = np.mgrid[:h, :w]
         theta, period = rng.uniform(0, np.pi), rng.uniform(6, 20)
-        img += 25 * np.sin((xx * np.cos(theta) + yy * np.sin(theta)) * 2 * np.pi / period)[..., None]
+        phase = (xx * np.cos(theta) + yy * np.sin(theta)) * 2 * np.pi / period
+        img += 25 * np.sin(phase)[..., None]
     img = np.clip(img, 0, 255).astype(np.uint8)
     for _ in range(int(rng.integers(3, 12) * clutter)):  # clutter lines
         p1, p2 = rng.integers(0, [w, h], size=(2, 2))

@@ -111,7 +111,8 @@ def _train(cfg: str, work: str, gpus: int) -> list[str]:
 
 
 def _test(cfg: str, work: str, prefix: str, gpus: int) -> list[str]:
-    tail = ['--work-dir', f'{work}/test', '--cfg-options', f'test_evaluator.outfile_prefix={prefix}']
+    tail = ['--work-dir', f'{work}/test',
+            '--cfg-options', f'test_evaluator.outfile_prefix={prefix}']
     ckpt = f'$(cat {work}/last_checkpoint)'
     if gpus > 1:
         return ['bash', '-c', ' '.join(['bash', 'tools/dist_test.sh', cfg, ckpt, str(gpus), *tail])]
@@ -131,7 +132,8 @@ def stages(p: Preset, gpus: int) -> list[Stage]:
                            '--splits', p.train_split, 'val')],
               inputs=['tools/make_shapes_dataset.py', 'tools/dataset_converters'],
               outputs=[f'{ann}/{p.train_split}_instances.json', f'{ann}/val_instances.json']),
-        Stage('proposals', [[_py('tools/gen_proposals.py', '--ann-file', f'{ann}/{split}_labels.json',
+        Stage('proposals', [[_py('tools/gen_proposals.py',
+                                 '--ann-file', f'{ann}/{split}_labels.json',
                                  '--out-dir', p.proposals_root, '--shard', f'{i}/{shards}')
                              for split in (p.train_split, 'val') for i in range(shards)],
                             _py('tools/gen_proposals.py', '--ann-file',

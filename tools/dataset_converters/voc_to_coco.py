@@ -30,8 +30,8 @@ import scipy.io
 from PIL import Image, UnidentifiedImageError
 from scipy.io.matlab import MatReadError
 
-from projects.wise.datasets.voc_layout import (VOC_CLASSES, VOID,
-                                               parse_voc_xml_labels, read_label_png)
+from projects.wise.datasets.voc_layout import (VOC_CLASSES, VOID, parse_voc_xml_labels,
+                                               read_label_png)
 from projects.wise.utils.cli import run_tool
 from projects.wise.utils.io import DataError, dump_json, read_lines
 from projects.wise.utils.masks import encode_masks

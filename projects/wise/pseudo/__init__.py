@@ -5,8 +5,8 @@ from .oracle import GTPoints
 from .peaks import load_prm, prm_peaks
 from .report import summarize
 from .run import label_shard, merge
-from .selectors import (SELECTORS, BestObjectness, ObjectnessSampling, PeakSet,
-                        PRMRetrieval, ProposalSelector)
+from .selectors import (SELECTORS, BestObjectness, ObjectnessSampling, PeakSet, PRMRetrieval,
+                        ProposalSelector)
 from .visualization import draw_pseudo_masks, save_pseudo_masks
 from .writer import PartsFile, iter_records, parts_path, write_coco
 

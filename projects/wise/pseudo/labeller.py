@@ -26,6 +26,7 @@ from mmengine.registry import init_default_scope
 from pycocotools import mask as mask_util
 
 from mmdet.registry import DATASETS
+
 from ..proposals import PROPOSAL_SOURCES, ProposalSource
 from ..proposals.recall import proposal_recall
 from ..utils.io import DataError, OptionError, read_image

@@ -13,6 +13,7 @@ from mmengine.dataset import pseudo_collate
 from mmengine.runner import CheckpointLoader, load_state_dict
 
 from mmdet.registry import MODELS
+
 from ..utils.io import DataError
 from .generator import restrict_to_labels
 from .selectors import PeakSet
