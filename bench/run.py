@@ -140,7 +140,7 @@ def _tiled_dataset(work: Path, num: int, seed: int = 0) -> Path:
     from pycocotools import mask as mask_util
 
     from projects.wise.utils.io import dump_json, read_image
-    from projects.wise.utils.masks import to_rle
+    from projects.wise.utils.masks import rle_fields, to_rle
     py = sys.executable
     src, root = work / 'tiles_src', work / 'tiles'
     _run(py, 'tools/make_shapes_dataset.py', src, '--num-train', str(12 * num), '--num-val', '0',
@@ -165,13 +165,9 @@ def _tiled_dataset(work: Path, num: int, seed: int = 0) -> Path:
                 m[y:y + 128, x:x + 128] = mask_util.decode(to_rle(a['segmentation'], 128, 128))
                 m = np.asfortranarray(m[:375, :500])
                 if m.any():
-                    rle = mask_util.encode(m)
                     anns.append(dict(id=len(anns) + 1, image_id=n + 1,
                                      category_id=a['category_id'], iscrowd=0,
-                                     area=float(mask_util.area(rle)),
-                                     bbox=[float(v) for v in mask_util.toBbox(rle)],
-                                     segmentation=dict(size=[375, 500],
-                                                       counts=rle['counts'].decode())))
+                                     **rle_fields(mask_util.encode(m))))
                     labels.add(a['category_id'])
         from PIL import Image
         name = f'tile_{n:05d}.jpg'

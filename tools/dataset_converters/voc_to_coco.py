@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pycocotools.mask as mask_utils
 import scipy.io
 from PIL import Image, UnidentifiedImageError
 from scipy.io.matlab import MatReadError
@@ -34,7 +33,7 @@ from projects.wise.datasets.voc_layout import (VOC_CLASSES, VOID, parse_voc_xml_
                                                read_label_png)
 from projects.wise.utils.cli import run_tool
 from projects.wise.utils.io import DataError, dump_json, read_lines
-from projects.wise.utils.masks import encode_masks
+from projects.wise.utils.masks import encode_masks, rle_fields
 
 TRAIN_AUG = 'train_aug'
 MAX_CLASSES = VOID - 1  # label values 1..254 name classes; 0 is background
@@ -238,10 +237,8 @@ def convert_image(data_root: Path, image_id: str, classes: Sequence[str],
     anns: list[Json] = []
     if instances:
         rles = encode_masks(np.stack([m for _, m in instances]))
-        for (cat_id, _), rle, box, area in zip(instances, rles, mask_utils.toBbox(rles).tolist(),
-                                               mask_utils.area(rles).tolist()):
-            anns.append(dict(category_id=cat_id, segmentation=rle, area=float(area), bbox=box,
-                             iscrowd=0))
+        anns = [dict(category_id=cat_id, **rle_fields(rle), iscrowd=0)
+                for (cat_id, _), rle in zip(instances, rles)]
     return image, anns
 
 

@@ -23,14 +23,13 @@ import numpy as np
 import torch
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
-from pycocotools import mask as mask_util
 
 from mmdet.registry import DATASETS
 
 from ..proposals import PROPOSAL_SOURCES, ProposalSource
 from ..proposals.recall import proposal_recall
 from ..utils.io import DataError, OptionError, read_image
-from ..utils.masks import str_counts
+from ..utils.masks import rle_fields
 from .generator import pseudo_instances
 from .oracle import GTPoints
 from .peaks import load_prm, prm_peaks
@@ -216,9 +215,6 @@ class PseudoLabeller:
 
     @staticmethod
     def _annotation(img_id: int, inst: dict) -> dict:
-        rle = inst['rle']
-        return dict(image_id=img_id, category_id=inst['label'] + 1,
-                    segmentation=str_counts(rle), area=float(mask_util.area(rle)),
-                    bbox=[float(v) for v in mask_util.toBbox(rle)], iscrowd=0,
-                    score=round(inst['score'], 4), objectness=round(inst['objectness'], 4),
-                    point=inst['point'])
+        return dict(image_id=img_id, category_id=inst['label'] + 1, **rle_fields(inst['rle']),
+                    iscrowd=0, score=round(inst['score'], 4),
+                    objectness=round(inst['objectness'], 4), point=inst['point'])

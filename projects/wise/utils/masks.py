@@ -30,6 +30,13 @@ def bytes_counts(rle: dict) -> dict:
     return {'size': [int(rle['size'][0]), int(rle['size'][1])], 'counts': counts}
 
 
+def rle_fields(rle: dict) -> dict:
+    """The mask fields of a COCO annotation from a compressed RLE: ``segmentation``
+    (str counts), ``area`` and ``bbox`` [x, y, w, h], as floats."""
+    return dict(segmentation=str_counts(rle), area=float(mask_util.area(rle)),
+                bbox=[float(v) for v in mask_util.toBbox(rle)])
+
+
 def pixel_indices(points: np.ndarray, hw: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     """(x, y) points -> the int column and row of the pixel each falls in, clipped."""
     points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
