@@ -100,14 +100,19 @@ def test_invalid_arguments() -> None:
             find_peaks(_map(CORNERS), win_size=win_size)
 
 
-def test_scores_peaks_and_gradient() -> None:
+@pytest.mark.parametrize('peak_grad', ['prm', 'mean'])
+def test_scores_peaks_and_gradient(peak_grad: str) -> None:
+    """Same scores (the mean of the peaks) under both rules; the gradient is the whole
+    class gradient at each peak ('prm', the released backward) or 1 / K of it
+    ('mean'). Catches a rule swapped for the other, a score that is no longer the mean,
+    and gradient leaking off the peaks."""
     crm = torch.zeros(2, 2, 4, 4)
     crm[0, 0] = _map(CORNERS)[0]        # peaks at the corners: 6 7 8 9
     crm[0, 1] = 3                       # a plateau: all 16 pixels are peaks
     crm[1, 0] = _map(CORNERS)[0].flip(1)  # corners again, values 8 9 6 7
     crm[1, 1] = _map(THREE_MAXIMA)[0]
     crm.requires_grad_()
-    scores, peaks = peak_stimulation(crm)
+    scores, peaks = peak_stimulation(crm, peak_grad=peak_grad)
 
     assert torch.equal(peaks, find_peaks(crm))
     assert peaks.tolist() == sorted(peaks.tolist())
@@ -115,10 +120,19 @@ def test_scores_peaks_and_gradient() -> None:
     assert num_peaks.tolist() == [[4, 16], [4, 3]]
     assert scores.tolist() == [[7.5, 3.0], [7.5, 7.0]]
 
-    scores.sum().backward()
+    upstream = torch.tensor([[1.0, -2.0], [0.5, 3.0]])  # distinct per class and image
+    (scores * upstream).sum().backward()
+    share = upstream[peaks[:, 0], peaks[:, 1]]
+    if peak_grad == 'mean':
+        share = share / num_peaks[peaks[:, 0], peaks[:, 1]].float()
     expected = torch.zeros_like(crm)
-    expected[tuple(peaks.T)] = 1 / num_peaks[peaks[:, 0], peaks[:, 1]].float()
+    expected[tuple(peaks.T)] = share
     assert torch.equal(crm.grad, expected)
+
+
+def test_unknown_peak_grad() -> None:
+    with pytest.raises(ValueError, match="'mean', 'prm'"):
+        peak_stimulation(_map(CORNERS), peak_grad='sum')
 
 
 def test_map_without_peaks_scores_zero() -> None:

@@ -62,3 +62,38 @@ def test_table_has_the_papers_rows_and_columns(tmp_path: Path) -> None:
     res = json.loads((tmp_path / 'results.json').read_text())
     assert list(res['rows']) == ['Mask R-CNN (full)', 'PRM', 'WISE', 'WISE + Refine']
     assert (tmp_path / 'results.png').read_bytes()[:4] == b'\x89PNG'
+
+
+def test_seeds_run_each_trained_stage_per_seed_and_table_the_mean(tmp_path: Path) -> None:
+    """--seeds: every trained stage once per seed, seeded and in its own work dir, the
+    shared data stages once; the pseudo masks of a seed train that seed's WISE (a
+    shared pseudo json would let seeds overwrite each other). The table is the mean
+    and sample sd of the seeds' tables."""
+    out = run_tool('tools/pipeline.py', 'demo', '--dry-run', '--seeds', '3', '4',
+                   '--work-dir', 'work_dirs/x', '--from', 'data').stdout
+    heads = [line for line in out.splitlines() if line.startswith('[pipeline] ')
+             and ': done in' not in line and not line.startswith('[pipeline] all')]
+    assert [h.split(' ', 1)[1] for h in heads][:8] == [
+        'data', 'proposals', 'prm (seed 3)', 'pseudo (seed 3)', 'prm_baseline (seed 3)',
+        'full (seed 3)', 'wise (seed 3)', 'table (seed 3)']
+    assert sum('data' in h.split() for h in heads) == 1
+    assert '--work-dir work_dirs/x/seed4/prm --cfg-options randomness.seed=4' in out
+    assert ('--seed 4 --out work_dirs/x/seed4/pseudo/train_pseudo.json' in out)
+    assert (f'train_dataloader.dataset.ann_file={ROOT}/work_dirs/x/seed4/pseudo/'
+            'train_pseudo.json') in out
+
+    names = ('segm_mAP25', 'segm_mAP50', 'segm_mAP75', 'segm_ABO')
+    for seed, base in ((3, 50.0), (4, 54.0)):
+        for path, key in (('full/metrics.metrics.json', 'metrics'),
+                          ('prm_baseline/val_prm.json.report.json', 'quality'),
+                          ('wise/metrics.metrics.json', 'metrics'),
+                          ('wise/refine.metrics.json', 'metrics')):
+            f = tmp_path / f'seed{seed}' / path
+            f.parent.mkdir(parents=True, exist_ok=True)
+            f.write_text(json.dumps({key: dict(zip(names, (base, base - 10, base - 20, 1.0)))}))
+    pipeline.write_table(tmp_path, [3, 4])
+    md = (tmp_path / 'results.md').read_text()
+    assert '| WISE | image labels | 52.0 ± 2.8 | 42.0 ± 2.8 | 32.0 ± 2.8 | 1.0 ± 0.0 |' in md
+    assert 'Mean ± sd over seeds 3, 4.' in md
+    res = json.loads((tmp_path / 'results.json').read_text())
+    assert res['seeds'] == [3, 4] and res['runs'][1]['PRM']['mAP50'] == 44.0

@@ -2,15 +2,20 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
+import pytest
 import torch
+import torch.nn.functional as F
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
+from torch import Tensor
 
 import projects.wise  # noqa: F401
 from mmdet.registry import MODELS
 from mmdet.structures import DetDataSample
+from projects.wise.models import PRMClassifier
 from projects.wise.utils.io import read_image
 
 from conftest import ROOT, run_tool
@@ -90,6 +95,125 @@ def test_peak_response_maps_at_original_size() -> None:
     assert (prms >= 0).all()
     sums = prms.sum((1, 2))
     assert torch.allclose(sums[sums > 0], torch.ones_like(sums[sums > 0]), atol=1e-4)
+
+
+def _labelled(labels: list[int]) -> DetDataSample:
+    sample = DetDataSample(metainfo=dict(img_id=0, ori_shape=(32, 48), img_shape=(32, 48)))
+    sample.gt_image_labels = torch.tensor(labels, dtype=torch.long)
+    return sample
+
+
+def _soft_margin_by_hand(scores: list[list[float]], labels: list[list[int]]) -> float:
+    """-mean_c [y log sigmoid(s) + (1 - y) log sigmoid(-s)], averaged over the images."""
+    def log_sigmoid(v: float) -> float:
+        return -math.log1p(math.exp(-v))
+
+    per_image = [-sum(log_sigmoid(s) if c in pos else log_sigmoid(-s)
+                      for c, s in enumerate(row)) / len(row)
+                 for row, pos in zip(scores, labels)]
+    return sum(per_image) / len(per_image)
+
+
+def _peak_means_by_hand(crm: Tensor) -> list[list[float]]:
+    """Each map's mean at its 3x3 local maxima (border windows clipped) that reach its
+    lower median (the smaller middle value of an even count)."""
+    scores = []
+    for maps in crm.tolist():
+        row = []
+        for m in maps:
+            h, w = len(m), len(m[0])
+            values = sorted(v for line in m for v in line)
+            median = values[(len(values) - 1) // 2]
+            peaks = [m[y][x] for y in range(h) for x in range(w)
+                     if m[y][x] >= median and m[y][x] == max(
+                         m[j][i] for j in range(max(y - 1, 0), min(y + 2, h))
+                         for i in range(max(x - 1, 0), min(x + 2, w)))]
+            row.append(sum(peaks) / len(peaks))
+        scores.append(row)
+    return scores
+
+
+def test_loss_is_the_soft_margin_loss_of_the_peak_means() -> None:
+    """``loss`` against the multi-label soft-margin loss computed by hand from known scores.
+    Catches targets shifted by one class or negated (1 - y), the labels of one image used
+    for another, a loss not averaged per class, and scores other than the peak means (the
+    map's mean or max)."""
+    model = _model()
+    inputs = torch.randn(2, 3, 32, 48)
+    labels = [[0, 3], [2]]
+    shifted = [[1, 4], [3]]
+    negated = [[1, 2, 4], [0, 1, 3, 4]]
+
+    # Constant maps (1x1 weights 0): every pixel is a peak, so the scores are the biases.
+    bias = [2.0, -1.0, 0.5, -0.25, 1.5]
+    with torch.no_grad():
+        model.classifier.weight.zero_()
+        model.classifier.bias.copy_(torch.tensor(bias))
+    loss = model.loss(inputs, [_labelled(pos) for pos in labels])['loss_cls'].item()
+    assert loss == pytest.approx(_soft_margin_by_hand([bias, bias], labels), rel=1e-6)
+    for wrong in (shifted, negated, [labels[0]] * 2):
+        assert abs(_soft_margin_by_hand([bias, bias], wrong) - loss) > 0.05
+
+    # The network's own maps (weights scaled up to scores of order 1): peak means.
+    model = _model()
+    with torch.no_grad():
+        model.classifier.weight.mul_(30)
+        crm = model.class_response_maps(inputs)
+    assert crm.shape == (2, 5, 8, 12)
+    scores = _peak_means_by_hand(crm)
+    loss = model.loss(inputs, [_labelled(pos) for pos in labels])['loss_cls'].item()
+    assert loss == pytest.approx(_soft_margin_by_hand(scores, labels), rel=1e-5)
+    others = (crm.mean((2, 3)).tolist(), crm.amax((2, 3)).tolist())
+    for wrong_labels, wrong_scores in [(shifted, scores), (negated, scores),
+                                       (labels, others[0]), (labels, others[1])]:
+        assert abs(_soft_margin_by_hand(wrong_scores, wrong_labels) - loss) > 0.01
+
+
+def _flip_sample(img_hw: tuple, ori_hw: tuple, flip: bool) -> DetDataSample:
+    return DetDataSample(metainfo=dict(img_shape=img_hw, ori_shape=ori_hw, flip=flip,
+                                       flip_direction='horizontal' if flip else None))
+
+
+@pytest.mark.parametrize('flip', [False, True])
+@pytest.mark.parametrize('map_hw, crop_hw, hot, peak', [
+    ((16, 24), (12, 20), (3, 5), (5, 8)),  # maps on the input grid; resize x1.5
+    ((8, 12), (6, 10), (1, 2), (4, 7)),    # maps at half the input's size; x3
+])
+def test_maps_to_image_crops_unflips_and_resizes(map_hw: tuple, crop_hw: tuple, hot: tuple,
+                                                 peak: tuple, flip: bool) -> None:
+    """Maps over a 16x24 input padded from a 12x20 image of original size 18x30. Catches a
+    missing crop of the padding (the ramp goes on into it, and a brighter pixel sits
+    there), the crop's axes swapped, a flip missed or undone twice, and a resize to
+    anything but ori_shape (the input, img_shape, W x H)."""
+    (h, w), (ch, cw) = map_hw, crop_hw
+    ys, xs = torch.meshgrid(torch.arange(float(h)), torch.arange(float(w)), indexing='ij')
+    ramp = 100 * ys + xs
+    spot = torch.zeros(h, w)
+    spot[hot] = 1
+    spot[h - 1, w - 1] = 5  # in the padding
+    maps = torch.stack([ramp, spot])
+    sample = _flip_sample((12, 20), (18, 30), flip)
+    out = PRMClassifier.maps_to_image(maps.clone(), (16, 24), sample)
+    assert out.shape == (2, 18, 30)
+    assert torch.equal(maps, torch.stack([ramp, spot]))  # the input is untouched
+
+    # Bilinear (align_corners=False) reproduces a linear ramp, clamped at the borders:
+    # output pixel j samples the crop at (j + 0.5) * crop / out - 0.5.
+    sy = ((torch.arange(18.0) + 0.5) * ch / 18 - 0.5).clamp(0, ch - 1)
+    sx = ((torch.arange(30.0) + 0.5) * cw / 30 - 0.5).clamp(0, cw - 1)
+    if flip:
+        sx = cw - 1 - sx
+    torch.testing.assert_close(out[0], 100 * sy[:, None] + sx)
+    # The hot pixel lands where its centre maps to, mirrored when flipped.
+    y, x = peak
+    assert divmod(out[1].argmax().item(), 30) == (y, 29 - x if flip else x)
+    assert out[1].max() <= 1  # the padding's 5 was cropped away
+
+    crop = maps[:, :ch, :cw]
+    if flip:
+        crop = crop.flip(-1)
+    expected = F.interpolate(crop[None], size=(18, 30), mode='bilinear', align_corners=False)
+    torch.testing.assert_close(out, expected[0])
 
 
 def _losses(work: Path) -> list[float]:

@@ -1,13 +1,17 @@
 """Selection strategies and pseudo instances on crafted peaks and proposals."""
 from __future__ import annotations
 
+import json
 from collections import Counter
 
 import numpy as np
 import pytest
+from pycocotools import mask as mask_util
 
 from projects.wise.proposals import ProposalError, Proposals
-from projects.wise.pseudo import SELECTORS, PeakSet, pseudo_instances, restrict_to_labels
+from projects.wise.pseudo import (SELECTORS, SUPPRESSED, GTPoints, PeakSet, pseudo_instances,
+                                  restrict_to_labels)
+from projects.wise.utils.io import DataError
 
 
 def _proposals() -> Proposals:
@@ -101,3 +105,157 @@ def test_restrict_to_labels_keeps_labelled_classes_and_their_best_peak() -> None
     assert idx.tolist() == [0, 2]
     assert events == Counter(weak_peaks_kept=1, peaks_of_absent_classes=1,
                              labels_without_peak=1)
+
+
+# PRM retrieval: one crafted case per term and rule, where it alone decides.
+# The peak's response map is uniform on R = rows/cols 10..19 of a 32 x 32 image.
+R = (slice(10, 20), slice(10, 20))
+
+
+def _boxes(*boxes: tuple[int, int, int, int], objectness=None) -> Proposals:
+    """Square proposals (y0, y1, x0, x1), objectness falling in the given order."""
+    m = np.zeros((len(boxes), 32, 32), bool)
+    for i, (y0, y1, x0, x1) in enumerate(boxes):
+        m[i, y0:y1, x0:x1] = True
+    scores = objectness if objectness is not None else np.linspace(0.9, 0.1, len(boxes))
+    return Proposals.from_masks(m, scores, source='crafted')
+
+
+def _prm_peak(crm: np.ndarray | None = None, point=(15.0, 15.0), label: int = 0) -> PeakSet:
+    prm = np.zeros((1, 32, 32))
+    prm[(0, *R)] = 1 / 100
+    crms = np.zeros((1, 32, 32)) if crm is None else crm
+    return PeakSet(np.array([label]), np.array([point]), np.array([1.0]), prm, crms)
+
+
+def _retrieve(peaks: PeakSet, props: Proposals, **cfg) -> list[int]:
+    sel = SELECTORS.build(dict(type='prm_retrieval', **cfg))
+    return sel(peaks, props, np.random.default_rng(0)).tolist()
+
+
+A = (10, 20, 10, 20)   # R exactly: inside 1.0, inner contour band 0.64
+B = (6, 24, 6, 24)     # R with a margin: inside 1.0, contour misses R
+C = (12, 18, 12, 18)   # inside R: inside 0.36, its contour covers all of R (0.96)
+E = (5, 25, 5, 25)     # like B, 76 pixels more background
+
+
+def test_prm_retrieval_contour_term_decides() -> None:
+    """A proposal hugging the response beats a looser one only through the contour term
+    (a dropped or mis-sized contour picks the looser, higher-objectness B)."""
+    props = _boxes(B, A)
+    assert _retrieve(_prm_peak(), props) == [1]
+    assert _retrieve(_prm_peak(), props, contour_width=1) == [0]  # no contour: a tie
+
+
+def test_prm_retrieval_balance_decides() -> None:
+    """A - C = balance * 0.64 - 0.32: balance 0.8 takes A, 0.3 takes C (a balance
+    ignored or applied to the contour instead fails one of them)."""
+    props = _boxes(A, C)
+    assert _retrieve(_prm_peak(), props) == [0]
+    assert _retrieve(_prm_peak(), props, balance=0.3) == [1]
+
+
+def _offset_crm() -> np.ndarray:
+    """A class map whose raw values never fall under 0.95 of the mean (no background)
+    but whose 0..255 rescaled map is background outside R and S."""
+    crm = np.full((1, 32, 32), 100.0)
+    crm[0, 0:10, 0:10] = 109.6     # S: strong, away from R
+    crm[(0, *R)] = 110.0
+    return crm
+
+
+def test_prm_retrieval_penalty_and_background_decide() -> None:
+    """B and E tie on the response map; E holds 76 more background pixels. The
+    penalty (subtracted) picks B; a penalty added picks E; so does a background that
+    is never found (no rescaling of the class map, as scipy's imresize did, or
+    bg_threshold 0): then objectness breaks the tie towards E."""
+    props = _boxes(E, B)
+    peak = _prm_peak(_offset_crm())
+    assert _retrieve(peak, props) == [1]
+    assert _retrieve(peak, props, penalty=-1e-5) == [0]
+    assert _retrieve(peak, props, rescale_crm=False) == [0]
+    assert _retrieve(peak, props, bg_threshold=0.0) == [0]
+
+
+def test_prm_retrieval_uses_the_map_of_the_peaks_class() -> None:
+    """Two classes, the same response: the class-1 map has background, the class-0
+    map (constant) has none, so the two peaks pick differently (a background taken
+    from the wrong class, or from class 0 for all, gives the same pick twice)."""
+    crms = np.concatenate([np.full((1, 32, 32), 3.0), _offset_crm()])
+    prm = _prm_peak().prms
+    peaks = PeakSet(np.array([0, 1]), np.array([[15.0, 15.0]] * 2), np.ones(2),
+                    np.concatenate([prm, prm]), crms)
+    assert _retrieve(peaks, _boxes(E, B), nms_iou=None) == [0, 1]
+
+
+def test_prm_retrieval_scans_max_candidates_by_objectness() -> None:
+    """Only the first max_candidates proposals by objectness are scored (PRM: 100):
+    A, the best match, ranks last, so max_candidates=2 settles for C, and 1 for B."""
+    props = _boxes(B, A, C, objectness=[0.9, 0.1, 0.5])
+    assert _retrieve(_prm_peak(), props) == [1]
+    assert _retrieve(_prm_peak(), props, max_candidates=2) == [2]
+    assert _retrieve(_prm_peak(), props, max_candidates=1) == [0]
+
+
+def test_prm_retrieval_size_limits() -> None:
+    """Proposals outside the size limits (fractions of the image) are never taken:
+    A covers 100 / 1024 of the image, B 324 / 1024, the whole image 1.0 (dropped by
+    the released upper limit 0.85 though it holds all of the response)."""
+    whole = (0, 32, 0, 32)
+    props = _boxes(whole, B, A)
+    assert _retrieve(_prm_peak(), props, contour_width=1) == [1]  # B before A on a tie
+    assert _retrieve(_prm_peak(), props, contour_width=1, size_limits=(0, 1.01)) == [0]
+    assert _retrieve(_prm_peak(), props, size_limits=(0.0, 0.09)) == [-1]
+    assert _retrieve(_prm_peak(), props, size_limits=(0.1, 0.85), contour_width=1) == [1]
+
+
+def test_prm_retrieval_scores_proposals_that_miss_the_peak() -> None:
+    """The released retrieval scores proposals whether or not they contain the peak;
+    require_cover keeps only those that do (here: none)."""
+    peak = _prm_peak(point=(2.0, 30.0))
+    assert _retrieve(peak, _boxes(B, A)) == [1]
+    assert _retrieve(peak, _boxes(B, A), require_cover=True) == [-1]
+
+
+def test_prm_retrieval_instance_nms_is_class_agnostic() -> None:
+    """Peaks whose retrieved masks overlap at IoU >= nms_iou keep only the best-scored
+    one, whatever their classes (PRM's instance_nms); the other is SUPPRESSED and
+    counted as such."""
+    prm = _prm_peak().prms
+    weak = prm.copy()
+    weak[0, 10:20, 15:20] = 0  # half of the response: A scores lower for this peak
+    weak /= weak.sum()
+    crms = np.zeros((2, 32, 32))
+    peaks = PeakSet(np.array([1, 0]), np.array([[15.0, 15.0]] * 2), np.array([1.0, 2.0]),
+                    np.concatenate([weak, prm]), crms)
+    props = _boxes(A, (24, 32, 24, 32))
+    assert _retrieve(peaks, props, nms_iou=None) == [0, 0]
+    assert _retrieve(peaks, props) == [SUPPRESSED, 0]
+    result = pseudo_instances(peaks, {}, lambda image: props,
+                              SELECTORS.build(dict(type='prm_retrieval')),
+                              np.random.default_rng(0))
+    assert [i['label'] for i in result.instances] == [0]
+    assert result.events['suppressed_peaks'] == 1 and result.events['uncovered_peaks'] == 0
+
+
+def test_oracle_maps_categories_by_name(tmp_path) -> None:
+    """GT centres get their class by category name, not by the category's position in
+    the json: a file listing its categories in another order must label the same (the
+    old mapping by position labelled a 'square' as 'circle'); a category outside the
+    classes names the file."""
+    mask = np.zeros((20, 20), np.uint8, order='F')
+    mask[2:9, 3:12] = 1
+    rle = mask_util.encode(mask)
+    seg = dict(size=[20, 20], counts=rle['counts'].decode())
+    data = dict(images=[dict(id=1, height=20, width=20, file_name='a.jpg')],
+                categories=[dict(id=7, name='square'), dict(id=3, name='circle')],
+                annotations=[dict(id=1, image_id=1, category_id=7, segmentation=seg,
+                                  iscrowd=0)])
+    ann = tmp_path / 'gt.json'
+    ann.write_text(json.dumps(data))
+    peaks = GTPoints(str(ann), ('circle', 'square'))(1, (20, 20))
+    assert peaks.labels.tolist() == [1]
+    (x, y), = peaks.points.tolist()
+    assert 5 <= x <= 9 and y == 5  # an innermost pixel of the box
+    with pytest.raises(DataError, match=r'gt\.json: category id 7 is not one of the classes'):
+        GTPoints(str(ann), ('circle', 'star'))(1, (20, 20))

@@ -4,12 +4,16 @@
     python tools/pipeline.py voc --gpus 8         # PASCAL VOC 2012 + SBD, paper configs
     python tools/pipeline.py demo --from wise     # rerun from a stage on
     python tools/pipeline.py voc --dry-run        # print the commands only
+    python tools/pipeline.py demo --seeds 0 1 2   # each trained stage per seed; mean +- sd
 
 Stages: data -> proposals -> prm -> pseudo -> prm_baseline -> full -> wise ->
 table. A stage is skipped when its outputs exist and are newer than its inputs
 (configs, code, earlier stages' outputs), so a second run only re-tests what
 changed. The table (rows: Mask R-CNN full, PRM, WISE, WISE + Refine; columns:
 mAP25, mAP50, mAP75, ABO) is printed and saved as markdown, json and a PNG.
+With ``--seeds``, the trained stages (prm -> wise) run once per seed in
+``<work>/seed<N>/`` (the data and proposals are shared) and the table gives the
+mean and standard deviation over the seeds.
 """
 from __future__ import annotations
 
@@ -63,7 +67,7 @@ class Preset:
 
     data: str
     work: str
-    classes_args: list[str]
+    convert_args: list[str]
     prm_cfg: str
     full_cfg: str
     wise_cfg: str
@@ -72,6 +76,7 @@ class Preset:
     make_data: list
     proposals_root: str
     proposal_shards: int
+    proposal_args: list[str] = field(default_factory=list)
 
 
 def _presets(gpus: int) -> dict[str, Preset]:
@@ -79,7 +84,7 @@ def _presets(gpus: int) -> dict[str, Preset]:
     voc = 'data/VOCdevkit/VOC2012'
     return dict(
         demo=Preset(
-            data=shapes, work='work_dirs/demo', classes_args=['--classes-file',
+            data=shapes, work='work_dirs/demo', convert_args=['--classes-file',
                                                               f'{shapes}/classes.txt'],
             prm_cfg='configs/wise/demo/prm_r18_shapes.py',
             full_cfg='configs/wise/demo/mask-rcnn_r18_shapes_full.py',
@@ -89,7 +94,7 @@ def _presets(gpus: int) -> dict[str, Preset]:
             make_data=[_py('tools/make_shapes_dataset.py', shapes, '--seed', '0')],
             proposals_root=f'{shapes}/proposals', proposal_shards=2),
         voc=Preset(
-            data=voc, work='work_dirs/voc', classes_args=[],
+            data=voc, work='work_dirs/voc', convert_args=[],
             prm_cfg='configs/wise/prm_r50_voc.py',
             full_cfg='configs/wise/mask-rcnn_r50_voc_full.py',
             wise_cfg='configs/wise/mask-rcnn_r50_voc_pseudo.py',
@@ -104,10 +109,11 @@ def _py(script: str, *args: str) -> list[str]:
     return [sys.executable, script, *args]
 
 
-def _train(cfg: str, work: str, gpus: int) -> list[str]:
+def _train(cfg: str, work: str, gpus: int, options: list[str]) -> list[str]:
+    tail = ['--work-dir', work, *(['--cfg-options', *options] if options else [])]
     if gpus > 1:
-        return ['bash', 'tools/dist_train.sh', cfg, str(gpus), '--work-dir', work]
-    return _py('tools/train.py', cfg, '--work-dir', work)
+        return ['bash', 'tools/dist_train.sh', cfg, str(gpus), *tail]
+    return _py('tools/train.py', cfg, *tail)
 
 
 def _test(cfg: str, work: str, prefix: str, gpus: int) -> list[str]:
@@ -119,29 +125,37 @@ def _test(cfg: str, work: str, prefix: str, gpus: int) -> list[str]:
     return ['bash', '-c', ' '.join([sys.executable, 'tools/test.py', cfg, ckpt, *tail])]
 
 
-def stages(p: Preset, gpus: int) -> list[Stage]:
-    d, w = p.data, p.work
+def stages(p: Preset, gpus: int, seed: int | None = None,
+           prm_options: list[str] = ()) -> list[Stage]:
+    """The preset's stages; with ``seed``, the trained ones seeded and in ``seed<N>/``."""
+    d = p.data
+    w = p.work if seed is None else f'{p.work}/seed{seed}'
     ann = f'{d}/annotations'
+    seeded = [] if seed is None else [f'randomness.seed={seed}']
     prm_ckpt = f'$(cat {w}/prm/last_checkpoint)'
     proposals = ['--proposals', 'type=precomputed', f'root={p.proposals_root}']
-    gen = [sys.executable, 'tools/gen_pseudo.py', p.prm_cfg, prm_ckpt]
+    gen = [sys.executable, 'tools/gen_pseudo.py', p.prm_cfg, prm_ckpt,
+           *([] if seed is None else ['--seed', str(seed)])]
+    pseudo = f'{w}/pseudo/{p.train_split}_pseudo.json'
+    wise_options = [*seeded, f'train_dataloader.dataset.ann_file={ROOT / pseudo}']
     shards = p.proposal_shards
     return [
         Stage('data', [*p.make_data,
-                       _py('tools/dataset_converters/voc_to_coco.py', d, *p.classes_args,
+                       _py('tools/dataset_converters/voc_to_coco.py', d, *p.convert_args,
                            '--splits', p.train_split, 'val')],
               inputs=['tools/make_shapes_dataset.py', 'tools/dataset_converters'],
               outputs=[f'{ann}/{p.train_split}_instances.json', f'{ann}/val_instances.json']),
         Stage('proposals', [[_py('tools/gen_proposals.py',
                                  '--ann-file', f'{ann}/{split}_labels.json',
-                                 '--out-dir', p.proposals_root, '--shard', f'{i}/{shards}')
+                                 '--out-dir', p.proposals_root, '--shard', f'{i}/{shards}',
+                                 *p.proposal_args)
                              for split in (p.train_split, 'val') for i in range(shards)],
                             _py('tools/gen_proposals.py', '--ann-file',
                                 f'{ann}/val_instances.json', '--out-dir', p.proposals_root,
                                 '--recall')],
               inputs=[f'{ann}/val_instances.json', 'projects/wise/proposals'],
               outputs=[f'{p.proposals_root}/recall.json']),
-        Stage('prm', [_train(p.prm_cfg, f'{w}/prm', gpus),
+        Stage('prm', [_train(p.prm_cfg, f'{w}/prm', gpus, [*seeded, *prm_options]),
                       ['bash', '-c', ' '.join([sys.executable, 'tools/test.py', p.prm_cfg,
                                                prm_ckpt, '--work-dir', f'{w}/prm/test'])],
                       ['bash', '-c', ' '.join([sys.executable, 'tools/vis_peaks.py', p.prm_cfg,
@@ -149,26 +163,24 @@ def stages(p: Preset, gpus: int) -> list[Stage]:
                                                '--num', '8'])]],
               inputs=[p.prm_cfg, f'{ann}/{p.train_split}_labels.json', 'projects/wise/models'],
               outputs=[f'{w}/prm/last_checkpoint']),
-        Stage('pseudo', [['bash', '-c', ' '.join(
-                  [*gen, '--out', f'{ann}/{p.train_split}_pseudo.json', *proposals])]],
+        Stage('pseudo', [['bash', '-c', ' '.join([*gen, '--out', pseudo, *proposals])]],
               inputs=[f'{w}/prm/last_checkpoint', f'{p.proposals_root}/recall.json',
                       'projects/wise/pseudo', 'tools/gen_pseudo.py'],
-              outputs=[f'{ann}/{p.train_split}_pseudo.json']),
+              outputs=[pseudo]),
         Stage('prm_baseline', [['bash', '-c', ' '.join(
                   [*gen, '--split', 'val', '--no-image-labels', '--selector',
                    'type=prm_retrieval', '--out', f'{w}/prm_baseline/val_prm.json', *proposals])]],
               inputs=[f'{w}/prm/last_checkpoint', f'{p.proposals_root}/recall.json',
                       'projects/wise/pseudo', 'tools/gen_pseudo.py'],
               outputs=[f'{w}/prm_baseline/val_prm.json']),
-        Stage('full', [_train(p.full_cfg, f'{w}/full', gpus),
+        Stage('full', [_train(p.full_cfg, f'{w}/full', gpus, seeded),
                        _test(p.full_cfg, f'{w}/full', f'{w}/full/metrics', gpus)],
               inputs=[p.full_cfg, f'{ann}/{p.train_split}_instances.json'],
               outputs=[f'{w}/full/metrics.metrics.json']),
-        Stage('wise', [_train(p.wise_cfg, f'{w}/wise', gpus),
+        Stage('wise', [_train(p.wise_cfg, f'{w}/wise', gpus, wise_options),
                        _test(p.wise_cfg, f'{w}/wise', f'{w}/wise/metrics', gpus),
                        _test(p.refine_cfg, f'{w}/wise', f'{w}/wise/refine', gpus)],
-              inputs=[p.wise_cfg, p.refine_cfg, f'{ann}/{p.train_split}_pseudo.json',
-                      'projects/wise/engine'],
+              inputs=[p.wise_cfg, p.refine_cfg, pseudo, 'projects/wise/engine'],
               outputs=[f'{w}/wise/metrics.metrics.json', f'{w}/wise/refine.metrics.json']),
         Stage('table', [], inputs=[f'{w}/full/metrics.metrics.json',
                                    f'{w}/prm_baseline/val_prm.json',
@@ -200,34 +212,61 @@ def _metrics(path: Path) -> tuple:
     return tuple(m.get(k) for k in ('segm_mAP25', 'segm_mAP50', 'segm_mAP75', 'segm_ABO'))
 
 
-def write_table(work: Path) -> None:
-    """Results like the paper's table, as markdown, json and a bar chart."""
-    rows = {
+def _rows(work: Path) -> dict[str, tuple]:
+    return {
         'Mask R-CNN (full)': _metrics(work / 'full/metrics.metrics.json'),
         'PRM': _metrics(work / 'prm_baseline/val_prm.json.report.json'),
         'WISE': _metrics(work / 'wise/metrics.metrics.json'),
         'WISE + Refine': _metrics(work / 'wise/refine.metrics.json'),
     }
-    cols = ('mAP25', 'mAP50', 'mAP75', 'ABO')
 
-    def fmt(v):
-        return '-' if v is None else f'{v:.1f}'
+
+def _mean_sd(values: list) -> tuple[float | None, float | None]:
+    if any(v is None for v in values):
+        return None, None
+    mean = sum(values) / len(values)
+    if len(values) < 2:
+        return mean, 0.0
+    return mean, (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5
+
+
+def write_table(work: Path, seeds: list[int] | None = None) -> None:
+    """Results like the paper's table, as markdown, json and a bar chart: of the run
+    in ``work``, or the mean +- sd of the runs in ``work/seed<N>`` for ``seeds``."""
+    cols = ('mAP25', 'mAP50', 'mAP75', 'ABO')
+    runs = [_rows(work)] if not seeds else [_rows(work / f'seed{s}') for s in seeds]
+    rows, sds = {}, {}
+    for name in runs[0]:
+        stats = [_mean_sd([run[name][j] for run in runs]) for j in range(len(cols))]
+        rows[name] = tuple(m for m, _ in stats)
+        sds[name] = tuple(sd for _, sd in stats)
+
+    def fmt(v, sd=None):
+        if v is None:
+            return '-'
+        return f'{v:.1f}' if not seeds or sd is None else f'{v:.1f} ± {sd:.1f}'
 
     lines = ['| method | supervision | ' + ' | '.join(cols) + ' | paper (VOC 2012 val) |',
              '|---|---|' + '---|' * len(cols) + '---|']
     for name, vals in rows.items():
         paper = ' / '.join(fmt(v) for v in PAPER[name])
-        lines.append(f'| {name} | {SUPERVISION[name]} | ' + ' | '.join(fmt(v) for v in vals)
+        lines.append(f'| {name} | {SUPERVISION[name]} | '
+                     + ' | '.join(fmt(v, sd) for v, sd in zip(vals, sds[name]))
                      + f' | {paper} |')
     ratio = rows['WISE'][1] / rows['Mask R-CNN (full)'][1] if rows['Mask R-CNN (full)'][1] else 0
     lines.append('')
+    if seeds:
+        lines.append(f'Mean ± sd over seeds {", ".join(map(str, seeds))}.')
     lines.append(f'WISE / fully supervised mAP50: {ratio:.2f} (paper: 40.4 / 51.4 = 0.79)')
     md = '\n'.join(lines) + '\n'
     (work / 'results.md').write_text(md)
-    (work / 'results.json').write_text(json.dumps(
-        dict(columns=cols, rows={k: dict(zip(cols, v)) for k, v in rows.items()},
-             paper={k: dict(zip(cols, v)) for k, v in PAPER.items()},
-             wise_over_full_mAP50=round(ratio, 3)), indent=2))
+    result = dict(columns=cols, rows={k: dict(zip(cols, v)) for k, v in rows.items()},
+                  paper={k: dict(zip(cols, v)) for k, v in PAPER.items()},
+                  wise_over_full_mAP50=round(ratio, 3))
+    if seeds:
+        result.update(seeds=seeds, sd={k: dict(zip(cols, v)) for k, v in sds.items()},
+                      runs=[{k: dict(zip(cols, v)) for k, v in run.items()} for run in runs])
+    (work / 'results.json').write_text(json.dumps(result, indent=2))
     _bar_chart(rows, cols, work / 'results.png')
     print(md)
 
@@ -268,33 +307,55 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument('--only', nargs='+', help='run just these stages (if not fresh)')
     ap.add_argument('--gpus', type=int, default=1, help='processes per training/test (torchrun)')
     ap.add_argument('--dry-run', action='store_true')
+    ap.add_argument('--seeds', nargs='+', type=int,
+                    help='run the trained stages once per seed (in <work>/seed<N>/) and '
+                         'report the mean and sd')
+    ap.add_argument('--work-dir', help="the preset's outputs go here instead")
+    ap.add_argument('--prm-cfg-options', nargs='+', default=[], metavar='KEY=VALUE',
+                    help='--cfg-options for the PRM training, e.g. model.peak_grad=mean')
     args = ap.parse_args(argv)
     preset = _presets(args.gpus)[args.preset]
-    all_stages = stages(preset, args.gpus)
-    names = [s.name for s in all_stages]
+    if args.work_dir:
+        preset.work = args.work_dir
+    runs = [stages(preset, args.gpus, seed, args.prm_cfg_options)
+            for seed in (args.seeds or [None])]
+    names = [s.name for s in runs[0]]
     for name in [args.start, *(args.only or [])]:
         if name is not None and name not in names:
             raise SystemExit(f'pipeline.py: error: unknown stage {name!r}; stages: {names}')
     forced = set(names[names.index(args.start):]) if args.start else set()
     skipped = set(names[:names.index(args.start)]) if args.start else set()
+    shared = {'data', 'proposals'}  # the same for every seed
     t_all = time.perf_counter()
-    for stage in all_stages:
-        if (args.only and stage.name not in args.only) or stage.name in skipped:
-            continue
-        if stage.name not in forced and stage.fresh():
-            print(f'[pipeline] {stage.name}: fresh, skipped', flush=True)
-            continue
-        print(f'[pipeline] {stage.name}', flush=True)
-        t0 = time.perf_counter()
-        for cmds in stage.commands:
-            _run(cmds, args.dry_run)
-        if stage.name == 'table' and not args.dry_run:
-            write_table(ROOT / preset.work)
-        took = time.perf_counter() - t0
-        print(f'[pipeline] {stage.name}: done in {took:.0f} s', flush=True)
-        if not args.dry_run:
-            _record_time(ROOT / preset.work, stage.name, took)
+    for i, run in enumerate(runs):
+        for stage in run:
+            if (args.only and stage.name not in args.only) or stage.name in skipped \
+                    or (i and stage.name in shared):
+                continue
+            _run_stage(stage, stage.name in forced, args.dry_run, preset, args.seeds, i)
+    if args.seeds and not args.dry_run and (not args.only or 'table' in args.only):
+        write_table(ROOT / preset.work, args.seeds)
     print(f'[pipeline] all stages in {time.perf_counter() - t_all:.0f} s')
+
+
+def _run_stage(stage: Stage, forced: bool, dry_run: bool, preset: Preset,
+               seeds: list[int] | None, i: int) -> None:
+    label = stage.name if not seeds or stage.name in ('data', 'proposals') \
+        else f'{stage.name} (seed {seeds[i]})'
+    if not forced and stage.fresh():
+        print(f'[pipeline] {label}: fresh, skipped', flush=True)
+        return
+    print(f'[pipeline] {label}', flush=True)
+    t0 = time.perf_counter()
+    for cmds in stage.commands:
+        _run(cmds, dry_run)
+    work = ROOT / (preset.work if not seeds else f'{preset.work}/seed{seeds[i]}')
+    if stage.name == 'table' and not dry_run:
+        write_table(work)
+    took = time.perf_counter() - t0
+    print(f'[pipeline] {label}: done in {took:.0f} s', flush=True)
+    if not dry_run:
+        _record_time(work, stage.name, took)
 
 
 if __name__ == '__main__':

@@ -76,16 +76,39 @@ def find_peaks(crm: Tensor, win_size: int = 3,
     return _peak_mask(crm, win_size, peak_filter).nonzero()
 
 
-def peak_stimulation(crm: Tensor, win_size: int = 3,
-                     peak_filter: PeakFilter = 'median') -> Tuple[Tensor, Tensor]:
+def _prm_grad(peak_sum: Tensor, num_peaks: Tensor) -> Tensor:
+    # value: the mean; gradient: that of the sum (S - S.detach() is exactly 0)
+    return peak_sum.detach() / num_peaks + (peak_sum - peak_sum.detach())
+
+
+def _mean_grad(peak_sum: Tensor, num_peaks: Tensor) -> Tensor:
+    return peak_sum / num_peaks
+
+
+#: How a class score's gradient reaches its K peaks; the forward is always their mean.
+#: 'prm': each peak gets the score's whole gradient, as PRM's released backward
+#: (``grad_input = peak_map * grad_output``, copied into WISE's code), to which PRM's
+#: lr 0.01 and WISE's peak threshold 30 were tuned. 'mean': the exact gradient of
+#: the mean, 1 / K per peak (the PRM paper's formula).
+PEAK_GRADS: Dict[str, Callable[[Tensor, Tensor], Tensor]] = {
+    'prm': _prm_grad,
+    'mean': _mean_grad,
+}
+
+
+def peak_stimulation(crm: Tensor, win_size: int = 3, peak_filter: PeakFilter = 'median',
+                     peak_grad: str = 'prm') -> Tuple[Tensor, Tensor]:
     """Class scores ``[N, C]`` as the mean of each map at its peaks, and peaks.
 
     The peak mask is a constant, so the gradient of a score reaches only its
-    peaks, ``1 / num_peaks`` each. A map without peaks (possible only with a
-    fixed threshold above its maximum) scores 0 and gets no gradient.
+    peaks, as ``peak_grad`` (:data:`PEAK_GRADS`) shares it out. A map without
+    peaks (possible only with a fixed threshold above its maximum) scores 0 and
+    gets no gradient.
     """
+    if peak_grad not in PEAK_GRADS:
+        raise ValueError(f'Unknown peak_grad {peak_grad!r}; choose one of {sorted(PEAK_GRADS)}')
     mask = _peak_mask(crm, win_size, peak_filter)
     weights = mask.to(crm.dtype)
     num_peaks = weights.sum(dim=(2, 3)).clamp(min=1)
-    scores = (crm * weights).sum(dim=(2, 3)) / num_peaks
+    scores = PEAK_GRADS[peak_grad]((crm * weights).sum(dim=(2, 3)), num_peaks)
     return scores, mask.nonzero()

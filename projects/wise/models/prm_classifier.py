@@ -12,7 +12,7 @@ from mmdet.structures import DetDataSample
 from mmdet.utils import ConfigType, OptConfigType, OptMultiConfig
 
 from .peak_backprop import peak_backprop_mode, peak_response_maps
-from .peak_stimulation import find_peaks, peak_stimulation
+from .peak_stimulation import PEAK_GRADS, find_peaks, peak_stimulation
 
 DEFAULT_TEST_CFG = dict(score_thr=0.0, peak_thr=0.0, with_prm=False, with_crm=False)
 
@@ -41,6 +41,9 @@ class PRMClassifier(BaseModel):
         sub_pixel_scale: upsampling factor of the CRMs before peak finding (PRM: 8).
         win_size: odd window of the local-maximum test (PRM: 3).
         peak_filter: 'median', 'mean', 'max' or a number: peaks must reach it.
+        peak_grad: how a class score's gradient reaches its peaks: 'prm' (the
+            released code: each peak gets all of it) or 'mean' (1 / K each); see
+            :data:`~.peak_stimulation.PEAK_GRADS`.
         test_cfg: ``score_thr`` (class score to report a class's peaks),
             ``peak_thr`` (CRM value a peak must reach), ``with_prm`` (peak
             response maps), ``with_crm`` (class response maps as ``pred_crms``,
@@ -54,6 +57,7 @@ class PRMClassifier(BaseModel):
                  sub_pixel_scale: int = 8,
                  win_size: int = 3,
                  peak_filter: str | float = 'median',
+                 peak_grad: str = 'prm',
                  test_cfg: OptConfigType = None,
                  data_preprocessor: OptConfigType = None,
                  init_cfg: OptMultiConfig = None) -> None:
@@ -64,6 +68,10 @@ class PRMClassifier(BaseModel):
         self.sub_pixel_scale = sub_pixel_scale
         self.win_size = win_size
         self.peak_filter = peak_filter
+        if peak_grad not in PEAK_GRADS:
+            raise ValueError(f'Unknown peak_grad {peak_grad!r}; choose one of '
+                             f'{sorted(PEAK_GRADS)}')
+        self.peak_grad = peak_grad
         self.test_cfg = {**DEFAULT_TEST_CFG, **(test_cfg or {})}
 
     def forward(self, inputs: Tensor, data_samples: list[DetDataSample] | None = None,
@@ -86,7 +94,7 @@ class PRMClassifier(BaseModel):
 
     def class_scores(self, crm: Tensor) -> tuple[Tensor, Tensor]:
         """(N x C class scores, K x 4 peaks): peak stimulation."""
-        return peak_stimulation(crm, self.win_size, self.peak_filter)
+        return peak_stimulation(crm, self.win_size, self.peak_filter, self.peak_grad)
 
     def loss(self, inputs: Tensor, data_samples: list[DetDataSample]) -> dict[str, Tensor]:
         scores, _ = self.class_scores(self.class_response_maps(inputs))

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..proposals import ProposalError, Proposals, ProposalSource
-from .selectors import PeakSet, ProposalSelector
+from .selectors import SUPPRESSED, PeakSet, ProposalSelector
 
 
 @dataclass
@@ -60,7 +60,8 @@ def pseudo_instances(peaks: PeakSet, image: dict, source: ProposalSource,
     if not len(peaks):
         return result
     choice = selector(peaks, proposals, rng)
-    result.events['uncovered_peaks'] += int((choice < 0).sum())
+    result.events['uncovered_peaks'] += int((choice == -1).sum())
+    result.events['suppressed_peaks'] += int((choice == SUPPRESSED).sum())
     seen: set[tuple[int, int]] = set()
     for k in np.argsort(-peaks.scores, kind='stable'):  # the strongest peak speaks for its mask
         key = (int(peaks.labels[k]), int(choice[k]))

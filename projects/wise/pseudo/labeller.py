@@ -137,9 +137,10 @@ class PseudoLabeller:
         if not oracle:
             model = load_prm(cfg, checkpoint, len(dataset.metainfo['classes']), device,
                              with_crm=built_selector.needs_maps)
+        gt = GTPoints(gt_file, dataset.metainfo['classes']) if gt_file else None
         labeller = cls(dataset, PROPOSAL_SOURCES.build(proposals), built_selector, model,
                        score_thr=float(test_cfg.get('score_thr', 0.0)), peak_thr=thr,
-                       image_labels=image_labels, gt=GTPoints(gt_file) if gt_file else None,
+                       image_labels=image_labels, gt=gt,
                        oracle=oracle, seed=seed, show_dir=show_dir)
         config_hash = json.dumps(cfg.to_dict(), sort_keys=True, default=str)
         labeller.run = dict(config=hashlib.sha256(config_hash.encode()).hexdigest(),

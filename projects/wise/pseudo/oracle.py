@@ -5,22 +5,30 @@ Labelling from them bounds what a selection strategy can reach with perfect peak
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import cv2
 import numpy as np
 from pycocotools import mask as mask_util
 
-from ..utils.io import load_json
+from ..utils.io import DataError, load_json
 from ..utils.masks import to_rle
 from .selectors import PeakSet
 
 
 class GTPoints:
-    """Each ground-truth instance's most interior pixel, by image id."""
+    """Each ground-truth instance's most interior pixel, by image id.
 
-    def __init__(self, ann_file: str) -> None:
+    Categories map to labels by name, as everywhere else: a json whose categories
+    come in another order than ``classes`` labels the same.
+    """
+
+    def __init__(self, ann_file: str, classes: Sequence[str]) -> None:
         data = load_json(ann_file)
         self.ann_file = ann_file
-        self.cat2label = {c['id']: i for i, c in enumerate(data['categories'])}
+        self.classes = tuple(classes)
+        label = {name: i for i, name in enumerate(self.classes)}
+        self.cat2label = {c['id']: label.get(c['name']) for c in data['categories']}
         self.anns: dict[int, list[dict]] = {}
         for a in data.get('annotations', []):
             if not a.get('iscrowd', 0):
@@ -32,10 +40,17 @@ class GTPoints:
             m = mask_util.decode(rle)
             depth = cv2.distanceTransform(np.pad(m, 1).astype(np.uint8), cv2.DIST_L2, 5)[1:-1, 1:-1]
             y, x = np.unravel_index(depth.argmax(), depth.shape)
-            labels.append(self.cat2label[a['category_id']])
+            labels.append(self._label(a['category_id']))
             points.append((x, y))
         return PeakSet(np.array(labels, np.int64), np.array(points, np.float64).reshape(-1, 2),
                        np.ones(len(labels)))
+
+    def _label(self, cat_id: int) -> int:
+        label = self.cat2label.get(cat_id)
+        if label is None:
+            raise DataError(f'{self.ann_file}: category id {cat_id} is not one of the classes '
+                            f'{list(self.classes)}')
+        return label
 
     def rles(self, img_id: int, hw: tuple[int, int]) -> list[dict]:
         """The image's ground-truth masks as compressed RLEs."""

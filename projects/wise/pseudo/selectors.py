@@ -4,7 +4,8 @@ WISE's paper samples among the proposals covering a peak with probability
 proportional to objectness (a de-noising of the pseudo masks); the authors'
 code takes the most objectness; PRM scores proposals against the peak's
 response map. All see the same ``PeakSet`` and return one proposal index per
-peak (-1 where no proposal covers it).
+peak (-1 where no proposal covers it, :data:`SUPPRESSED` where a selector's own
+NMS removed the peak's instance).
 """
 from __future__ import annotations
 
@@ -14,11 +15,15 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 from mmengine.registry import Registry
+from pycocotools import mask as mask_util
 
 from ..proposals import Proposals
 
 SELECTORS = Registry('wise proposal selector', scope='mmdet',  # as PROPOSAL_SOURCES
                      locations=['projects.wise.pseudo'])
+
+#: a selector's choice for a peak whose instance its own NMS removed
+SUPPRESSED = -2
 
 
 @dataclass
@@ -51,7 +56,8 @@ class ProposalSelector(metaclass=ABCMeta):
     @abstractmethod
     def __call__(self, peaks: PeakSet, proposals: Proposals,
                  rng: np.random.Generator) -> np.ndarray:
-        """(K,) index into ``proposals`` for each peak, -1 where none covers it."""
+        """(K,) index into ``proposals`` for each peak, -1 where none covers it
+        (or none qualifies), :data:`SUPPRESSED` where the selector's NMS removed it."""
 
 
 @SELECTORS.register_module(name='objectness_sampling')
@@ -84,41 +90,77 @@ class BestObjectness(ProposalSelector):
 
 @SELECTORS.register_module(name='prm_retrieval')
 class PRMRetrieval(ProposalSelector):
-    """PRM's retrieval score per proposal, among those covering the peak:
+    """PRM's instance retrieval, as its released ``instance_seg`` runs it.
+
+    Each peak scores the first ``max_candidates`` proposals by objectness whose
+    area is within ``size_limits`` (fractions of the image) and takes the best:
     ``balance * PRM inside + PRM on the contour - penalty * background inside``,
-    background being where the class response map is under ``bg_threshold`` of
-    its mean. Only covering proposals are decoded.
+    the contour being the mask's morphological gradient (``contour_width``) and
+    the background where the peak's class response map is under ``bg_threshold``
+    times its mean, after rescaling the map to 0..255 (``rescale_crm``: scipy's
+    ``imresize`` did so; the raw map's mean sits near 0). The released code scores
+    proposals whether or not they contain the peak; ``require_cover`` keeps only
+    those that do. The retrieved instances then go through a class-agnostic mask
+    NMS (``nms_iou``; None: off), strongest retrieval score first; a suppressed
+    peak gets :data:`SUPPRESSED`. (The released NMS also adds the suppressed peaks'
+    response maps to the kept one's; masks do not depend on that.)
     """
 
     needs_maps = True
 
     def __init__(self, balance: float = 0.8, penalty: float = 1e-5, bg_threshold: float = 0.95,
-                 contour_width: int = 5, max_candidates: int | None = None) -> None:
+                 contour_width: int = 5, max_candidates: int | None = 100,
+                 size_limits: tuple[float, float] = (0.00002, 0.85), rescale_crm: bool = True,
+                 require_cover: bool = False, nms_iou: float | None = 0.3) -> None:
         self.balance = balance
         self.penalty = penalty
         self.bg_threshold = bg_threshold
         self.kernel = np.ones((contour_width, contour_width), np.uint8)
         self.max_candidates = max_candidates
+        self.size_limits = tuple(size_limits)
+        self.rescale_crm = rescale_crm
+        self.require_cover = require_cover
+        self.nms_iou = nms_iou
 
     def __call__(self, peaks: PeakSet, proposals: Proposals,
                  rng: np.random.Generator) -> np.ndarray:
         if peaks.prms is None or peaks.crms is None:
             raise ValueError('prm_retrieval needs peak response maps and class response maps')
-        cover = proposals.covering(peaks.points)
         choice = np.full(len(peaks), -1, dtype=np.int64)
-        used = np.flatnonzero(cover.any(0))
-        if self.max_candidates is not None:  # PRM scanned only the best-ranked ones
-            used = used[np.argsort(-proposals.scores[used], kind='stable')[:self.max_candidates]]
-        if not len(used):
+        used = self.candidates(proposals)
+        if not len(used) or not len(peaks):
             return choice
-        crm = peaks.crms.reshape(len(peaks.crms), -1)
-        background = (crm < self.bg_threshold * crm.mean(1, keepdims=True))[peaks.labels]
         prm = peaks.prms.reshape(len(peaks), -1).astype(np.float32)
-        score = np.concatenate([self._scores(prm, background.astype(np.float32),
-                                             proposals[chunk].decode())
+        background = self.background(peaks.crms)[peaks.labels].astype(np.float32)
+        score = np.concatenate([self._scores(prm, background, proposals[chunk].decode())
                                 for chunk in np.array_split(used, -(-len(used) // 64))], 1)
-        score = np.where(cover[:, used], score, -np.inf)  # K x U
-        return np.where(cover[:, used].any(1), used[score.argmax(1)], -1)
+        if self.require_cover:
+            score = np.where(proposals[used].covering(peaks.points), score, -np.inf)
+        found = np.isfinite(score).any(1)
+        best = score.argmax(1)
+        choice[found] = used[best[found]]
+        if self.nms_iou is not None:
+            choice = self._nms(choice, score[np.arange(len(peaks)), best], proposals)
+        return choice
+
+    def candidates(self, proposals: Proposals) -> np.ndarray:
+        """Indices of the proposals scanned: the first ``max_candidates`` by objectness,
+        less those outside the size limits."""
+        order = np.argsort(-proposals.scores, kind='stable')[:self.max_candidates]
+        if not len(order):
+            return order
+        area = mask_util.area([proposals.rles[i] for i in order]).astype(np.float64)
+        lo, hi = (f * proposals.hw[0] * proposals.hw[1] for f in self.size_limits)
+        return order[(area >= lo) & (area < hi)]
+
+    def background(self, crms: np.ndarray) -> np.ndarray:
+        """C x H*W bool: where each class response map is under ``bg_threshold`` of its
+        mean (on the 0..255 rescaled map with ``rescale_crm``)."""
+        crm = crms.reshape(len(crms), -1).astype(np.float64)
+        if self.rescale_crm:  # scipy's bytescale: min -> 0, max -> 255, rounded
+            lo, hi = crm.min(1, keepdims=True), crm.max(1, keepdims=True)
+            crm = np.floor((crm - lo) * (255.0 / np.maximum(hi - lo, 1e-12)) + 0.5)
+        return crm < self.bg_threshold * crm.mean(1, keepdims=True)
 
     def _scores(self, prm: np.ndarray, background: np.ndarray, masks: np.ndarray) -> np.ndarray:
         """K x U retrieval scores of U decoded masks (chunked: U x H x W floats add up)."""
@@ -127,3 +169,21 @@ class PRMRetrieval(ProposalSelector):
                             for m in masks]).reshape(len(masks), -1).astype(np.float32)
         return (self.balance * prm @ inside.T + prm @ contour.T
                 - self.penalty * background @ inside.T)
+
+    def _nms(self, choice: np.ndarray, score: np.ndarray, proposals: Proposals) -> np.ndarray:
+        """Class-agnostic mask NMS over the peaks' chosen proposals: a peak whose mask
+        overlaps a better-scored kept one at IoU >= ``nms_iou`` is suppressed."""
+        found = np.flatnonzero(choice >= 0)
+        if len(found) < 2:
+            return choice
+        order = found[np.argsort(-score[found], kind='stable')]
+        rles = [proposals.rles[i] for i in choice[order]]
+        iou = np.asarray(mask_util.iou(rles, rles, [0] * len(rles))).reshape(len(rles), -1)
+        out = choice.copy()
+        kept: list[int] = []
+        for a in range(len(order)):
+            if any(iou[a, b] >= self.nms_iou for b in kept):
+                out[order[a]] = SUPPRESSED
+            else:
+                kept.append(a)
+        return out

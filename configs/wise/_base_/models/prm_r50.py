@@ -24,6 +24,7 @@ model = dict(
     sub_pixel_scale=8,
     win_size=3,
     peak_filter='median',
+    peak_grad='prm',  # PRM's released backward: every peak gets the whole gradient
     # WISE's code keeps every class (score >= 0) and peaks whose upsampled
     # response reaches 30; lower peak_thr if your maps are on another scale.
     test_cfg=dict(score_thr=0.0, peak_thr=30.0, with_prm=False))
