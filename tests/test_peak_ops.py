@@ -303,3 +303,93 @@ def test_prm_on_mmdet_resnet18() -> None:
     sums = maps.sum(dim=(1, 2))
     assert ((sums - 1).abs() < 1e-5).logical_or(sums == 0).all()
     assert (sums > 0).any()
+
+
+def _prm_backward_by_hand(x: Tensor, weight: Tensor, grad_out: Tensor, stride: tuple,
+                          padding: tuple, dilation: tuple, groups: int, mode: str,
+                          eps: float = 1e-10) -> Tensor:
+    """PRM's top-down pass through one conv, by explicit loops over the conv's taps.
+
+    With a = x - min(x) and W+ = max(W, 0), output pixel (o, y, x) hands its grad_out to
+    each tap in proportion to a * W+ there, over their sum Z (+ eps). A tap in the padding
+    reads 0 (mode 'zeros') or the mirrored pixel (mode 'reflect'), which then gets the
+    relevance.
+    """
+    a = (x - x.min())[0].tolist()
+    w_pos = weight.clamp(min=0).tolist()
+    g = grad_out[0].tolist()
+    c_in, h, w = x.shape[1:]
+    c_out, c_group, kh, kw = weight.shape
+    out_per_group = c_out // groups
+    grad = [[[0.0] * w for _ in range(h)] for _ in range(c_in)]
+
+    def source(p: int, size: int, pad: int) -> int | None:
+        q = p - pad
+        if 0 <= q < size:
+            return q
+        if mode == 'zeros':
+            return None
+        return -q if q < 0 else 2 * (size - 1) - q
+
+    for o in range(c_out):
+        first = o // out_per_group * c_group
+        for oy, row in enumerate(g[o]):
+            for ox, g_out in enumerate(row):
+                taps = []
+                for j in range(c_group):
+                    for ky in range(kh):
+                        sy = source(oy * stride[0] + ky * dilation[0], h, padding[0])
+                        for kx in range(kw):
+                            sx = source(ox * stride[1] + kx * dilation[1], w, padding[1])
+                            if sy is not None and sx is not None:
+                                i = first + j
+                                taps.append((i, sy, sx, a[i][sy][sx] * w_pos[o][j][ky][kx]))
+                z = sum(t[3] for t in taps) + eps
+                for i, sy, sx, share in taps:
+                    grad[i][sy][sx] += g_out * share / z
+    return torch.tensor(grad, dtype=x.dtype)[None]
+
+
+def _normed_input(conv: NormedConv2d, x: Tensor) -> Tensor:
+    """What NormedConv2d convolves: each pixel's channel vector scaled to norm T."""
+    return conv.tempearture * x / (x.norm(dim=1, keepdim=True) ** conv.power + conv.eps)
+
+
+def _normed_weight(conv: NormedConv2d) -> Tensor:
+    w = conv.weight.detach()
+    return w / (w.norm(dim=1, keepdim=True) ** conv.power + conv.eps)
+
+
+@pytest.mark.parametrize('make, mode', [
+    (lambda: MMCVConv2d(4, 6, 3, stride=2, padding=1, groups=2), 'zeros'),
+    (lambda: NormedConv2d(3, 4, 3, padding=(1, 2), dilation=(1, 2)), 'zeros'),
+    (lambda: nn.Conv2d(3, 4, 3, stride=(1, 2), padding=(2, 1), padding_mode='reflect'),
+     'reflect'),
+    # 'same' once padded zeros before the shift, so the padding took relevance
+    (lambda: nn.Conv2d(3, 4, 3, padding='same', dilation=2), 'zeros'),
+], ids=['mmcv', 'normed', 'reflect', 'same'])
+def test_conv_variants_follow_the_prm_formula(make, mode: str) -> None:
+    """The input gradient of one conv layer of each variant under peak backprop equals
+    the PRM formula computed tap by tap (through NormedConv2d's input normalisation by
+    ordinary autograd). Catches the activation factor a dropped, W instead of W+, a
+    per-channel shift, Z not normalising (or computed from the raw weight of
+    NormedConv2d), and relevance of reflect padding dropped instead of handed to the
+    mirrored pixels."""
+    torch.manual_seed(0)
+    conv = make().double()
+    x = torch.randn(1, conv.in_channels, 7, 9, dtype=torch.float64, requires_grad=True)
+    with peak_backprop_mode(conv):
+        out = conv(x)
+    grad_out = torch.rand_like(out)
+    (grad,) = torch.autograd.grad(out, x, grad_out)
+
+    padding = (conv.dilation[0], conv.dilation[1]) if conv.padding == 'same' else conv.padding
+    args = (conv.stride, padding, conv.dilation, conv.groups, mode)
+    if isinstance(conv, NormedConv2d):
+        x_ = _normed_input(conv, x)
+        relevance = _prm_backward_by_hand(x_.detach(), _normed_weight(conv), grad_out, *args)
+        (expected,) = torch.autograd.grad(x_, x, relevance)
+    else:
+        expected = _prm_backward_by_hand(x.detach(), conv.weight.detach(), grad_out, *args)
+    torch.testing.assert_close(grad, expected, rtol=1e-9, atol=1e-12)
+    assert not torch.allclose(grad, torch.autograd.grad(conv(x), x, grad_out)[0])

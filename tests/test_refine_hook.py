@@ -226,14 +226,24 @@ def test_hook_listed_off_changes_nothing(tiny_full_cfg, checkpoint, gt_proposals
     assert metrics == unrefined and 'ProposalRefineHook (test)' not in log
 
 
-def test_refinement_changes_the_printed_metric(unrefined, refined):
+def test_refinement_changes_the_printed_metric(unrefined, refined, shapes_root):
+    """With the GT masks as proposals the refined metric is bounded on both sides,
+    unrefined < refined <= 100, and the ABO is 100 k / n: each refined mask is one of the
+    n disjoint objects exactly. Catches a hook that does nothing (refined == unrefined),
+    one that makes the predictions worse, and one that pastes the proposals distorted
+    (flipped, or shifted by a pixel)."""
     metrics, log = refined
     assert 'ProposalRefineHook (test): ' in log and ' 0 kept on 0 images' in log
+    assert 'ProposalRefineHook (test): 0 predictions refined' not in log
     assert unrefined['segm_ABO'] > 0  # the tiny model does predict something
     # GT masks as proposals: every prediction touching an object becomes that object
-    assert metrics['segm_ABO'] > unrefined['segm_ABO']
-    assert metrics['segm_mAP50'] > unrefined['segm_mAP50']
+    for key in ('segm_ABO', 'segm_mAP50'):
+        assert unrefined[key] < metrics[key] <= 100, (key, unrefined[key], metrics[key])
     assert metrics != unrefined
+    coco = json.loads((shapes_root / 'annotations/val_instances.json').read_text())
+    n = sum(not a.get('iscrowd', 0) for a in coco['annotations'])
+    k = round(metrics['segm_ABO'] * n / 100)  # the objects some prediction became
+    assert k >= 1 and metrics['segm_ABO'] == pytest.approx(100 * k / n, abs=0.006)
 
 
 def test_enable_refinement_finds_the_hook_by_type(tmp_path):

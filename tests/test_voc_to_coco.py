@@ -12,12 +12,11 @@ from typing import Any
 import numpy as np
 import pycocotools.mask as mask_utils
 import pytest
-import scipy.io
-from PIL import Image
 
 from projects.wise.datasets.voc_layout import VOC_CLASSES, VOID, write_label_png
 
 from conftest import run_tool
+from voc_tree import CAT, write_jpeg, write_lines, write_sbd_inst, write_voc_image, write_xml
 
 ROOT = Path(__file__).resolve().parents[1]
 TOOL = ROOT / 'tools' / 'dataset_converters' / 'voc_to_coco.py'
@@ -26,49 +25,9 @@ _spec = importlib.util.spec_from_file_location('voc_to_coco', TOOL)
 voc_to_coco = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(voc_to_coco)
 
-CAT = {name: i for i, name in enumerate(VOC_CLASSES, 1)}  # category ids, 1-based
 # VOC train: A (crafted, also in SBD train), C (no XML). VOC val: B (also in SBD val).
 # SBD only: D (SBD train), E (SBD val, a single instance).
 A, B, C, D, E = '2007_000032', '2007_000033', '2007_000039', '2008_000002', '2008_000010'
-
-
-# ------------------------------------------------------------ tree builder ---
-def write_jpeg(path: Path, h: int, w: int) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pixels = np.random.default_rng(0).integers(0, 256, (h, w, 3), dtype=np.uint8)
-    Image.fromarray(pixels).save(path, quality=90)
-
-
-def write_xml(path: Path, objects: list[tuple[str, int]]) -> None:
-    """A VOC annotation with (class name, difficult) objects."""
-    objs = ''.join(
-        f'<object><name>{name}</name><pose>Left</pose><truncated>0</truncated>'
-        f'<difficult>{difficult}</difficult><bndbox><xmin>1</xmin><ymin>1</ymin>'
-        f'<xmax>2</xmax><ymax>2</ymax></bndbox></object>\n' for name, difficult in objects)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(f'<annotation><folder>VOC2012</folder><filename>{path.stem}.jpg</filename>'
-                    f'\n{objs}</annotation>\n')
-
-
-def write_voc_image(root: Path, image_id: str, cls_map: np.ndarray, obj_map: np.ndarray,
-                    objects: list[tuple[str, int]] | None) -> None:
-    write_jpeg(root / 'JPEGImages' / f'{image_id}.jpg', *cls_map.shape)
-    write_label_png(cls_map, root / 'SegmentationClass' / f'{image_id}.png')
-    write_label_png(obj_map, root / 'SegmentationObject' / f'{image_id}.png')
-    if objects is not None:
-        write_xml(root / 'Annotations' / f'{image_id}.xml', objects)
-
-
-def write_sbd_inst(sbd: Path, image_id: str, seg: np.ndarray, cats: list[int]) -> None:
-    path = sbd / 'inst' / f'{image_id}.mat'
-    path.parent.mkdir(parents=True, exist_ok=True)
-    scipy.io.savemat(path, {'GTinst': {'Segmentation': seg.astype(np.uint8),
-                                       'Categories': np.array(cats, np.uint8)[:, None]}})
-
-
-def write_lines(path: Path, lines: list[str]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(''.join(f'{line}\n' for line in lines))
 
 
 def crafted_maps() -> tuple[np.ndarray, np.ndarray]:

@@ -73,15 +73,21 @@ class Preset:
     wise_cfg: str
     refine_cfg: str
     train_split: str
+    train_note: str  # which training images the table comes from
     make_data: list
     proposals_root: str
     proposal_shards: int
     proposal_args: list[str] = field(default_factory=list)
 
 
-def _presets(gpus: int) -> dict[str, Preset]:
-    shapes = 'data/shapes'
-    voc = 'data/VOCdevkit/VOC2012'
+def _presets(gpus: int, data_root: str | None = None,
+             sbd_root: str = 'data/benchmark_RELEASE/dataset') -> dict[str, Preset]:
+    shapes = data_root or 'data/shapes'
+    voc = data_root or os.environ.get('VOC_ROOT', 'data/VOCdevkit/VOC2012')
+    # 1000 proposals per image, as the paper's SharpMask; VOC 2012 and SBD are
+    # downloaded by the user (docs/data.md)
+    paper = dict(data=voc, make_data=[], proposals_root=f'{voc}/proposals',
+                 proposal_shards=max(gpus, 1), proposal_args=['--max-proposals', '1000'])
     return dict(
         demo=Preset(
             data=shapes, work='work_dirs/demo', convert_args=['--classes-file',
@@ -90,19 +96,38 @@ def _presets(gpus: int) -> dict[str, Preset]:
             full_cfg='configs/wise/demo/mask-rcnn_r18_shapes_full.py',
             wise_cfg='configs/wise/demo/mask-rcnn_r18_shapes_pseudo.py',
             refine_cfg='configs/wise/demo/mask-rcnn_r18_shapes_pseudo_refine.py',
-            train_split='train',
+            train_split='train', train_note='the built-in train split (2,000 images)',
             make_data=[_py('tools/make_shapes_dataset.py', shapes, '--seed', '0')],
             proposals_root=f'{shapes}/proposals', proposal_shards=2),
         voc=Preset(
-            data=voc, work='work_dirs/voc', convert_args=[],
+            **paper, work='work_dirs/voc', convert_args=[],
             prm_cfg='configs/wise/prm_r50_voc.py',
             full_cfg='configs/wise/mask-rcnn_r50_voc_full.py',
             wise_cfg='configs/wise/mask-rcnn_r50_voc_pseudo.py',
             refine_cfg='configs/wise/mask-rcnn_r50_voc_pseudo_refine.py',
+            train_split='train',
+            train_note="VOC 2012 train (1,464 images), the split of the authors' code"),
+        voc_aug=Preset(
+            **paper, work='work_dirs/voc_aug', convert_args=['--sbd-root', sbd_root],
+            prm_cfg='configs/wise/prm_r50_voc-aug.py',
+            full_cfg='configs/wise/mask-rcnn_r50_voc-aug_full.py',
+            wise_cfg='configs/wise/mask-rcnn_r50_voc-aug_pseudo.py',
+            refine_cfg='configs/wise/mask-rcnn_r50_voc-aug_pseudo_refine.py',
             train_split='train_aug',
-            make_data=[],  # VOC 2012 and SBD are downloaded by the user (README)
-            proposals_root=f'{voc}/proposals', proposal_shards=max(gpus, 1)),
+            train_note='SBD train_aug (10,582 images: more data than the paper used)'),
     )
+
+
+#: --smoke: every stage's code path with the preset's own configs in minutes: a
+#: handful of iterations, no ImageNet weights (nothing is downloaded), no validation
+#: during training (the test stages evaluate), no worker processes.
+SMOKE_TRAIN = ['model.backbone.init_cfg=None', 'val_cfg=None', 'val_dataloader=None',
+               'val_evaluator=None', 'train_dataloader.num_workers=0',
+               'train_dataloader.persistent_workers=False']
+SMOKE_PRM = ['train_cfg.max_epochs=1', 'train_dataloader.batch_size=2',
+             'train_dataloader.dataset.indices=2']
+SMOKE_DETECTOR = ['train_cfg.max_iters=1']
+SMOKE_TEST = ['test_dataloader.num_workers=0', 'test_dataloader.persistent_workers=False']
 
 
 def _py(script: str, *args: str) -> list[str]:
@@ -116,28 +141,32 @@ def _train(cfg: str, work: str, gpus: int, options: list[str]) -> list[str]:
     return _py('tools/train.py', cfg, *tail)
 
 
-def _test(cfg: str, work: str, prefix: str, gpus: int) -> list[str]:
+def _test(cfg: str, work: str, prefix: str, gpus: int, options: list[str] = ()) -> list[str]:
     tail = ['--work-dir', f'{work}/test',
-            '--cfg-options', f'test_evaluator.outfile_prefix={prefix}']
+            '--cfg-options', f'test_evaluator.outfile_prefix={prefix}', *options]
     ckpt = f'$(cat {work}/last_checkpoint)'
     if gpus > 1:
         return ['bash', '-c', ' '.join(['bash', 'tools/dist_test.sh', cfg, ckpt, str(gpus), *tail])]
     return ['bash', '-c', ' '.join([sys.executable, 'tools/test.py', cfg, ckpt, *tail])]
 
 
-def stages(p: Preset, gpus: int, seed: int | None = None,
-           prm_options: list[str] = ()) -> list[Stage]:
-    """The preset's stages; with ``seed``, the trained ones seeded and in ``seed<N>/``."""
+def stages(p: Preset, gpus: int, seed: int | None = None, prm_options: list[str] = (),
+           smoke: bool = False) -> list[Stage]:
+    """The preset's stages; with ``seed``, the trained ones seeded and in ``seed<N>/``;
+    with ``smoke``, cut to a few iterations (:data:`SMOKE_TRAIN`)."""
     d = p.data
     w = p.work if seed is None else f'{p.work}/seed{seed}'
     ann = f'{d}/annotations'
     seeded = [] if seed is None else [f'randomness.seed={seed}']
+    prm_train = [*seeded, *(SMOKE_TRAIN + SMOKE_PRM if smoke else []), *prm_options]
+    det_train = [*seeded, *(SMOKE_TRAIN + SMOKE_DETECTOR if smoke else [])]
+    test_opts = SMOKE_TEST if smoke else []
     prm_ckpt = f'$(cat {w}/prm/last_checkpoint)'
     proposals = ['--proposals', 'type=precomputed', f'root={p.proposals_root}']
     gen = [sys.executable, 'tools/gen_pseudo.py', p.prm_cfg, prm_ckpt,
            *([] if seed is None else ['--seed', str(seed)])]
     pseudo = f'{w}/pseudo/{p.train_split}_pseudo.json'
-    wise_options = [*seeded, f'train_dataloader.dataset.ann_file={ROOT / pseudo}']
+    wise_options = [*det_train, f'train_dataloader.dataset.ann_file={ROOT / pseudo}']
     shards = p.proposal_shards
     return [
         Stage('data', [*p.make_data,
@@ -152,12 +181,14 @@ def stages(p: Preset, gpus: int, seed: int | None = None,
                              for split in (p.train_split, 'val') for i in range(shards)],
                             _py('tools/gen_proposals.py', '--ann-file',
                                 f'{ann}/val_instances.json', '--out-dir', p.proposals_root,
-                                '--recall')],
+                                '--recall', *p.proposal_args)],
               inputs=[f'{ann}/val_instances.json', 'projects/wise/proposals'],
               outputs=[f'{p.proposals_root}/recall.json']),
-        Stage('prm', [_train(p.prm_cfg, f'{w}/prm', gpus, [*seeded, *prm_options]),
+        Stage('prm', [_train(p.prm_cfg, f'{w}/prm', gpus, prm_train),
                       ['bash', '-c', ' '.join([sys.executable, 'tools/test.py', p.prm_cfg,
-                                               prm_ckpt, '--work-dir', f'{w}/prm/test'])],
+                                               prm_ckpt, '--work-dir', f'{w}/prm/test',
+                                               *(['--cfg-options', *test_opts] if smoke
+                                                 else [])])],
                       ['bash', '-c', ' '.join([sys.executable, 'tools/vis_peaks.py', p.prm_cfg,
                                                prm_ckpt, '--out-dir', f'{w}/prm/vis',
                                                '--num', '8'])]],
@@ -173,13 +204,13 @@ def stages(p: Preset, gpus: int, seed: int | None = None,
               inputs=[f'{w}/prm/last_checkpoint', f'{p.proposals_root}/recall.json',
                       'projects/wise/pseudo', 'tools/gen_pseudo.py'],
               outputs=[f'{w}/prm_baseline/val_prm.json']),
-        Stage('full', [_train(p.full_cfg, f'{w}/full', gpus, seeded),
-                       _test(p.full_cfg, f'{w}/full', f'{w}/full/metrics', gpus)],
+        Stage('full', [_train(p.full_cfg, f'{w}/full', gpus, det_train),
+                       _test(p.full_cfg, f'{w}/full', f'{w}/full/metrics', gpus, test_opts)],
               inputs=[p.full_cfg, f'{ann}/{p.train_split}_instances.json'],
               outputs=[f'{w}/full/metrics.metrics.json']),
         Stage('wise', [_train(p.wise_cfg, f'{w}/wise', gpus, wise_options),
-                       _test(p.wise_cfg, f'{w}/wise', f'{w}/wise/metrics', gpus),
-                       _test(p.refine_cfg, f'{w}/wise', f'{w}/wise/refine', gpus)],
+                       _test(p.wise_cfg, f'{w}/wise', f'{w}/wise/metrics', gpus, test_opts),
+                       _test(p.refine_cfg, f'{w}/wise', f'{w}/wise/refine', gpus, test_opts)],
               inputs=[p.wise_cfg, p.refine_cfg, pseudo, 'projects/wise/engine'],
               outputs=[f'{w}/wise/metrics.metrics.json', f'{w}/wise/refine.metrics.json']),
         Stage('table', [], inputs=[f'{w}/full/metrics.metrics.json',
@@ -230,9 +261,10 @@ def _mean_sd(values: list) -> tuple[float | None, float | None]:
     return mean, (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5
 
 
-def write_table(work: Path, seeds: list[int] | None = None) -> None:
+def write_table(work: Path, seeds: list[int] | None = None, train: str = '') -> None:
     """Results like the paper's table, as markdown, json and a bar chart: of the run
-    in ``work``, or the mean +- sd of the runs in ``work/seed<N>`` for ``seeds``."""
+    in ``work``, or the mean +- sd of the runs in ``work/seed<N>`` for ``seeds``;
+    ``train`` says which training images they come from."""
     cols = ('mAP25', 'mAP50', 'mAP75', 'ABO')
     runs = [_rows(work)] if not seeds else [_rows(work / f'seed{s}') for s in seeds]
     rows, sds = {}, {}
@@ -255,6 +287,8 @@ def write_table(work: Path, seeds: list[int] | None = None) -> None:
                      + f' | {paper} |')
     ratio = rows['WISE'][1] / rows['Mask R-CNN (full)'][1] if rows['Mask R-CNN (full)'][1] else 0
     lines.append('')
+    if train:
+        lines.append(f'Trained on {train}.')
     if seeds:
         lines.append(f'Mean ± sd over seeds {", ".join(map(str, seeds))}.')
     lines.append(f'WISE / fully supervised mAP50: {ratio:.2f} (paper: 40.4 / 51.4 = 0.79)')
@@ -262,7 +296,7 @@ def write_table(work: Path, seeds: list[int] | None = None) -> None:
     (work / 'results.md').write_text(md)
     result = dict(columns=cols, rows={k: dict(zip(cols, v)) for k, v in rows.items()},
                   paper={k: dict(zip(cols, v)) for k, v in PAPER.items()},
-                  wise_over_full_mAP50=round(ratio, 3))
+                  wise_over_full_mAP50=round(ratio, 3), train=train)
     if seeds:
         result.update(seeds=seeds, sd={k: dict(zip(cols, v)) for k, v in sds.items()},
                       runs=[{k: dict(zip(cols, v)) for k, v in run.items()} for run in runs])
@@ -301,7 +335,9 @@ def _record_time(work: Path, stage: str, seconds: float) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    ap.add_argument('preset', choices=['demo', 'voc'])
+    ap.add_argument('preset', choices=['demo', 'voc', 'voc_aug'],
+                    help="demo: built-in data; voc: VOC 2012 train (the paper's split); "
+                         'voc_aug: SBD train_aug')
     ap.add_argument('--from', dest='start',
                     help='rerun this stage and all after it (earlier ones are not touched)')
     ap.add_argument('--only', nargs='+', help='run just these stages (if not fresh)')
@@ -313,11 +349,20 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument('--work-dir', help="the preset's outputs go here instead")
     ap.add_argument('--prm-cfg-options', nargs='+', default=[], metavar='KEY=VALUE',
                     help='--cfg-options for the PRM training, e.g. model.peak_grad=mean')
+    ap.add_argument('--data-root', help='the dataset folder (VOC presets: exported as '
+                    'VOC_ROOT, which the VOC configs read)')
+    ap.add_argument('--sbd-root', default='data/benchmark_RELEASE/dataset',
+                    help="voc_aug: SBD's dataset folder (inst/, train.txt, val.txt)")
+    ap.add_argument('--smoke', action='store_true',
+                    help='a few iterations per training, no ImageNet weights: checks that '
+                         "every stage runs with the preset's configs")
     args = ap.parse_args(argv)
-    preset = _presets(args.gpus)[args.preset]
+    preset = _presets(args.gpus, args.data_root, args.sbd_root)[args.preset]
     if args.work_dir:
         preset.work = args.work_dir
-    runs = [stages(preset, args.gpus, seed, args.prm_cfg_options)
+    if args.data_root and args.preset != 'demo':
+        os.environ['VOC_ROOT'] = args.data_root  # read by the configs' data_root
+    runs = [stages(preset, args.gpus, seed, args.prm_cfg_options, args.smoke)
             for seed in (args.seeds or [None])]
     names = [s.name for s in runs[0]]
     for name in [args.start, *(args.only or [])]:
@@ -334,7 +379,7 @@ def main(argv: list[str] | None = None) -> None:
                 continue
             _run_stage(stage, stage.name in forced, args.dry_run, preset, args.seeds, i)
     if args.seeds and not args.dry_run and (not args.only or 'table' in args.only):
-        write_table(ROOT / preset.work, args.seeds)
+        write_table(ROOT / preset.work, args.seeds, preset.train_note)
     print(f'[pipeline] all stages in {time.perf_counter() - t_all:.0f} s')
 
 
@@ -351,7 +396,7 @@ def _run_stage(stage: Stage, forced: bool, dry_run: bool, preset: Preset,
         _run(cmds, dry_run)
     work = ROOT / (preset.work if not seeds else f'{preset.work}/seed{seeds[i]}')
     if stage.name == 'table' and not dry_run:
-        write_table(work)
+        write_table(work, train=preset.train_note)
     took = time.perf_counter() - t0
     print(f'[pipeline] {label}: done in {took:.0f} s', flush=True)
     if not dry_run:

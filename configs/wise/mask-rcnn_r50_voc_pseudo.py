@@ -3,7 +3,7 @@
 # tools/gen_pseudo.py instead of ground truth. Evaluation is unchanged.
 _base_ = './mask-rcnn_r50_voc_full.py'
 
-train_dataloader = dict(dataset=dict(ann_file='annotations/train_aug_pseudo.json'))
+train_dataloader = dict(dataset=dict(ann_file='annotations/train_pseudo.json'))
 
 # Test-time refinement (WISE + Refine), listed but off: mask-rcnn_r50_voc_pseudo_refine.py
 # or `tools/test.py ... --refine` switch it on.

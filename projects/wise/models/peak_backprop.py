@@ -60,6 +60,12 @@ def _probabilistic_conv_forward(conv: nn.Conv2d, input: Tensor, weight: Tensor,
         # No image gradient can flow through this layer: skip the extra conv.
         return nn.Conv2d._conv_forward(conv, input, weight, bias)
     padding = conv.padding
+    if conv.padding_mode == 'zeros' and isinstance(padding, str):
+        # 'same'/'valid' as numbers where symmetric: zeros padded before the shift
+        # would turn into relevance-absorbing activations (0 - min > 0)
+        left, right, top, bottom = conv._reversed_padding_repeated_twice
+        if left == right and top == bottom:
+            padding = (top, left)
     if conv.padding_mode != 'zeros' or isinstance(padding, str):
         # As nn.Conv2d does: pad explicitly, then convolve without padding.
         mode = 'constant' if conv.padding_mode == 'zeros' else conv.padding_mode

@@ -22,8 +22,8 @@ train_dataloader = dict(
     batch_sampler=None,
     dataset=dict(
         type=dataset_type,
-        # image-level labels of SBD + VOC train (10,582 images): nothing else.
-        ann_file='annotations/train_aug_labels.json',
+        # image-level labels of VOC 2012 train (1,464 images): nothing else.
+        ann_file='annotations/train_labels.json',
         filter_cfg=dict(_delete_=True, filter_empty_gt=True),
         pipeline=train_pipeline))
 val_dataloader = dict(

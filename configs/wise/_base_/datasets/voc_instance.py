@@ -2,7 +2,8 @@
 # scored with the WISE paper's metric. The classes are VOCInstanceDataset's METAINFO
 # (VOC's 20); for others set metainfo=dict(classes=...) and the heads' num_classes.
 dataset_type = 'VOCInstanceDataset'
-data_root = 'data/VOCdevkit/VOC2012/'
+# VOC_ROOT=/path/to/VOC2012 in the environment moves it (mmengine substitutes it).
+data_root = '{{$VOC_ROOT:data/VOCdevkit/VOC2012}}/'
 backend_args = None
 
 # mmdet's COCO pipelines with the checked loader (a bad image names itself) and the
@@ -31,8 +32,9 @@ train_dataloader = dict(
     dataset=dict(
         type=dataset_type,
         data_root=data_root,
-        # SBD + VOC train (10,582 images); 'train_instances.json' for VOC's 1,464.
-        ann_file='annotations/train_aug_instances.json',
+        # VOC 2012 train (1,464 images), the split of the authors' code; the
+        # *_voc-aug configs train on SBD's train_aug (10,582).
+        ann_file='annotations/train_instances.json',
         data_prefix=dict(img='JPEGImages/'),
         filter_cfg=dict(filter_empty_gt=True, min_size=32),
         pipeline=train_pipeline,
