@@ -43,7 +43,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument('--selector', nargs='+', action=DictAction,
                    default=dict(type='objectness_sampling'),
                    help='objectness_sampling (paper), best_objectness (authors\' code), '
-                        'prm_retrieval (PRM)')
+                        'prm_retrieval (PRM; its released defaults, e.g. max_candidates=100 '
+                        'nms_iou=0.3: docs/fidelity.md)')
     p.add_argument('--split', choices=['train', 'val', 'test'], default='train',
                    help="which dataloader's dataset of the config to label")
     p.add_argument('--ann-file', help="override that dataset's ann_file")
