@@ -136,8 +136,8 @@ def _py(script: str, *args: str) -> list[str]:
 
 def _train(cfg: str, work: str, gpus: int, options: list[str]) -> list[str]:
     tail = ['--work-dir', work, *(['--cfg-options', *options] if options else [])]
-    if gpus > 1:
-        return ['bash', 'tools/dist_train.sh', cfg, str(gpus), *tail]
+    if gpus > 1:  # the configs' one-process recipe, kept on N (utils/schedule.py)
+        return ['bash', 'tools/dist_train.sh', cfg, str(gpus), '--scale-schedule', *tail]
     return _py('tools/train.py', cfg, *tail)
 
 

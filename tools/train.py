@@ -11,6 +11,7 @@ from mmdet.utils import setup_cache_size_limit_of_dynamo
 from projects.wise.engine import NonFiniteLossError
 from projects.wise.utils.cli import run_tool
 from projects.wise.utils.launch import load_tool_config
+from projects.wise.utils.schedule import scale_schedule, world_size
 
 
 def parse_args(argv=None):
@@ -20,6 +21,10 @@ def parse_args(argv=None):
     parser.add_argument('--amp', action='store_true', help='automatic mixed precision')
     parser.add_argument('--auto-scale-lr', action='store_true',
                         help='scale the lr by the actual batch size')
+    parser.add_argument('--scale-schedule', action='store_true',
+                        help="keep the config's one-process recipe on all processes: the "
+                             'total batch (epoch-based) or the images seen at a linearly '
+                             'scaled lr (iteration-based); prints what runs')
     parser.add_argument(
         '--resume', nargs='?', type=str, const='auto',
         help='resume from this checkpoint, or without a path from the latest '
@@ -43,6 +48,8 @@ def main(argv=None) -> None:
     if args.amp:
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.loss_scale = 'dynamic'
+    if args.scale_schedule:
+        print(f'train.py: {scale_schedule(cfg, world_size(args.launcher))}', flush=True)
     if args.auto_scale_lr:
         if 'base_batch_size' not in cfg.get('auto_scale_lr', {}):
             raise RuntimeError('--auto-scale-lr needs auto_scale_lr.base_batch_size in the config')

@@ -1,0 +1,57 @@
+"""--scale-schedule: the paper's recipe on 1, 2 and 8 processes (the VOC configs)."""
+from __future__ import annotations
+
+import pytest
+from mmengine.config import Config
+
+from projects.wise.utils.io import OptionError
+from projects.wise.utils.schedule import scale_schedule
+
+from conftest import ROOT, run_tool
+
+PRM = ROOT / 'configs/wise/prm_r50_voc.py'
+MASK_RCNN = ROOT / 'configs/wise/mask-rcnn_r50_voc_pseudo.py'
+
+
+@pytest.mark.parametrize('n', [1, 2, 8])
+def test_prm_keeps_its_total_batch(n: int) -> None:
+    """Batch sizes are per process: without rescaling, 8 GPUs train the PRM at batch
+    128 with the lr of batch 16. Each process takes 16 / N; lr and epochs stay."""
+    cfg = Config.fromfile(PRM)
+    line = scale_schedule(cfg, n)
+    assert cfg.train_dataloader.batch_size * n == 16
+    assert cfg.optim_wrapper.optimizer.lr == 0.01 and cfg.train_cfg.max_epochs == 20
+    assert ('16' in line) and ('0.01' in line)
+
+
+@pytest.mark.parametrize('n', [1, 2, 8])
+def test_mask_rcnn_sees_the_papers_images_at_a_linearly_scaled_lr(n: int) -> None:
+    """The paper: 50K iterations of 1 image at lr 0.00125. On N processes: 50K / N
+    iterations of N images at lr N x 0.00125, every iteration count scaled alike (mmdet's
+    --auto-scale-lr alone would run N x the images)."""
+    cfg = Config.fromfile(MASK_RCNN)
+    line = scale_schedule(cfg, n)
+    assert cfg.train_dataloader.batch_size == 1
+    assert cfg.train_cfg.max_iters * n == 50000
+    assert cfg.optim_wrapper.optimizer.lr == pytest.approx(0.00125 * n)
+    assert cfg.train_cfg.val_interval * n == 10000
+    assert cfg.default_hooks.checkpoint.interval * n == 5000
+    assert cfg.param_scheduler[0].end == -(-500 // n)  # warmup: the same images
+    assert f'{50000 // n} iterations' in line
+
+
+def test_schedules_that_cannot_be_kept_are_refused() -> None:
+    with pytest.raises(OptionError, match='batch 16 does not split over 3 processes'):
+        scale_schedule(Config.fromfile(PRM), 3)
+    cfg = Config.fromfile(MASK_RCNN)
+    cfg.auto_scale_lr.enable = True
+    with pytest.raises(OptionError, match='--auto-scale-lr'):
+        scale_schedule(cfg, 2)
+
+
+def test_pipeline_keeps_the_schedule_on_several_gpus() -> None:
+    """pipeline.py voc --gpus 8 trains every model with --scale-schedule."""
+    out = run_tool('tools/pipeline.py', 'voc', '--gpus', '8', '--dry-run', '--from',
+                   'prm').stdout
+    trains = [line for line in out.splitlines() if 'dist_train.sh' in line]
+    assert len(trains) == 3 and all(' 8 --scale-schedule ' in t for t in trains)
