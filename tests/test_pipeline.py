@@ -97,3 +97,16 @@ def test_seeds_run_each_trained_stage_per_seed_and_table_the_mean(tmp_path: Path
     assert 'Mean ± sd over seeds 3, 4.' in md
     res = json.loads((tmp_path / 'results.json').read_text())
     assert res['seeds'] == [3, 4] and res['runs'][1]['PRM']['mAP50'] == 44.0
+
+
+def test_dist_commands_run_the_pipelines_interpreter_off_path(monkeypatch) -> None:
+    """tools/dist_run.sh runs ${PYTHON:-python}: without an activated venv, torchrun
+    would start whatever `python` PATH finds (or none) and fail. The pipeline passes its
+    own interpreter; ``_run`` raises SystemExit when a command fails."""
+    venv_bin = str(Path(sys.executable).parent)
+    path = os.pathsep.join(p for p in os.environ['PATH'].split(os.pathsep) if p != venv_bin)
+    monkeypatch.setenv('PATH', path)
+    monkeypatch.delenv('PYTHON', raising=False)
+    monkeypatch.delenv('VIRTUAL_ENV', raising=False)
+    monkeypatch.setenv('PORT', '29641')
+    pipeline._run(['bash', 'tools/dist_run.sh', 'train.py', '1', '--help'], dry_run=False)
