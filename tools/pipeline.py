@@ -82,7 +82,7 @@ class Preset:
 
 def _presets(gpus: int, data_root: str | None = None,
              sbd_root: str = 'data/benchmark_RELEASE/dataset') -> dict[str, Preset]:
-    shapes = data_root or 'data/shapes'
+    shapes = 'data/shapes'  # the demo configs' data_root
     voc = data_root or os.environ.get('VOC_ROOT', 'data/VOCdevkit/VOC2012')
     # 1000 proposals per image, as the paper's SharpMask; VOC 2012 and SBD are
     # downloaded by the user (docs/data.md)
@@ -357,6 +357,8 @@ def main(argv: list[str] | None = None) -> None:
                     help='a few iterations per training, no ImageNet weights: checks that '
                          "every stage runs with the preset's configs")
     args = ap.parse_args(argv)
+    if args.data_root and args.preset == 'demo':
+        ap.error('--data-root moves the VOC presets only (the demo writes data/shapes)')
     preset = _presets(args.gpus, args.data_root, args.sbd_root)[args.preset]
     if args.work_dir:
         preset.work = args.work_dir
