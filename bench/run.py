@@ -13,6 +13,7 @@ import json
 import os
 import platform
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -270,12 +271,6 @@ def _demo_outputs(*stages: str, seeds: tuple[str, ...] = SEEDS[:1]) -> Path:
     return ROOT / f'work_dirs/demo/seed{seeds[0]}'
 
 
-def _mean_sd(values: list[float]) -> tuple[float, float]:
-    mean = sum(values) / len(values)
-    sd = (sum((v - mean) ** 2 for v in values) / max(len(values) - 1, 1)) ** 0.5
-    return mean, sd
-
-
 def _latest_json(folder: Path) -> dict:
     """The metrics mmengine's test run last wrote under ``folder`` (<stamp>/<stamp>.json)."""
     return json.loads(max(folder.glob('*/*.json'), key=lambda p: p.stat().st_mtime).read_text())
@@ -298,7 +293,7 @@ def peak_grad(work: Path) -> list[dict]:
                                 .read_text())['quality']
             runs.append((prm['prm/mAP'], prm['prm/peak_precision'], prm['prm/instance_recall'],
                          pseudo['segm_mAP50'], pseudo['segm_ABO']))
-        stats = [_mean_sd([r[j] for r in runs]) for j in range(5)]
+        stats = [(statistics.mean(col), statistics.stdev(col)) for col in zip(*runs)]
         text = ', '.join(f'{name} {m:.1f} ± {sd:.1f}' for name, (m, sd) in zip(
             ('cls mAP', 'peak precision', 'instance recall', 'pseudo ABO'),
             [stats[0], stats[1], stats[2], stats[4]]))

@@ -55,3 +55,11 @@ def test_pipeline_keeps_the_schedule_on_several_gpus() -> None:
                    'prm').stdout
     trains = [line for line in out.splitlines() if 'dist_train.sh' in line]
     assert len(trains) == 3 and all(' 8 --scale-schedule ' in t for t in trains)
+
+
+def test_train_refuses_both_lr_rescalings() -> None:
+    """train.py once applied --scale-schedule before --auto-scale-lr switched itself on,
+    so the two stacked (N^2 x the lr) instead of being refused."""
+    proc = run_tool('tools/train.py', MASK_RCNN, '--scale-schedule', '--auto-scale-lr',
+                    check=False)
+    assert proc.returncode == 2 and '--auto-scale-lr' in proc.stderr

@@ -48,12 +48,12 @@ def main(argv=None) -> None:
     if args.amp:
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.loss_scale = 'dynamic'
-    if args.scale_schedule:
-        print(f'train.py: {scale_schedule(cfg, world_size(args.launcher))}', flush=True)
     if args.auto_scale_lr:
         if 'base_batch_size' not in cfg.get('auto_scale_lr', {}):
             raise RuntimeError('--auto-scale-lr needs auto_scale_lr.base_batch_size in the config')
         cfg.auto_scale_lr.enable = True
+    if args.scale_schedule:  # after --auto-scale-lr, which it refuses to stack on
+        print(f'train.py: {scale_schedule(cfg, world_size(args.launcher))}', flush=True)
     if args.resume == 'auto':
         cfg.resume = True
         cfg.load_from = None

@@ -96,6 +96,13 @@ PEAK_GRADS: Dict[str, Callable[[Tensor, Tensor], Tensor]] = {
 }
 
 
+def peak_grad_fn(peak_grad: str) -> Callable[[Tensor, Tensor], Tensor]:
+    """The :data:`PEAK_GRADS` rule of that name, or ValueError naming the choices."""
+    if peak_grad not in PEAK_GRADS:
+        raise ValueError(f'Unknown peak_grad {peak_grad!r}; choose one of {sorted(PEAK_GRADS)}')
+    return PEAK_GRADS[peak_grad]
+
+
 def peak_stimulation(crm: Tensor, win_size: int = 3, peak_filter: PeakFilter = 'median',
                      peak_grad: str = 'prm') -> Tuple[Tensor, Tensor]:
     """Class scores ``[N, C]`` as the mean of each map at its peaks, and peaks.
@@ -105,10 +112,9 @@ def peak_stimulation(crm: Tensor, win_size: int = 3, peak_filter: PeakFilter = '
     peaks (possible only with a fixed threshold above its maximum) scores 0 and
     gets no gradient.
     """
-    if peak_grad not in PEAK_GRADS:
-        raise ValueError(f'Unknown peak_grad {peak_grad!r}; choose one of {sorted(PEAK_GRADS)}')
+    share = peak_grad_fn(peak_grad)
     mask = _peak_mask(crm, win_size, peak_filter)
     weights = mask.to(crm.dtype)
     num_peaks = weights.sum(dim=(2, 3)).clamp(min=1)
-    scores = PEAK_GRADS[peak_grad]((crm * weights).sum(dim=(2, 3)), num_peaks)
+    scores = share((crm * weights).sum(dim=(2, 3)), num_peaks)
     return scores, mask.nonzero()

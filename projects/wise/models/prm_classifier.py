@@ -12,7 +12,7 @@ from mmdet.structures import DetDataSample
 from mmdet.utils import ConfigType, OptConfigType, OptMultiConfig
 
 from .peak_backprop import peak_backprop_mode, peak_response_maps
-from .peak_stimulation import PEAK_GRADS, find_peaks, peak_stimulation
+from .peak_stimulation import find_peaks, peak_grad_fn, peak_stimulation
 
 DEFAULT_TEST_CFG = dict(score_thr=0.0, peak_thr=0.0, with_prm=False, with_crm=False)
 
@@ -68,9 +68,7 @@ class PRMClassifier(BaseModel):
         self.sub_pixel_scale = sub_pixel_scale
         self.win_size = win_size
         self.peak_filter = peak_filter
-        if peak_grad not in PEAK_GRADS:
-            raise ValueError(f'Unknown peak_grad {peak_grad!r}; choose one of '
-                             f'{sorted(PEAK_GRADS)}')
+        peak_grad_fn(peak_grad)  # an unknown rule fails at build, not at the first step
         self.peak_grad = peak_grad
         self.test_cfg = {**DEFAULT_TEST_CFG, **(test_cfg or {})}
 

@@ -131,7 +131,8 @@ class PRMRetrieval(ProposalSelector):
         if not len(used) or not len(peaks):
             return choice
         prm = peaks.prms.reshape(len(peaks), -1).astype(np.float32)
-        background = self.background(peaks.crms)[peaks.labels].astype(np.float32)
+        classes, of_peak = np.unique(peaks.labels, return_inverse=True)  # only their maps
+        background = self.background(peaks.crms[classes])[of_peak].astype(np.float32)
         score = np.concatenate([self._scores(prm, background, proposals[chunk].decode())
                                 for chunk in np.array_split(used, -(-len(used) // 64))], 1)
         if self.require_cover:
