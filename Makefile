@@ -3,14 +3,18 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(abspath $(VENV))/bin/python
-ENV_STAMP := $(VENV)/.wise-env
+# An env made where no GPU was visible has CPU-only mmcv ops: on a GPU machine (or with
+# WISE_CUDA=1) the env is checked again, and mmcv rebuilt with its CUDA ops.
+ENV_KIND := $(if $(filter 1,$(WISE_CUDA)),cuda,$(if $(filter 0,$(WISE_CUDA)),cpu,$(shell \
+	nvidia-smi -L >/dev/null 2>&1 && echo cuda || echo cpu)))
+ENV_STAMP := $(VENV)/.wise-env-$(ENV_KIND)
 
 .PHONY: env lint test test-fast demo bench clean-demo
 
 env: $(ENV_STAMP)
 
 $(ENV_STAMP): requirements.txt requirements/runtime.txt requirements/tests.txt pyproject.toml \
-		tools/setup/install_env.sh tools/setup/build_mmcv.sh
+		tools/setup/install_env.sh tools/setup/build_mmcv.sh tools/setup/mmcv_plan.py
 	PYTHON=$(PYTHON) bash tools/setup/install_env.sh $(VENV)
 	touch $@
 

@@ -21,11 +21,24 @@ PIP=("$PY" -m pip --disable-pip-version-check)
   "$(grep -E '^torch==' "$ROOT/requirements/runtime.txt")" \
   "$(grep -E '^torchvision==' "$ROOT/requirements/runtime.txt")"
 
-if ! "$PY" -c 'import mmcv, mmcv.ops' 2>/dev/null; then
+# mmcv with CPU or CUDA ops, as mmcv_plan.py decides (a GPU here, or WISE_CUDA=1, wants
+# CUDA ops). Where they cannot be built it stops with one line, before anything else.
+plan=$("$PY" "$HERE/mmcv_plan.py")
+eval "$plan"
+if [[ $MMCV_READY != 1 ]]; then
   wheel=$(bash "$HERE/build_mmcv.sh" "$PY")
-  "${PIP[@]}" install --quiet --no-deps "$wheel"
+  "${PIP[@]}" install --quiet --no-deps --force-reinstall "$wheel"
 fi
 "${PIP[@]}" install --quiet -r "$ROOT/requirements.txt"
 # The project itself, editable: tools and configs import projects.wise from anywhere.
 "${PIP[@]}" install --quiet --no-deps --no-build-isolation -e "$ROOT"
-"$PY" -c 'import mmcv.ops, mmdet, torch; print(f"[env] torch {torch.__version__}, mmcv {mmcv.__version__}, mmdet {mmdet.__version__}")'
+MMCV_MODE=$MMCV_MODE "$PY" - <<'PYEOF'
+import os
+import mmcv, mmdet, torch
+from mmcv.ops import get_compiling_cuda_version
+cuda = get_compiling_cuda_version()
+if os.environ['MMCV_MODE'] == 'cuda' and cuda == 'not available':
+    raise SystemExit('[env] mmcv was installed without its CUDA ops; remove it from the venv and rerun')
+ops = 'CPU ops' if cuda == 'not available' else f'CUDA {cuda} ops'
+print(f'[env] torch {torch.__version__}, mmcv {mmcv.__version__} ({ops}), mmdet {mmdet.__version__}')
+PYEOF

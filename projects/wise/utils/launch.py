@@ -68,10 +68,28 @@ def init_distributed(launcher: str, cfg: Config | None = None) -> tuple[int, int
             kwargs = _dist_cfg(cfg)
             if launcher != 'slurm':  # only mmengine's slurm launcher takes a port
                 kwargs.pop('port', None)
-            init_dist(launcher, **kwargs)
+            kwargs.setdefault('backend', 'nccl')
+            init_dist(launcher, **kwargs)  # sets this rank's GPU (LOCAL_RANK; slurm: its task id)
         else:
             _init_gloo(cfg, launcher)
     return dist.get_rank(), dist.get_world_size()
+
+
+def mmcv_ops_problem(gpu_visible: bool, compiled_cuda: str) -> str | None:
+    """Why mmcv cannot run on this machine's GPU, if it cannot: an env made where no GPU
+    was visible has CPU ops only, and RoIAlign/NMS would fail at the first batch."""
+    if gpu_visible and compiled_cuda == 'not available':
+        return ('a GPU is visible but mmcv in this env was built without CUDA ops: run '
+                '`make env` on this machine, which rebuilds it (WISE_CUDA=1 does so on a '
+                'machine without a GPU)')
+    return None
+
+
+def require_mmcv_cuda_ops() -> None:
+    from mmcv.ops import get_compiling_cuda_version
+    problem = mmcv_ops_problem(torch.cuda.is_available(), get_compiling_cuda_version())
+    if problem:
+        raise SystemExit(problem)
 
 
 def load_tool_config(config: str, launcher: str, cfg_options: dict | None,
@@ -87,6 +105,7 @@ def load_tool_config(config: str, launcher: str, cfg_options: dict | None,
         cfg.work_dir = os.path.join('./work_dirs',
                                     os.path.splitext(os.path.basename(config))[0])
     setup_cpu_distributed(cfg, launcher)
+    require_mmcv_cuda_ops()
     return cfg
 
 
