@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 from mmengine.config import Config
 
 from projects.wise.utils.io import OptionError
@@ -63,3 +64,12 @@ def test_train_refuses_both_lr_rescalings() -> None:
     proc = run_tool('tools/train.py', MASK_RCNN, '--scale-schedule', '--auto-scale-lr',
                     check=False)
     assert proc.returncode == 2 and '--auto-scale-lr' in proc.stderr
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason='a GPU is visible: --amp runs')
+def test_amp_without_a_gpu_is_refused_in_one_line() -> None:
+    """--amp on a CPU machine failed in mmengine's AmpOptimWrapper with a bare assert,
+    after the dataset and model were built."""
+    proc = run_tool('tools/train.py', PRM, '--amp', check=False)
+    assert proc.returncode == 2 and '--amp' in proc.stderr and 'GPU' in proc.stderr
+    assert 'Traceback' not in proc.stderr

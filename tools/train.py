@@ -3,6 +3,7 @@ import argparse
 import os
 import sys
 
+import torch
 from mmengine.config import DictAction
 from mmengine.runner import Runner
 
@@ -10,6 +11,7 @@ from mmdet.registry import RUNNERS
 from mmdet.utils import setup_cache_size_limit_of_dynamo
 from projects.wise.engine import NonFiniteLossError
 from projects.wise.utils.cli import run_tool
+from projects.wise.utils.io import OptionError
 from projects.wise.utils.launch import load_tool_config
 from projects.wise.utils.schedule import scale_schedule, world_size
 
@@ -46,6 +48,8 @@ def main(argv=None) -> None:
     cfg = load_tool_config(args.config, args.launcher, args.cfg_options, args.work_dir)
 
     if args.amp:
+        if not torch.cuda.is_available():  # mmengine's AmpOptimWrapper would assert deep inside
+            raise OptionError('--amp: mixed precision trains on a GPU, and none is visible')
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.loss_scale = 'dynamic'
     if args.auto_scale_lr:

@@ -32,6 +32,14 @@ if [[ $MMCV_MODE == cuda ]]; then
   export FORCE_CUDA=1 TORCH_CUDA_ARCH_LIST=$MMCV_ARCH_LIST CUDA_HOME=$MMCV_CUDA_HOME
   export PATH=$MMCV_CUDA_HOME/bin:$PATH
   [[ -z $MMCV_CPATH ]] || export CPATH=$MMCV_CPATH${CPATH:+:$CPATH}
+  # CUDA from PyPI wheels has libcudart.so.13 but no libcudart.so for the linker's -lcudart.
+  if ! compgen -G "$MMCV_CUDA_HOME/lib*/libcudart.so" > /dev/null; then
+    runtime=$(compgen -G "$MMCV_CUDA_HOME/lib*/libcudart.so.[0-9]*" | head -n1)
+    [[ -n $runtime ]] || { echo "[build_mmcv] no libcudart in $MMCV_CUDA_HOME: pip install nvidia-cuda-runtime" >&2; exit 2; }
+    mkdir -p "$CACHE_ROOT/build/$MMCV_KEY/lib"
+    ln -sf "$runtime" "$CACHE_ROOT/build/$MMCV_KEY/lib/libcudart.so"
+    export LIBRARY_PATH=$CACHE_ROOT/build/$MMCV_KEY/lib${LIBRARY_PATH:+:$LIBRARY_PATH}
+  fi
   echo "[build_mmcv] building mmcv $MMCV_VERSION with CUDA ops for $MMCV_ARCH_LIST" \
        "($MMCV_REASON; nvcc in $MMCV_CUDA_HOME): about 1 h per GPU architecture on 2 CPU cores" >&2
 else
