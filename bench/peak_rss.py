@@ -2,11 +2,11 @@
 
     python bench/peak_rss.py OUT_FILE SCRIPT [ARGS...]
 
-A child's own ``ru_maxrss``: unlike RUSAGE_CHILDREN in the parent, it is not
-the maximum over every earlier child.
+The peak is the process's own ``VmHWM``. ``ru_maxrss`` would not do: Linux carries it
+over fork and exec, so a child of a 1 GB parent (the bench, once it has built models)
+reports at least 1 GB whatever it does.
 """
 import atexit
-import resource
 import runpy
 import sys
 from pathlib import Path
@@ -14,9 +14,16 @@ from pathlib import Path
 out, script, *args = sys.argv[1:]
 
 
+def _vm_hwm_mb() -> float:
+    for line in Path('/proc/self/status').read_text().splitlines():
+        if line.startswith('VmHWM:'):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError('no VmHWM in /proc/self/status (Linux only)')
+
+
 @atexit.register
 def _write() -> None:
-    Path(out).write_text(str(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
+    Path(out).write_text(str(_vm_hwm_mb()))
 
 
 sys.argv = [script, *args]
