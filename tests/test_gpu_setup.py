@@ -122,6 +122,19 @@ def _fake_toolkit(root: Path, release: str) -> Path:
     return root
 
 
+def test_nvcc_is_found_where_torch_looks_then_in_the_venv(tmp_path: Path) -> None:
+    """The one-line error tells users to pip install CUDA 13's nvcc into the venv; the
+    probe must then find it there (site-packages/nvidia/cu13/bin/nvcc)."""
+    site = tmp_path / 'site'
+    wheel_nvcc = _fake_toolkit(site / 'nvidia/cu13', '13.0') / 'bin/nvcc'
+    system = _fake_toolkit(tmp_path / 'cuda', '13.0') / 'bin/nvcc'
+    empty = {'PATH': str(tmp_path / 'nothing')}
+    assert mp.find_nvcc(empty, site, system=()) == str(wheel_nvcc)
+    assert mp.find_nvcc(empty, site, system=(system,)) == str(system)
+    assert mp.find_nvcc({**empty, 'CUDA_HOME': str(tmp_path / 'cuda')}, site) == str(system)
+    assert mp.find_nvcc(empty, tmp_path / 'no-site', system=()) is None
+
+
 def test_the_plan_probes_this_machine() -> None:
     """The real probe, on this CPU machine: its venv's mmcv fits, nothing is rebuilt."""
     proc = _run_plan({'WISE_CUDA': '', 'FORCE_CUDA': '', 'CUDA_VISIBLE_DEVICES': ''})

@@ -128,9 +128,12 @@ def _major(version: str | None) -> int:
 
 
 def _nvcc_hint(torch_cuda: str) -> str:
-    return (f'pip install "nvidia-cuda-nvcc=={torch_cuda}.*" into the venv (the CUDA '
-            f'{_major(torch_cuda)} compiler, runtime and headers are on PyPI), or point '
-            'CUDA_HOME at a toolkit')
+    """PyPI's CUDA compiler, pinned to torch's CUDA version: nvvm and crt left unpinned
+    resolve to a newer release, whose PTX the pinned ptxas rejects."""
+    pkgs = ' '.join(f'"nvidia-{p}=={torch_cuda}.*"'
+                    for p in ('cuda-nvcc', 'nvvm', 'cuda-crt', 'cuda-cccl'))
+    return (f'pip install {pkgs} into the venv (the CUDA {_major(torch_cuda)} compiler and '
+            'headers; torch brings the runtime), or point CUDA_HOME at a toolkit')
 
 
 def plan(facts: Facts) -> Plan:
@@ -180,7 +183,8 @@ def _run(*cmd: str) -> str:
         return ''
 
 
-def _find_nvcc(env: dict[str, str], site: Path) -> str | None:
+def find_nvcc(env: dict[str, str], site: Path,
+              system: tuple[Path, ...] = (Path('/usr/local/cuda/bin/nvcc'),)) -> str | None:
     """As torch's cpp_extension looks: CUDA_HOME, PATH, /usr/local/cuda; then the venv's
     nvidia-cuda-nvcc wheel."""
     candidates = []
@@ -190,7 +194,7 @@ def _find_nvcc(env: dict[str, str], site: Path) -> str | None:
         on_path = shutil.which('nvcc', path=env.get('PATH'))
         if on_path:
             candidates.append(Path(on_path))
-        candidates += [Path('/usr/local/cuda/bin/nvcc'), *sorted(site.glob('nvidia/cu*/bin/nvcc'))]
+        candidates += [*system, *sorted(site.glob('nvidia/cu*/bin/nvcc'))]
     for c in candidates:
         if c.is_file() and os.access(c, os.X_OK):
             return str(c)
@@ -221,7 +225,7 @@ def probe(env: dict[str, str]) -> Facts:
         facts.gpus_smi = len(_run('nvidia-smi', '-L').splitlines())
         facts.driver = (_run('nvidia-smi', '--query-gpu=driver_version',
                              '--format=csv,noheader').splitlines() or [None])[0]
-    nvcc = _find_nvcc(env, site)
+    nvcc = find_nvcc(env, site)
     if nvcc:
         toolkit = _toolkit_of(nvcc)
         facts.nvcc = str(toolkit / 'bin/nvcc')
