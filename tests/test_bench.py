@@ -1,6 +1,8 @@
 """The bench's own measuring tools."""
 from __future__ import annotations
 
+import importlib.util
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -20,3 +22,27 @@ def test_peak_rss_is_the_childs_own(tmp_path: Path) -> None:
               f'{str(out)!r}, {str(script)!r}], check=True)')
     subprocess.run([sys.executable, '-c', parent], check=True, timeout=120)
     assert 50 < float(out.read_text()) < 300
+
+
+def _bench():
+    spec = importlib.util.spec_from_file_location('bench_run', ROOT / 'bench/run.py')
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_end_to_end_time_is_judged_only_on_a_clean_run_at_this_commit(tmp_path: Path) -> None:
+    """Bug: the row summed each stage's time as last run, from partial reruns that shared
+    the CPU with other jobs (61.6 min, "missed"), and would as happily have passed a sum
+    of fast reruns."""
+    bench = _bench()
+    path = tmp_path / 'clean_run.json'
+    assert bench._clean_run_row(path)['ok'] is None  # no clean run: not measured
+    run = dict(seconds=1200.0, seeds=None, commit=bench._commit(), date='today')
+    path.write_text(json.dumps(run))
+    assert bench._clean_run_row(path)['ok'] is True
+    path.write_text(json.dumps({**run, 'seconds': 2400.0}))
+    assert bench._clean_run_row(path)['ok'] is False
+    for other in ({'commit': 'abc1234'}, {'seeds': [0, 1, 2]}):
+        path.write_text(json.dumps({**run, **other}))
+        assert bench._clean_run_row(path)['ok'] is None

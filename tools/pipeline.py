@@ -374,24 +374,42 @@ def main(argv: list[str] | None = None) -> None:
     skipped = set(names[:names.index(args.start)]) if args.start else set()
     shared = {'data', 'proposals'}  # the same for every seed
     t_all = time.perf_counter()
+    ran_all = True
     for i, run in enumerate(runs):
         for stage in run:
-            if (args.only and stage.name not in args.only) or stage.name in skipped \
-                    or (i and stage.name in shared):
+            if i and stage.name in shared:
                 continue
-            _run_stage(stage, stage.name in forced, args.dry_run, preset, args.seeds, i)
+            if (args.only and stage.name not in args.only) or stage.name in skipped:
+                ran_all = False
+                continue
+            ran = _run_stage(stage, stage.name in forced, args.dry_run, preset, args.seeds, i)
+            ran_all = ran_all and ran
     if args.seeds and not args.dry_run and (not args.only or 'table' in args.only):
         write_table(ROOT / preset.work, args.seeds, preset.train_note)
-    print(f'[pipeline] all stages in {time.perf_counter() - t_all:.0f} s')
+    took = time.perf_counter() - t_all
+    print(f'[pipeline] all stages in {took:.0f} s')
+    if ran_all and not args.dry_run:
+        _record_clean_run(ROOT / preset.work, took, args.seeds)
+
+
+def _record_clean_run(work: Path, seconds: float, seeds: list[int] | None) -> None:
+    """The end-to-end time of a run in which every stage ran (none reused): the only
+    time that says what the whole chain takes, unlike a sum of stages from reruns."""
+    head = subprocess.run(['git', 'describe', '--always', '--dirty'], cwd=ROOT,
+                          capture_output=True, text=True).stdout.strip()
+    (work / 'clean_run.json').write_text(json.dumps(dict(
+        seconds=round(seconds, 1), seeds=seeds, commit=head or 'unknown',
+        date=time.strftime('%Y-%m-%d %H:%M')), indent=2))
 
 
 def _run_stage(stage: Stage, forced: bool, dry_run: bool, preset: Preset,
-               seeds: list[int] | None, i: int) -> None:
+               seeds: list[int] | None, i: int) -> bool:
+    """Run ``stage`` unless it is fresh; whether it ran."""
     label = stage.name if not seeds or stage.name in ('data', 'proposals') \
         else f'{stage.name} (seed {seeds[i]})'
     if not forced and stage.fresh():
         print(f'[pipeline] {label}: fresh, skipped', flush=True)
-        return
+        return False
     print(f'[pipeline] {label}', flush=True)
     t0 = time.perf_counter()
     for cmds in stage.commands:
@@ -403,6 +421,7 @@ def _run_stage(stage: Stage, forced: bool, dry_run: bool, preset: Preset,
     print(f'[pipeline] {label}: done in {took:.0f} s', flush=True)
     if not dry_run:
         _record_time(work, stage.name, took)
+    return True
 
 
 if __name__ == '__main__':
