@@ -9,6 +9,7 @@ figures, targets). Targets live here, never in timed tests.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import platform
@@ -44,8 +45,12 @@ def _row(name: str, value: float, target: str, ok: bool | None, unit: str = '') 
 
 
 def _commit() -> str:
-    return subprocess.run(['git', 'describe', '--always', '--dirty'], cwd=ROOT,
-                          capture_output=True, text=True).stdout.strip() or 'unknown'
+    """The commit as tools/pipeline.py records it in clean_run.json: one definition, so
+    that the end-to-end row compares like with like."""
+    spec = importlib.util.spec_from_file_location('pipeline', ROOT / 'tools/pipeline.py')
+    pipeline = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(pipeline)
+    return pipeline.source_commit()
 
 
 @benchmark

@@ -395,11 +395,15 @@ def main(argv: list[str] | None = None) -> None:
 def _record_clean_run(work: Path, seconds: float, seeds: list[int] | None) -> None:
     """The end-to-end time of a run in which every stage ran (none reused): the only
     time that says what the whole chain takes, unlike a sum of stages from reruns."""
-    head = subprocess.run(['git', 'describe', '--always', '--dirty'], cwd=ROOT,
-                          capture_output=True, text=True).stdout.strip()
     (work / 'clean_run.json').write_text(json.dumps(dict(
-        seconds=round(seconds, 1), seeds=seeds, commit=head or 'unknown',
+        seconds=round(seconds, 1), seeds=seeds, commit=source_commit(),
         date=time.strftime('%Y-%m-%d %H:%M')), indent=2))
+
+
+def source_commit() -> str:
+    """The checkout's commit, '-dirty' if changed (bench/run.py compares against it)."""
+    return subprocess.run(['git', 'describe', '--always', '--dirty'], cwd=ROOT,
+                          capture_output=True, text=True).stdout.strip() or 'unknown'
 
 
 def _run_stage(stage: Stage, forced: bool, dry_run: bool, preset: Preset,
