@@ -1,0 +1,56 @@
+"""The built-in data generator: the demo's images stay fixed, the hard variant's
+distractors stay out of the labels."""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+
+from projects.wise.datasets.shapes import SHAPES, VARIANTS, render_image
+
+from conftest import run_tool
+
+
+def test_demo_images_are_unchanged_by_the_variants() -> None:
+    """Bug caught: a change to the generator that shifts the demo's random draws (every
+    demo table, checkpoint and freshness check was measured on these images)."""
+    expected = ['53f5a4535d6dbdde465869ec570bec0c', '8f28ba602f73307c85875483f3846120',
+                '5350cb08d8f1512e23ae3104f6e7679b']
+    for i, digest in enumerate(expected):
+        img, _, _, obj_png, _ = render_image(np.random.default_rng([0, i]), 128,
+                                             list(SHAPES)[:5], 4, 1.0, 20.0, 15.0)
+        assert hashlib.md5(img.tobytes() + obj_png.tobytes()).hexdigest() == digest
+
+
+def test_distractors_change_the_image_never_the_labels() -> None:
+    """Bug caught: a distractor blob written into the class / object label maps (it
+    would become an object to find), or a variant without any visible distractor."""
+    hard = VARIANTS['hard']
+    calm = dataclasses.replace(hard, max_distractors=0)
+    classes = list(hard.classes)
+    changed = 0
+    for i in range(6):
+        a = render_image(np.random.default_rng([3, i]), 96, classes, 6, 1.0, 20.0, 15.0, hard)
+        b = render_image(np.random.default_rng([3, i]), 96, classes, 6, 1.0, 20.0, 15.0, calm)
+        for x, y in zip(a[1:], b[1:]):  # instance map, class PNG, object PNG, labels
+            assert np.array_equal(np.asarray(x), np.asarray(y))
+        background = a[1] == 0
+        changed += np.abs(a[0].astype(int) - b[0].astype(int))[background].max() > 0
+    assert changed >= 3  # 0-3 distractors per image: most images have some
+
+
+def test_hard_variant_writes_its_own_classes_in_voc_layout(tmp_path: Path) -> None:
+    """Bug caught: --variant hard writing the demo's classes (configs and converters
+    would then mislabel every instance) or more instances than it allows."""
+    run_tool('tools/make_shapes_dataset.py', tmp_path, '--variant', 'hard', '--num-train', '8',
+             '--num-val', '2', '--image-size', '96', '--seed', '2')
+    assert (tmp_path / 'classes.txt').read_text().split() == list(VARIANTS['hard'].classes)
+    run_tool('tools/dataset_converters/voc_to_coco.py', tmp_path, '--classes-file',
+             tmp_path / 'classes.txt', '--splits', 'train')
+    coco = json.loads((tmp_path / 'annotations/train_instances.json').read_text())
+    per_image = np.bincount([a['image_id'] for a in coco['annotations']])
+    assert len(coco['images']) == 8 and per_image.max() <= VARIANTS['hard'].max_instances
+    assert [c['name'] for c in coco['categories']] == list(VARIANTS['hard'].classes)
