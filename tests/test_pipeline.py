@@ -38,7 +38,7 @@ def test_from_reruns_a_stage_and_all_after_it_only() -> None:
     out = run_tool('tools/pipeline.py', 'demo', '--dry-run', '--from', 'wise').stdout
     ran = [line.split()[1] for line in out.splitlines() if line.startswith('[pipeline] ')
            and not line.split()[1].endswith(':') and line.split()[1] != 'all']
-    assert ran == ['wise', 'table']
+    assert ran == ['wise', 'wise_improved', 'table']
     assert 'mask-rcnn_r18_shapes_pseudo_refine.py' in out  # WISE + Refine is tested
     proc = run_tool('tools/pipeline.py', 'demo', '--dry-run', '--from', 'nope', check=False)
     assert proc.returncode != 0 and "unknown stage 'nope'" in proc.stderr
@@ -63,6 +63,31 @@ def test_table_has_the_papers_rows_and_columns(tmp_path: Path) -> None:
     assert list(res['rows']) == ['Mask R-CNN (full)', 'PRM', 'WISE', 'WISE + Refine']
     assert (tmp_path / 'results.png').read_bytes()[:4] == b'\x89PNG'
 
+    # the improved selection's rows join once their stage has run
+    metrics(tmp_path / 'wise_improved/metrics.metrics.json', (61, 55, 35, 57))
+    metrics(tmp_path / 'wise_improved/refine.metrics.json', (63, 56, 37, 60))
+    pipeline.write_table(tmp_path)
+    md = (tmp_path / 'results.md').read_text()
+    assert '| WISE (improved) + Refine | image labels | 63.0 | 56.0 | 37.0 | 60.0 | - |' in md
+
+
+def test_improved_selection_is_the_papers_with_options_beside_it() -> None:
+    """Bug caught: the improved pseudo masks overwriting the paper's (both rows would
+    then train on one json), or a selection other than the paper's under the WISE row;
+    and the hard preset reading the easy demo's data."""
+    out = run_tool('tools/pipeline.py', 'demo-hard', '--dry-run', '--seeds', '0',
+                   '--from', 'data').stdout
+    assert 'make_shapes_dataset.py data/shapes-hard --variant hard' in out
+    paper = next(line for line in out.splitlines() if 'seed0/pseudo/train_pseudo.json' in line
+                 and 'gen_pseudo.py' in line)
+    assert '--selector' not in paper  # gen_pseudo's default: objectness_sampling
+    improved = next(line for line in out.splitlines()
+                    if 'seed0/pseudo_improved/train_pseudo.json' in line and 'gen_pseudo' in line)
+    assert '--selector ' + ' '.join(pipeline.IMPROVED) in improved
+    assert 'type=objectness_sampling' in pipeline.IMPROVED
+    assert 'prm_r18_shapes-hard.py' in paper
+    assert f'ann_file={ROOT}/work_dirs/demo-hard/seed0/pseudo_improved/train_pseudo.json' in out
+
 
 def test_seeds_run_each_trained_stage_per_seed_and_table_the_mean(tmp_path: Path) -> None:
     """--seeds: every trained stage once per seed, seeded and in its own work dir, the
@@ -73,9 +98,10 @@ def test_seeds_run_each_trained_stage_per_seed_and_table_the_mean(tmp_path: Path
                    '--work-dir', 'work_dirs/x', '--from', 'data').stdout
     heads = [line for line in out.splitlines() if line.startswith('[pipeline] ')
              and ': done in' not in line and not line.startswith('[pipeline] all')]
-    assert [h.split(' ', 1)[1] for h in heads][:8] == [
-        'data', 'proposals', 'prm (seed 3)', 'pseudo (seed 3)', 'prm_baseline (seed 3)',
-        'full (seed 3)', 'wise (seed 3)', 'table (seed 3)']
+    assert [h.split(' ', 1)[1] for h in heads][:10] == [
+        'data', 'proposals', 'prm (seed 3)', 'pseudo (seed 3)', 'pseudo_improved (seed 3)',
+        'prm_baseline (seed 3)', 'full (seed 3)', 'wise (seed 3)', 'wise_improved (seed 3)',
+        'table (seed 3)']
     assert sum('data' in h.split() for h in heads) == 1
     assert '--work-dir work_dirs/x/seed4/prm --cfg-options randomness.seed=4' in out
     assert ('--seed 4 --out work_dirs/x/seed4/pseudo/train_pseudo.json' in out)

@@ -259,3 +259,91 @@ def test_oracle_maps_categories_by_name(tmp_path) -> None:
     assert 5 <= x <= 9 and y == 5  # an innermost pixel of the box
     with pytest.raises(DataError, match=r'gt\.json: category id 7 is not one of the classes'):
         GTPoints(str(ann), ('circle', 'star'))(1, (20, 20))
+
+
+def _long_object() -> Proposals:
+    """An elongated object (a 4 x 24 bar) and its two halves as proposals, plus a blob."""
+    m = np.zeros((4, 32, 32), bool)
+    m[0, 4:8, 4:28] = True      # the whole bar, objectness 0.5
+    m[1, 4:8, 4:16] = True      # left half, 0.6
+    m[2, 4:8, 16:28] = True     # right half, 0.6
+    m[3, 20:28, 20:28] = True   # a blob, 0.9
+    return Proposals.from_masks(m, [0.5, 0.6, 0.6, 0.9], source='crafted')
+
+
+@pytest.mark.parametrize('options', [{}, dict(peak_ratio=0.2), dict(class_nms_iou=0.5)])
+def test_options_off_or_idle_keep_the_papers_draws(options: dict) -> None:
+    """Bug caught: an option that changes the random draws of peaks it keeps (the
+    paper's sampling would then differ run to run with an idle option)."""
+    peaks = _peaks([[10, 10], [28, 28], [20, 20]], labels=[0, 1, 2], scores=[3.0, 2.0, 1.0])
+    plain = SELECTORS.build(dict(type='objectness_sampling'))
+    with_option = SELECTORS.build(dict(type='objectness_sampling', **options))
+    for seed in range(20):
+        a = plain(peaks, _proposals(), np.random.default_rng([seed, 0]))
+        b = with_option(peaks, _proposals(), np.random.default_rng([seed, 0]))
+        assert a.tolist() == b.tolist()
+
+
+def test_peak_ratio_drops_weak_peaks_of_a_class_only() -> None:
+    """Bug caught: a relative threshold taken over all classes (a class whose peaks
+    are all weaker than another class's would lose its only instance)."""
+    sel = SELECTORS.build(dict(type='best_objectness', peak_ratio=0.5))
+    peaks = _peaks([[10, 10], [28, 28], [20, 20]], labels=[0, 0, 1], scores=[10.0, 4.0, 1.0])
+    # class 0: 4 < 0.5 * 10 -> suppressed; class 1's only (weak) peak stays
+    assert sel(peaks, _proposals(), np.random.default_rng(0)).tolist() == [1, SUPPRESSED, 2]
+
+
+def test_absorb_merges_peaks_along_one_object_not_other_classes() -> None:
+    """Bug caught: several peaks on one elongated object each becoming an instance, or
+    a peak of another class inside the mask being absorbed too."""
+    props = _long_object()
+    peaks = _peaks([[6, 5], [22, 5], [14, 6]], labels=[0, 0, 1], scores=[3.0, 2.0, 1.0])
+    choice = SELECTORS.build(dict(type='best_objectness', absorb=True))(
+        peaks, props, np.random.default_rng(0))
+    # each peak's best proposal is its half (0.6 > 0.5); the halves do not contain
+    # each other's peaks: both kept
+    assert choice.tolist()[:2] == [1, 2]
+
+    class Whole(type(SELECTORS.build(dict(type='best_objectness')))):
+        def select(self, peaks, proposals, rng):
+            return np.zeros(len(peaks), np.int64)  # every peak takes the whole bar
+
+    choice = Whole(absorb=True)(peaks, props, np.random.default_rng(0))
+    # the weaker class-0 peak lies inside the stronger one's bar: absorbed; the
+    # class-1 peak inside the same bar is another class: kept
+    assert choice.tolist() == [0, SUPPRESSED, 0]
+
+
+def test_class_nms_removes_overlapping_instances_of_one_class() -> None:
+    """Bug caught: NMS across classes (two classes on one proposal are two instances)
+    or keeping the weaker of two overlapping same-class instances."""
+    props = _proposals()
+
+    class Fixed(type(SELECTORS.build(dict(type='best_objectness')))):
+        def select(self, peaks, proposals, rng):
+            return np.array([1, 2, 1])  # medium, large, medium
+
+    peaks = _peaks([[10, 10], [20, 20], [10, 10]], labels=[0, 0, 1], scores=[1.0, 2.0, 1.0])
+    # IoU(medium 11x11, large 24x24) = 121 / 576 = 0.21
+    assert Fixed(class_nms_iou=0.2)(peaks, props, np.random.default_rng(0)).tolist() == \
+        [SUPPRESSED, 2, 1]
+    assert Fixed(class_nms_iou=0.3)(peaks, props, np.random.default_rng(0)).tolist() == [1, 2, 1]
+
+
+def test_drawings_judge_peaks_and_instances_as_voc_matches_them() -> None:
+    """Bug caught: a second peak or instance on one object judged a hit (the drawings of
+    gen_pseudo --show-dir and vis_peaks would hide the over-firing they are for), or a
+    hit on an object of another class."""
+    from projects.wise.pseudo.visualization import (draw_pseudo_masks, judge_instances,
+                                                    judge_peaks)
+    props = _proposals()
+    gt_rles, gt_labels = [props.rles[1], props.rles[3]], [0, 1]  # medium square, far square
+    assert judge_peaks(np.array([[10, 10], [11, 11], [28, 28], [20, 20]]), [0, 0, 0, 0],
+                       gt_rles, gt_labels) == ['tp', 'duplicate', 'fp', 'fp']
+    assert judge_instances([props.rles[1], props.rles[1], props.rles[2], props.rles[3]],
+                           [0, 0, 0, 1], gt_rles, gt_labels) == ['tp', 'duplicate', 'fp', 'tp']
+    anns = [dict(segmentation=props.rles[i], category_id=1, score=s, point=[10, 10])
+            for i, s in ((1, 0.9), (1, 0.5))]
+    image = np.zeros((32, 32, 3), np.uint8)
+    drawn = draw_pseudo_masks(image, anns, ['a', 'b'], (gt_rles, gt_labels))
+    assert drawn.shape == (32 + 14, 32, 3)  # the header with the tally

@@ -49,23 +49,106 @@ class PeakSet:
 
 
 class ProposalSelector(metaclass=ABCMeta):
-    """Picks one proposal per peak."""
+    """Picks one proposal per peak, with three options any strategy takes against a
+    PRM that over-fires (all off by default: the paper's pipeline).
+
+    Args:
+        peak_ratio: keep only the peaks reaching this fraction of their class's
+            strongest peak in the image, before selection: false peaks on background
+            in a present class's colour are weaker than the object's own (a fixed
+            ``peak_thr`` cannot tell, as responses differ per image).
+        absorb: strongest peak first, a peak inside a stronger same-class peak's
+            chosen mask is the same object (CIM's redundant instances: several peaks
+            along one elongated object) and adds no instance.
+        class_nms_iou: mask NMS among one class's instances, strongest peak first
+            (PRM's own retrieval merges at 0.3, class-agnostic).
+
+    Peaks these remove get :data:`SUPPRESSED`.
+    """
 
     needs_maps = False
 
-    @abstractmethod
+    def __init__(self, peak_ratio: float | None = None, absorb: bool = False,
+                 class_nms_iou: float | None = None) -> None:
+        self.peak_ratio = peak_ratio
+        self.absorb = absorb
+        self.class_nms_iou = class_nms_iou
+
     def __call__(self, peaks: PeakSet, proposals: Proposals,
                  rng: np.random.Generator) -> np.ndarray:
         """(K,) index into ``proposals`` for each peak, -1 where none covers it
-        (or none qualifies), :data:`SUPPRESSED` where the selector's NMS removed it."""
+        (or none qualifies), :data:`SUPPRESSED` where an option removed it."""
+        keep = np.flatnonzero(self._strong(peaks))
+        choice = np.full(len(peaks), SUPPRESSED, dtype=np.int64)
+        if len(keep) == len(peaks):  # the same draws as without the option
+            choice = self.select(peaks, proposals, rng)
+        elif len(keep):
+            choice[keep] = self.select(peaks.subset(keep), proposals, rng)
+        order = np.argsort(-peaks.scores, kind='stable')
+        if self.absorb:
+            choice = self._absorb(choice, order, peaks, proposals)
+        if self.class_nms_iou is not None:
+            choice = self._class_nms(choice, order, peaks.labels, proposals)
+        return choice
+
+    @abstractmethod
+    def select(self, peaks: PeakSet, proposals: Proposals,
+               rng: np.random.Generator) -> np.ndarray:
+        """The strategy itself: (K,) proposal index per peak, -1 where none covers it,
+        :data:`SUPPRESSED` where its own NMS removed it."""
+
+    def _strong(self, peaks: PeakSet) -> np.ndarray:
+        if self.peak_ratio is None or not len(peaks):
+            return np.ones(len(peaks), bool)
+        best = np.zeros(len(peaks))
+        for c in np.unique(peaks.labels):
+            mine = peaks.labels == c
+            best[mine] = peaks.scores[mine].max()
+        return peaks.scores >= self.peak_ratio * best
+
+    @staticmethod
+    def _absorb(choice: np.ndarray, order: np.ndarray, peaks: PeakSet,
+                proposals: Proposals) -> np.ndarray:
+        chosen = np.flatnonzero(choice >= 0)
+        if len(chosen) < 2:
+            return choice
+        inside = proposals[choice[chosen]].covering(peaks.points)  # K x chosen
+        column = {k: j for j, k in enumerate(chosen)}
+        out = choice.copy()
+        kept: list[int] = []
+        for k in order:
+            if choice[k] < 0:
+                continue
+            if any(peaks.labels[j] == peaks.labels[k] and inside[k, column[j]] for j in kept):
+                out[k] = SUPPRESSED
+            else:
+                kept.append(k)
+        return out
+
+    def _class_nms(self, choice: np.ndarray, order: np.ndarray, labels: np.ndarray,
+                   proposals: Proposals) -> np.ndarray:
+        out = choice.copy()
+        for c in np.unique(labels):
+            mine = [k for k in order if labels[k] == c and choice[k] >= 0]
+            if len(mine) < 2:
+                continue
+            rles = [proposals.rles[choice[k]] for k in mine]
+            iou = np.asarray(mask_util.iou(rles, rles, [0] * len(rles))).reshape(len(rles), -1)
+            kept: list[int] = []
+            for a in range(len(mine)):
+                if any(iou[a, b] >= self.class_nms_iou for b in kept):
+                    out[mine[a]] = SUPPRESSED
+                else:
+                    kept.append(a)
+        return out
 
 
 @SELECTORS.register_module(name='objectness_sampling')
 class ObjectnessSampling(ProposalSelector):
     """The paper's choice: a covering proposal drawn with p ~ objectness."""
 
-    def __call__(self, peaks: PeakSet, proposals: Proposals,
-                 rng: np.random.Generator) -> np.ndarray:
+    def select(self, peaks: PeakSet, proposals: Proposals,
+               rng: np.random.Generator) -> np.ndarray:
         cover = proposals.covering(peaks.points)
         weights = np.where(cover, np.clip(proposals.scores, 0, None)[None], 0.0)
         choice = np.full(len(peaks), -1, dtype=np.int64)
@@ -81,8 +164,8 @@ class ObjectnessSampling(ProposalSelector):
 class BestObjectness(ProposalSelector):
     """The authors' released code: the covering proposal of highest objectness."""
 
-    def __call__(self, peaks: PeakSet, proposals: Proposals,
-                 rng: np.random.Generator) -> np.ndarray:
+    def select(self, peaks: PeakSet, proposals: Proposals,
+               rng: np.random.Generator) -> np.ndarray:
         cover = proposals.covering(peaks.points)
         scores = np.where(cover, proposals.scores[None], -np.inf)
         return np.where(cover.any(1), scores.argmax(1) if len(proposals) else -1, -1)
@@ -111,7 +194,9 @@ class PRMRetrieval(ProposalSelector):
     def __init__(self, balance: float = 0.8, penalty: float = 1e-5, bg_threshold: float = 0.95,
                  contour_width: int = 5, max_candidates: int | None = 100,
                  size_limits: tuple[float, float] = (0.00002, 0.85), rescale_crm: bool = True,
-                 require_cover: bool = False, nms_iou: float | None = 0.3) -> None:
+                 require_cover: bool = False, nms_iou: float | None = 0.3,
+                 **options) -> None:
+        super().__init__(**options)
         self.balance = balance
         self.penalty = penalty
         self.bg_threshold = bg_threshold
@@ -122,8 +207,8 @@ class PRMRetrieval(ProposalSelector):
         self.require_cover = require_cover
         self.nms_iou = nms_iou
 
-    def __call__(self, peaks: PeakSet, proposals: Proposals,
-                 rng: np.random.Generator) -> np.ndarray:
+    def select(self, peaks: PeakSet, proposals: Proposals,
+               rng: np.random.Generator) -> np.ndarray:
         if peaks.prms is None or peaks.crms is None:
             raise ValueError('prm_retrieval needs peak response maps and class response maps')
         choice = np.full(len(peaks), -1, dtype=np.int64)
