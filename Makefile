@@ -9,7 +9,7 @@ ENV_KIND := $(if $(filter 1,$(WISE_CUDA)),cuda,$(if $(filter 0,$(WISE_CUDA)),cpu
 	nvidia-smi -L >/dev/null 2>&1 && echo cuda || echo cpu)))
 ENV_STAMP := $(VENV)/.wise-env-$(ENV_KIND)
 
-.PHONY: env lint test test-fast demo bench clean-demo
+.PHONY: env lint test test-fast demo demo-hard bench clean-demo clean-demo-hard
 
 env: $(ENV_STAMP)
 
@@ -36,8 +36,15 @@ test-fast: env
 demo: env
 	$(PY) tools/pipeline.py demo
 
+# The same chain on the hard variant (photographs, distractors: a PRM that over-fires)
+demo-hard: env
+	$(PY) tools/pipeline.py demo-hard
+
 bench: env
 	$(PY) bench/run.py
 
 clean-demo:
 	rm -rf data/shapes work_dirs/demo
+
+clean-demo-hard:
+	rm -rf data/shapes-hard work_dirs/demo-hard

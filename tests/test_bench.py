@@ -46,3 +46,18 @@ def test_end_to_end_time_is_judged_only_on_a_clean_run_at_this_commit(tmp_path: 
     for other in ({'commit': 'abc1234'}, {'seeds': [0, 1, 2]}):
         path.write_text(json.dumps({**run, **other}))
         assert bench._clean_run_row(path)['ok'] is None
+
+
+def test_improved_selection_is_judged_on_its_worst_figure_against_the_sd() -> None:
+    """Bug caught: "no row drops by more than its seed spread" judged on the mean change
+    (a large gain at one column hiding a drop at another) or without the spread."""
+    bench = _bench()
+    cols = ('mAP25', 'mAP50', 'mAP75', 'ABO')
+    res = {'WISE': dict.fromkeys(cols, 80.0), 'WISE + Refine': dict.fromkeys(cols, 82.0),
+           'WISE (improved)': {**dict.fromkeys(cols, 85.0), 'mAP75': 78.5},
+           'WISE (improved) + Refine': dict.fromkeys(cols, 82.0)}
+    sd = {'WISE': dict.fromkeys(cols, 1.0), 'WISE + Refine': dict.fromkeys(cols, 0.5)}
+    margin, where = bench._improved_vs_paper(res, sd)
+    assert (margin, where) == (-0.5, 'WISE (improved) mAP75')  # 78.5 - 80 + 1.0
+    res['WISE (improved)']['mAP75'] = 79.5
+    assert bench._improved_vs_paper(res, sd)[0] == 0.5  # Refine rows: 0 + 0.5

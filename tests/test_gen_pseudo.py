@@ -189,6 +189,8 @@ def test_oracle_points_and_missing_proposals(tiny_prm_cfg: Path, tiny_prm_ckpt: 
     assert report['events']['instances'] == total - lost
     assert report['quality']['segm_ABO'] == pytest.approx(100 * (total - lost) / total, abs=0.01)
     assert report['quality']['segm_mAP75'] > 80
+    # one instance per object found (the report's over-firing figure)
+    assert report['instances_per_object'] == pytest.approx((total - lost) / total, abs=1e-3)
 
 
 def test_bad_inputs_name_the_problem(tiny_prm_cfg: Path, tiny_prm_ckpt: Path,

@@ -334,8 +334,7 @@ def test_drawings_judge_peaks_and_instances_as_voc_matches_them() -> None:
     """Bug caught: a second peak or instance on one object judged a hit (the drawings of
     gen_pseudo --show-dir and vis_peaks would hide the over-firing they are for), or a
     hit on an object of another class."""
-    from projects.wise.pseudo.visualization import (draw_pseudo_masks, judge_instances,
-                                                    judge_peaks)
+    from projects.wise.pseudo.visualization import draw_pseudo_masks, judge_instances, judge_peaks
     props = _proposals()
     gt_rles, gt_labels = [props.rles[1], props.rles[3]], [0, 1]  # medium square, far square
     assert judge_peaks(np.array([[10, 10], [11, 11], [28, 28], [20, 20]]), [0, 0, 0, 0],

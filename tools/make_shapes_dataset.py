@@ -2,7 +2,7 @@
 
 The images, labels and variants are ``projects.wise.datasets.shapes``'s:
 ``--variant demo`` (textured backgrounds) or ``hard`` (photographs, distractors
-in class colours, hollow / concave / elongated classes, up to 6 instances).
+in class colours, hollow / concave / elongated classes, up to 5 instances).
 
     python tools/make_shapes_dataset.py data/shapes --num-train 2000 --num-val 200
     python tools/make_shapes_dataset.py data/shapes-hard --variant hard
@@ -27,7 +27,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help=f'1..{len(SHAPES)} (the demo variant: the first N shapes)')
     p.add_argument('--image-size', type=int, default=128)
     p.add_argument('--max-instances', type=int,
-                   help="most instances per image (default: the variant's, 4 or 6)")
+                   help="most instances per image (default: the variant's, 4 or 5)")
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--clutter', type=float, default=1.0,
                    help='background clutter in [0, 1]: texture contrast and line count')

@@ -10,7 +10,7 @@ and this set share all code paths.
 The ``hard`` variant fails the way VOC does: hollow, concave and elongated
 classes, backgrounds cut from the real photographs scikit-image ships, distractor
 blobs in the colours of the classes present (where a colour-led PRM fires
-falsely), up to 6 instances per image and heavier occlusion.
+falsely) and up to 5 instances per image.
 """
 from __future__ import annotations
 
@@ -85,8 +85,7 @@ class Variant:
 VARIANTS = {
     'demo': Variant(),
     'hard': Variant(classes=('ring', 'crescent', 'bar', 'arrow', 'frame'),
-                    photo_backgrounds=True, max_distractors=3, max_instances=6,
-                    min_visible=0.35, touch=0.5),
+                    photo_backgrounds=True, max_distractors=3, max_instances=5),
 }
 
 

@@ -51,4 +51,7 @@ def summarize(records: Iterable[dict], classes: Sequence[str], gt_ann_file: str 
     if metric is not None:
         report['quality'] = metric.compute_metrics(metric.results)
         report['quality_per_class'] = metric.last_results['per_class']['segm']
+        # over-firing shows here first: 1.0 is one pseudo instance per object
+        num_gts = sum(c['num_gts'] for c in report['quality_per_class'].values())
+        report['instances_per_object'] = round(events['instances'] / max(num_gts, 1), 3)
     return report
