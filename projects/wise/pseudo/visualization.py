@@ -57,16 +57,16 @@ def judge_peaks(points: np.ndarray, labels: Sequence[int], gt_rles: Sequence[dic
 
 
 def tally(verdicts: Sequence[str], num_gts: int | None) -> str:
-    """'2 tp 1 dup 1 fp / 3 objects' (the header of a drawing)."""
-    text = (f'{verdicts.count("tp")} tp {verdicts.count("duplicate")} dup '
-            f'{verdicts.count("fp")} fp')
-    return text if num_gts is None else f'{text} / {num_gts} objects'
+    """'tp 2 dup 1 fp 1 gt 3' (the header of a drawing; short, for 128 px images)."""
+    text = (f'tp {verdicts.count("tp")} dup {verdicts.count("duplicate")} '
+            f'fp {verdicts.count("fp")}')
+    return text if num_gts is None else f'{text} gt {num_gts}'
 
 
 def with_header(image: np.ndarray, text: str) -> np.ndarray:
     """``image`` under a black strip carrying ``text``."""
     strip = np.zeros((14, image.shape[1], 3), np.uint8)
-    cv2.putText(strip, text, (2, 10), cv2.FONT_HERSHEY_SIMPLEX, 0.33, (255, 255, 255), 1,
+    cv2.putText(strip, text, (2, 10), cv2.FONT_HERSHEY_SIMPLEX, 0.3, (255, 255, 255), 1,
                 cv2.LINE_AA)
     return np.concatenate([strip, image], 0)
 
