@@ -239,5 +239,6 @@ def test_short_training_lowers_loss_and_tests(tiny_prm_cfg: Path, tmp_path: Path
     assert len(pngs) == 2
     for png in pngs:
         h, w = read_image(png).shape[:2]
-        # the image with its peaks, then CRM and PRM tiles per class found present
-        assert h == 96 and w % 96 == 0 and (w // 96) % 2 == 1
+        # the image with its peaks, then CRM and PRM tiles per class found present, under
+        # a 14 px header tallying the peaks against the split's ground truth
+        assert h == 96 + 14 and w % 96 == 0 and (w // 96) % 2 == 1
