@@ -55,7 +55,8 @@ def test_pipeline_keeps_the_schedule_on_several_gpus() -> None:
     out = run_tool('tools/pipeline.py', 'voc', '--gpus', '8', '--dry-run', '--from',
                    'prm').stdout
     trains = [line for line in out.splitlines() if 'dist_train.sh' in line]
-    assert len(trains) == 3 and all(' 8 --scale-schedule ' in t for t in trains)
+    # PRM, full, WISE with the paper's and with the improved pseudo masks
+    assert len(trains) == 4 and all(' 8 --scale-schedule ' in t for t in trains)
 
 
 def test_train_refuses_both_lr_rescalings() -> None:

@@ -30,8 +30,8 @@ def test_voc_aug_preset_runs_every_stage_with_the_paper_configs(tmp_path: Path) 
     ran = [line.split()[1] for line in proc.stdout.splitlines()
            if line.startswith('[pipeline] ') and line.split()[1] != 'all'
            and ': done in' not in line]
-    assert ran == ['data', 'proposals', 'prm', 'pseudo', 'prm_baseline', 'full', 'wise',
-                   'table']
+    assert ran == ['data', 'proposals', 'prm', 'pseudo', 'pseudo_improved', 'prm_baseline',
+                   'full', 'wise', 'wise_improved', 'table']
 
     ann = root / 'annotations'
     train = json.loads((ann / 'train_aug_labels.json').read_text())
@@ -43,10 +43,12 @@ def test_voc_aug_preset_runs_every_stage_with_the_paper_configs(tmp_path: Path) 
     pseudo = json.loads((work / 'pseudo/train_aug_pseudo.json').read_text())
     assert len(pseudo['images']) == 5 and pseudo['annotations']  # every labelled class
     results = json.loads((work / 'results.json').read_text())
-    assert list(results['rows']) == ['Mask R-CNN (full)', 'PRM', 'WISE', 'WISE + Refine']
+    assert list(results['rows']) == ['Mask R-CNN (full)', 'PRM', 'WISE', 'WISE + Refine',
+                                     'WISE (improved)', 'WISE (improved) + Refine']
     assert results['train'].startswith('SBD train_aug')
     assert 'Trained on SBD train_aug' in (work / 'results.md').read_text()
-    for name in ('full/metrics', 'wise/metrics', 'wise/refine'):
+    for name in ('full/metrics', 'wise/metrics', 'wise/refine', 'wise_improved/metrics',
+                 'wise_improved/refine'):
         metrics = json.loads((work / f'{name}.metrics.json').read_text())['metrics']
         assert {'segm_mAP25', 'segm_mAP50', 'segm_mAP75', 'segm_ABO'} <= set(metrics)
 
