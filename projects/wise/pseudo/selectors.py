@@ -48,6 +48,19 @@ class PeakSet:
                        None if self.prms is None else self.prms[idx], self.crms)
 
 
+def mask_nms(chosen: np.ndarray, proposals: Proposals, iou_thr: float) -> np.ndarray:
+    """Greedy mask NMS over proposal indices given best first: which are kept (a mask
+    overlapping a kept one at IoU >= ``iou_thr`` is not)."""
+    keep = np.ones(len(chosen), bool)
+    if len(chosen) < 2:
+        return keep
+    rles = [proposals.rles[i] for i in chosen]
+    iou = np.asarray(mask_util.iou(rles, rles, [0] * len(rles))).reshape(len(rles), -1)
+    for a in range(1, len(chosen)):
+        keep[a] = not (iou[a, :a][keep[:a]] >= iou_thr).any()
+    return keep
+
+
 class ProposalSelector(metaclass=ABCMeta):
     """Picks one proposal per peak, with three options any strategy takes against a
     PRM that over-fires (all off by default: the paper's pipeline).
@@ -129,17 +142,8 @@ class ProposalSelector(metaclass=ABCMeta):
                    proposals: Proposals) -> np.ndarray:
         out = choice.copy()
         for c in np.unique(labels):
-            mine = [k for k in order if labels[k] == c and choice[k] >= 0]
-            if len(mine) < 2:
-                continue
-            rles = [proposals.rles[choice[k]] for k in mine]
-            iou = np.asarray(mask_util.iou(rles, rles, [0] * len(rles))).reshape(len(rles), -1)
-            kept: list[int] = []
-            for a in range(len(mine)):
-                if any(iou[a, b] >= self.class_nms_iou for b in kept):
-                    out[mine[a]] = SUPPRESSED
-                else:
-                    kept.append(a)
+            mine = np.array([k for k in order if labels[k] == c and choice[k] >= 0], np.int64)
+            out[mine[~mask_nms(choice[mine], proposals, self.class_nms_iou)]] = SUPPRESSED
         return out
 
 
@@ -260,16 +264,7 @@ class PRMRetrieval(ProposalSelector):
         """Class-agnostic mask NMS over the peaks' chosen proposals: a peak whose mask
         overlaps a better-scored kept one at IoU >= ``nms_iou`` is suppressed."""
         found = np.flatnonzero(choice >= 0)
-        if len(found) < 2:
-            return choice
         order = found[np.argsort(-score[found], kind='stable')]
-        rles = [proposals.rles[i] for i in choice[order]]
-        iou = np.asarray(mask_util.iou(rles, rles, [0] * len(rles))).reshape(len(rles), -1)
         out = choice.copy()
-        kept: list[int] = []
-        for a in range(len(order)):
-            if any(iou[a, b] >= self.nms_iou for b in kept):
-                out[order[a]] = SUPPRESSED
-            else:
-                kept.append(a)
+        out[order[~mask_nms(choice[order], proposals, self.nms_iou)]] = SUPPRESSED
         return out
