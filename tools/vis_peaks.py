@@ -99,10 +99,7 @@ def main(argv: list[str] | None = None) -> None:
         [sample] = model.predict(batch['inputs'], batch['data_samples'])
         crm = sample.pred_crms.numpy()
         image = read_image(sample.img_path)
-        gt = None
-        if gt_points is not None:
-            img_id, hw = sample.img_id, image.shape[:2]
-            gt = (gt_points.rles(img_id, hw), gt_points.labels(img_id))
+        gt = None if gt_points is None else gt_points.objects(sample.img_id, image.shape[:2])
         out = args.out_dir / f'{Path(sample.img_path).stem}.png'
         cv2.imwrite(str(out), render(image, crm, sample, classes, gt)[..., ::-1])
         print(f'[vis_peaks] {out}', flush=True)

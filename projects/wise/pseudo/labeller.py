@@ -201,10 +201,10 @@ class PseudoLabeller:
         record['seconds'] = dict(peaks=round(t1 - t0, 5),
                                  total=round(time.perf_counter() - t0, 5))
         if self.show_dir is not None:
-            gt = None if self.gt is None else (self.gt.rles(img_id, hw), self.gt.labels(img_id))
             save_pseudo_masks(self.show_dir / f'{Path(info["img_path"]).stem}.png',
                               read_image(info['img_path']), record['annotations'],
-                              self.classes, gt)
+                              self.classes,
+                              None if self.gt is None else self.gt.objects(img_id, hw))
         return record
 
     def _load(self, index: int, info: dict) -> dict:

@@ -52,9 +52,10 @@ class GTPoints:
                             f'{list(self.classes)}')
         return label
 
-    def labels(self, img_id: int) -> list[int]:
-        """The image's ground-truth 0-based labels, in :meth:`rles`' order."""
-        return [self._label(a['category_id']) for a in self.anns.get(img_id, [])]
+    def objects(self, img_id: int, hw: tuple[int, int]) -> tuple[list[dict], list[int]]:
+        """The image's ground-truth masks (:meth:`rles`) and their 0-based labels."""
+        return (self.rles(img_id, hw),
+                [self._label(a['category_id']) for a in self.anns.get(img_id, [])])
 
     def rles(self, img_id: int, hw: tuple[int, int]) -> list[dict]:
         """The image's ground-truth masks as compressed RLEs."""

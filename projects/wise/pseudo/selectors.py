@@ -93,9 +93,7 @@ class ProposalSelector(metaclass=ABCMeta):
         (or none qualifies), :data:`SUPPRESSED` where an option removed it."""
         keep = np.flatnonzero(self._strong(peaks))
         choice = np.full(len(peaks), SUPPRESSED, dtype=np.int64)
-        if len(keep) == len(peaks):  # the same draws as without the option
-            choice = self.select(peaks, proposals, rng)
-        elif len(keep):
+        if len(keep):
             choice[keep] = self.select(peaks.subset(keep), proposals, rng)
         order = np.argsort(-peaks.scores, kind='stable')
         if self.absorb:
