@@ -70,6 +70,10 @@ HOLES: dict[str, Callable[[], np.ndarray]] = {
 }
 
 
+#: least unoccluded fraction of every instance
+MIN_VISIBLE = 0.5
+
+
 @dataclass(frozen=True)
 class Variant:
     """How a generated set looks beyond its shapes: what ``--variant`` selects."""
@@ -78,8 +82,6 @@ class Variant:
     photo_backgrounds: bool = False  # crops of scikit-image's photographs
     max_distractors: int = 0  # blobs in class colours, per image
     max_instances: int = 4
-    min_visible: float = 0.5  # least unoccluded fraction of every instance
-    touch: float = 0.4  # chance an instance is placed against an earlier one
 
 
 VARIANTS = {
@@ -124,14 +126,19 @@ def _background(rng: np.random.Generator, h: int, w: int, clutter: float) -> np.
         theta, period = rng.uniform(0, np.pi), rng.uniform(6, 20)
         phase = (xx * np.cos(theta) + yy * np.sin(theta)) * 2 * np.pi / period
         img += 25 * np.sin(phase)[..., None]
-    img = np.clip(img, 0, 255).astype(np.uint8)
-    for _ in range(int(rng.integers(3, 12) * clutter)):  # clutter lines
+    return _lines_and_grain(rng, np.clip(img, 0, 255).astype(np.uint8), clutter)
+
+
+def _lines_and_grain(rng: np.random.Generator, img: np.ndarray, clutter: float) -> np.ndarray:
+    """Clutter lines (their number scaled by ``clutter``) drawn on the uint8 ``img``,
+    then grain: the float image objects are painted on."""
+    h, w = img.shape[:2]
+    for _ in range(int(rng.integers(3, 12) * clutter)):
         p1, p2 = rng.integers(0, [w, h], size=(2, 2))
         colour = tuple(int(c) for c in rng.integers(0, 256, 3))
         cv2.line(img, tuple(int(v) for v in p1), tuple(int(v) for v in p2), colour,
                  int(rng.integers(1, 3)), cv2.LINE_AA)
-    img = img.astype(np.float32) + rng.normal(0, 6, (h, w, 3))
-    return img
+    return img.astype(np.float32) + rng.normal(0, 6, (h, w, 3))
 
 
 #: scikit-image's bundled photographs (no download); grey ones are used as grey
@@ -160,13 +167,7 @@ def _photo_background(rng: np.random.Generator, h: int, w: int, clutter: float) 
     img = cv2.resize(photo[y:y + side, x:x + side], (w, h), interpolation=cv2.INTER_AREA)
     if rng.random() < 0.5:
         img = img[:, ::-1]
-    img = np.ascontiguousarray(img)
-    for _ in range(int(rng.integers(3, 12) * clutter)):
-        p1, p2 = rng.integers(0, [w, h], size=(2, 2))
-        colour = tuple(int(c) for c in rng.integers(0, 256, 3))
-        cv2.line(img, tuple(int(v) for v in p1), tuple(int(v) for v in p2), colour,
-                 int(rng.integers(1, 3)), cv2.LINE_AA)
-    return img.astype(np.float32) + rng.normal(0, 6, (h, w, 3))
+    return _lines_and_grain(rng, np.ascontiguousarray(img), clutter)
 
 
 def _blob(rng: np.random.Generator, h: int, w: int, radius: float) -> np.ndarray:
@@ -217,7 +218,7 @@ def render_image(rng: np.random.Generator, size: int, classes: list[str], max_in
         for _ in range(n):
             cls = int(rng.integers(len(classes)))
             radius = size * rng.uniform(0.11, 0.22)
-            if centres and rng.random() < variant.touch:  # touch or overlap an earlier one
+            if centres and rng.random() < 0.4:  # touch or overlap an earlier instance
                 ox, oy, orad = centres[int(rng.integers(len(centres)))]
                 t = rng.uniform(0, 2 * np.pi)
                 d = (orad + radius) * rng.uniform(0.75, 1.0)
@@ -232,7 +233,7 @@ def render_image(rng: np.random.Generator, size: int, classes: list[str], max_in
         for i, m in enumerate(full, 1):
             objects[m] = i
         visible = [(objects == i).sum() / max(m.sum(), 1) for i, m in enumerate(full, 1)]
-        if min(visible) >= variant.min_visible and min(m.sum() for m in full) >= 0.004 * h * w:
+        if min(visible) >= MIN_VISIBLE and min(m.sum() for m in full) >= 0.004 * h * w:
             break
 
     if variant.photo_backgrounds:
