@@ -282,7 +282,7 @@ def _demo_outputs(*stages: str, seeds: tuple[str, ...] = SEEDS[:1],
 
 
 def _pipeline():
-    """tools/pipeline.py as a module (its IMPROVED selection, its source_commit)."""
+    """tools/pipeline.py as a module (its presets and selections, its source_commit)."""
     if 'wise_pipeline' not in sys.modules:
         spec = importlib.util.spec_from_file_location('wise_pipeline',
                                                       ROOT / 'tools/pipeline.py')
@@ -323,30 +323,23 @@ def peak_grad(work: Path) -> list[dict]:
     return rows
 
 
-#: the demos' PRM config and data, by pipeline preset
-DEMOS = {'demo': ('configs/wise/demo/prm_r18_shapes.py', 'data/shapes'),
-         'demo-hard': ('configs/wise/demo/prm_r18_shapes-hard.py', 'data/shapes-hard')}
-
-
 def _pseudo_figures(preset: str, work: Path) -> dict[str, list[tuple[float, float, float]]]:
-    """Per selection ('paper', 'improved') and seed: the train pseudo masks' mAP50, the
-    same selection's from ground-truth centres (the oracle) and pseudo instances per
-    object."""
-    cfg, data = DEMOS[preset]
-    improved = _pipeline().IMPROVED
-    _demo_outputs('data', 'proposals', 'prm', 'pseudo', 'pseudo_improved', seeds=SEEDS,
-                  preset=preset)
+    """Per selection ('paper', 'improved': the pipeline's pseudo-mask stages) and seed:
+    the train pseudo masks' mAP50, the same selection's from ground-truth centres (the
+    oracle) and pseudo instances per object."""
+    pipeline = _pipeline()
+    p = pipeline._presets(1)[preset]
+    _demo_outputs('data', 'proposals', 'prm', *pipeline.SELECTIONS, seeds=SEEDS, preset=preset)
     out: dict[str, list[tuple[float, float, float]]] = {'paper': [], 'improved': []}
     for seed in SEEDS:
         run = ROOT / f'work_dirs/{preset}/seed{seed}'
         ckpt = (run / 'prm/last_checkpoint').read_text().strip()
-        for name, folder, selector in (('paper', 'pseudo', ['type=objectness_sampling']),
-                                       ('improved', 'pseudo_improved', improved)):
+        for name, (stage, selection) in zip(out, pipeline.SELECTIONS.items()):
             oracle = work / f'{preset}-{name}-{seed}.json'
-            _run(sys.executable, 'tools/gen_pseudo.py', cfg, ckpt, '--out', oracle, '--oracle',
-                 '--seed', seed, '--selector', *selector, '--proposals', 'type=precomputed',
-                 f'root={ROOT / data / "proposals"}')
-            mine = json.loads((run / f'{folder}/train_pseudo.json.report.json').read_text())
+            _run(sys.executable, 'tools/gen_pseudo.py', p.prm_cfg, ckpt, '--out', oracle,
+                 '--oracle', '--seed', seed, *selection, '--proposals', 'type=precomputed',
+                 f'root={ROOT / p.proposals_root}')
+            mine = json.loads((run / f'{stage}/train_pseudo.json.report.json').read_text())
             best = json.loads(Path(f'{oracle}.report.json').read_text())
             out[name].append((mine['quality']['segm_mAP50'], best['quality']['segm_mAP50'],
                               mine['instances_per_object']))

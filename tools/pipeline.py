@@ -46,6 +46,9 @@ SUPERVISION = {'Mask R-CNN (full)': 'masks', 'PRM': 'image labels', 'WISE': 'ima
 #: (docs/over_firing.md): the covering proposal of highest objectness (the authors'
 #: code), then mask NMS among one class's instances
 IMPROVED = ['type=best_objectness', 'class_nms_iou=0.5']
+#: pseudo-mask stage -> its gen_pseudo selection arguments (none: the paper's, the default);
+#: the WISE stage trained on each is named alike (``wise``, ``wise_improved``)
+SELECTIONS = {'pseudo': [], 'pseudo_improved': ['--selector', *IMPROVED]}
 
 
 @dataclass
@@ -188,11 +191,28 @@ def stages(p: Preset, gpus: int, seed: int | None = None, prm_options: list[str]
     proposals = ['--proposals', 'type=precomputed', f'root={p.proposals_root}']
     gen = [sys.executable, 'tools/gen_pseudo.py', p.prm_cfg, prm_ckpt,
            *([] if seed is None else ['--seed', str(seed)])]
-    pseudo = f'{w}/pseudo/{p.train_split}_pseudo.json'
-    improved = f'{w}/pseudo_improved/{p.train_split}_pseudo.json'
-    wise_options = [*det_train, f'train_dataloader.dataset.ann_file={ROOT / pseudo}']
-    improved_options = [*det_train, f'train_dataloader.dataset.ann_file={ROOT / improved}']
     shards = p.proposal_shards
+
+    def pseudo_json(stage: str) -> str:
+        return f'{w}/{stage}/{p.train_split}_pseudo.json'
+
+    def pseudo_stage(stage: str) -> Stage:
+        out = pseudo_json(stage)
+        return Stage(stage, [['bash', '-c', ' '.join(
+                         [*gen, '--out', out, *proposals, *SELECTIONS[stage]])]],
+                     inputs=[f'{w}/prm/last_checkpoint', f'{p.proposals_root}/recall.json',
+                             'projects/wise/pseudo', 'tools/gen_pseudo.py'],
+                     outputs=[out])
+
+    def wise_stage(stage: str, pseudo: str) -> Stage:
+        work = f'{w}/{stage}'
+        options = [*det_train, f'train_dataloader.dataset.ann_file={ROOT / pseudo}']
+        return Stage(stage, [_train(p.wise_cfg, work, gpus, options),
+                             _test(p.wise_cfg, work, f'{work}/metrics', gpus, test_opts),
+                             _test(p.refine_cfg, work, f'{work}/refine', gpus, test_opts)],
+                     inputs=[p.wise_cfg, p.refine_cfg, pseudo, 'projects/wise/engine'],
+                     outputs=[f'{work}/metrics.metrics.json', f'{work}/refine.metrics.json'])
+
     return [
         Stage('data', [*p.make_data,
                        _py('tools/dataset_converters/voc_to_coco.py', d, *p.convert_args,
@@ -220,15 +240,8 @@ def stages(p: Preset, gpus: int, seed: int | None = None, prm_options: list[str]
                                                '--num', '8'])]],
               inputs=[p.prm_cfg, f'{ann}/{p.train_split}_labels.json', 'projects/wise/models'],
               outputs=[f'{w}/prm/last_checkpoint']),
-        Stage('pseudo', [['bash', '-c', ' '.join([*gen, '--out', pseudo, *proposals])]],
-              inputs=[f'{w}/prm/last_checkpoint', f'{p.proposals_root}/recall.json',
-                      'projects/wise/pseudo', 'tools/gen_pseudo.py'],
-              outputs=[pseudo]),
-        Stage('pseudo_improved', [['bash', '-c', ' '.join(
-                  [*gen, '--out', improved, *proposals, '--selector', *IMPROVED])]],
-              inputs=[f'{w}/prm/last_checkpoint', f'{p.proposals_root}/recall.json',
-                      'projects/wise/pseudo', 'tools/gen_pseudo.py'],
-              outputs=[improved]),
+        pseudo_stage('pseudo'),
+        pseudo_stage('pseudo_improved'),
         Stage('prm_baseline', [['bash', '-c', ' '.join(
                   [*gen, '--split', 'val', '--no-image-labels', '--selector',
                    'type=prm_retrieval', '--out', f'{w}/prm_baseline/val_prm.json', *proposals])]],
@@ -239,26 +252,9 @@ def stages(p: Preset, gpus: int, seed: int | None = None, prm_options: list[str]
                        _test(p.full_cfg, f'{w}/full', f'{w}/full/metrics', gpus, test_opts)],
               inputs=[p.full_cfg, f'{ann}/{p.train_split}_instances.json'],
               outputs=[f'{w}/full/metrics.metrics.json']),
-        Stage('wise', [_train(p.wise_cfg, f'{w}/wise', gpus, wise_options),
-                       _test(p.wise_cfg, f'{w}/wise', f'{w}/wise/metrics', gpus, test_opts),
-                       _test(p.refine_cfg, f'{w}/wise', f'{w}/wise/refine', gpus, test_opts)],
-              inputs=[p.wise_cfg, p.refine_cfg, pseudo, 'projects/wise/engine'],
-              outputs=[f'{w}/wise/metrics.metrics.json', f'{w}/wise/refine.metrics.json']),
-        Stage('wise_improved',
-              [_train(p.wise_cfg, f'{w}/wise_improved', gpus, improved_options),
-               _test(p.wise_cfg, f'{w}/wise_improved', f'{w}/wise_improved/metrics', gpus,
-                     test_opts),
-               _test(p.refine_cfg, f'{w}/wise_improved', f'{w}/wise_improved/refine', gpus,
-                     test_opts)],
-              inputs=[p.wise_cfg, p.refine_cfg, improved, 'projects/wise/engine'],
-              outputs=[f'{w}/wise_improved/metrics.metrics.json',
-                       f'{w}/wise_improved/refine.metrics.json']),
-        Stage('table', [], inputs=[f'{w}/full/metrics.metrics.json',
-                                   f'{w}/prm_baseline/val_prm.json',
-                                   f'{w}/wise/metrics.metrics.json',
-                                   f'{w}/wise/refine.metrics.json',
-                                   f'{w}/wise_improved/metrics.metrics.json',
-                                   f'{w}/wise_improved/refine.metrics.json'],
+        wise_stage('wise', pseudo_json('pseudo')),
+        wise_stage('wise_improved', pseudo_json('pseudo_improved')),
+        Stage('table', [], inputs=[f'{w}/{f}' for f in ROW_FILES.values()],
               outputs=[f'{w}/results.md', f'{w}/results.json', f'{w}/results.png']),
     ]
 
@@ -384,7 +380,7 @@ def _record_time(work: Path, stage: str, seconds: float) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    ap.add_argument('preset', choices=['demo', 'demo-hard', 'voc', 'voc_aug'],
+    ap.add_argument('preset', choices=list(_presets(1)),
                     help='demo: built-in data; demo-hard: its hard variant (photographs, '
                          "distractors); voc: VOC 2012 train (the paper's split); "
                          'voc_aug: SBD train_aug')
