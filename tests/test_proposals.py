@@ -59,6 +59,21 @@ def test_covering_matches_decoded_masks_everywhere(props: Proposals) -> None:
                                   decoded[:, ys.ravel(), xs.ravel()].T)
 
 
+@pytest.mark.parametrize('radius', [1, 2])
+def test_covering_with_a_radius_is_any_pixel_of_the_disc(props: Proposals, radius: int) -> None:
+    """Bug: the disc misses its rim or crosses the image border wrongly, so a peak one
+    cell off a thin object finds no candidate (or a far one)."""
+    ys, xs = np.mgrid[:H, :W]
+    points = np.stack([xs.ravel(), ys.ravel()], 1)
+    decoded = props.decode()
+    want = np.array([[(decoded[n] & ((xs - x) ** 2 + (ys - y) ** 2 <= radius ** 2)).any()
+                      for n in range(len(props))] for x, y in points])
+    got = props.covering(points, radius)
+    np.testing.assert_array_equal(got, want)
+    assert got.sum() > props.covering(points).sum()  # the radius widened something
+    assert not got[points.tolist().index([0, 5]), 2]  # the far corner pixel stays out
+
+
 def test_iou_against_hand_computed_values(props: Proposals) -> None:
     queries = [_box(1, 3, 2, 5), _box(1, 3, 2, 3), _box(0, 1, 0, 2), _box(4, 5, 0, 1)]
     rles = mask_util.encode(np.asfortranarray(np.stack(queries, 2).astype(np.uint8)))

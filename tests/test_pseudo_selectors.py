@@ -330,6 +330,23 @@ def test_class_nms_removes_overlapping_instances_of_one_class() -> None:
     assert Fixed(class_nms_iou=0.3)(peaks, props, np.random.default_rng(0)).tolist() == [1, 2, 1]
 
 
+@pytest.mark.parametrize('selector', ['best_objectness', 'objectness_sampling'])
+def test_cover_radius_reaches_a_thin_object_next_to_the_peak(selector: str) -> None:
+    """Bug caught: a peak that lands a pixel off a thin object (in a ring's hole, beside
+    a bar: the response map only knows the peak to a cell) finds only the background
+    region around it, or the radius is ignored by a strategy."""
+    m = np.zeros((2, 32, 32), bool)
+    m[0, 10:12, 4:28] = True    # a bar 2 px high, objectness 0.8
+    m[1] = ~m[0]                # the background around it, 0.01
+    props = Proposals.from_masks(m, [0.8, 0.01], source='crafted')
+    peaks = _peaks([[16, 13]])  # two rows below the bar
+    rng = np.random.default_rng(0)
+    assert SELECTORS.build(dict(type=selector))(peaks, props, rng).tolist() == [1]
+    near = SELECTORS.build(dict(type=selector, cover_radius=2))
+    assert Counter(int(near(peaks, props, rng)[0]) for _ in range(200))[0] > 190
+    assert SELECTORS.build(dict(type=selector, cover_radius=1))(peaks, props, rng).tolist() == [1]
+
+
 def test_drawings_judge_peaks_and_instances_as_voc_matches_them() -> None:
     """Bug caught: a second peak or instance on one object judged a hit (the drawings of
     gen_pseudo --show-dir and vis_peaks would hide the over-firing they are for), or a

@@ -43,9 +43,10 @@ SUPERVISION = {'Mask R-CNN (full)': 'masks', 'PRM': 'image labels', 'WISE': 'ima
                'WISE (improved) + Refine': 'image labels'}
 
 #: the selection that survives an over-firing PRM best of those measured on both demos
-#: (docs/over_firing.md): the covering proposal of highest objectness (the authors'
-#: code), then mask NMS among one class's instances
-IMPROVED = ['type=best_objectness', 'class_nms_iou=0.5']
+#: (docs/over_firing.md): the proposal of highest objectness (the authors' code) among
+#: those within half a response-map cell (2 px at the demo's stride 16 / x4) of the
+#: peak, then mask NMS among one class's instances
+IMPROVED = ['type=best_objectness', 'cover_radius=2', 'class_nms_iou=0.5']
 #: pseudo-mask stage -> its gen_pseudo selection arguments (none: the paper's, the default);
 #: the WISE stage trained on each is named alike (``wise``, ``wise_improved``)
 SELECTIONS = {'pseudo': [], 'pseudo_improved': ['--selector', *IMPROVED]}

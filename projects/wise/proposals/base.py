@@ -90,20 +90,26 @@ class Proposals:
             return np.zeros((0, *self.hw), bool)
         return mask_util.decode(self.rles).transpose(2, 0, 1).astype(bool)
 
-    def covering(self, points: np.ndarray) -> np.ndarray:
-        """K x N bool: proposal n contains point k ((x, y) pixels, rounded)."""
+    def covering(self, points: np.ndarray, radius: int = 0) -> np.ndarray:
+        """K x N bool: proposal n contains point k ((x, y) pixels, rounded), or with
+        ``radius`` > 0 any pixel of the disc of that radius around it."""
         points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
         if not len(points) or not len(self):
             return np.zeros((len(points), len(self)), bool)
         h, w = self.hw
-        # A one-pixel RLE per point; against "crowd" masks pycocotools' IoU is
-        # |point & proposal| / |point|: 1 exactly when the point is inside.
         xs, ys = pixel_indices(points, self.hw)
-        starts = xs * h + ys  # column-major pixel index
-        dots = [dict(size=[h, w], counts=[int(s), 1, int(h * w - s - 1)]) for s in starts]
-        dots = mask_util.frPyObjects(dots, h, w)
+        if radius > 0:
+            yy, xx = np.ogrid[:h, :w]
+            discs = [(xx - x) ** 2 + (yy - y) ** 2 <= radius ** 2 for x, y in zip(xs, ys)]
+            dots = mask_util.encode(np.asfortranarray(np.stack(discs, 2).astype(np.uint8)))
+        else:  # a one-pixel RLE per point, without building masks
+            starts = xs * h + ys  # column-major pixel index
+            dots = mask_util.frPyObjects(
+                [dict(size=[h, w], counts=[int(s), 1, int(h * w - s - 1)]) for s in starts], h, w)
+        # Against "crowd" masks pycocotools' IoU is |dot & proposal| / |dot|: above 0
+        # exactly when they share a pixel.
         inside = mask_util.iou(dots, self.rles, [1] * len(self.rles))
-        return np.asarray(inside).reshape(len(points), len(self)) > 0.5
+        return np.asarray(inside).reshape(len(points), len(self)) > 0
 
     def iou(self, rles: list[dict]) -> np.ndarray:
         """M x N IoU of the given RLE masks against these proposals."""

@@ -62,10 +62,15 @@ def mask_nms(chosen: np.ndarray, proposals: Proposals, iou_thr: float) -> np.nda
 
 
 class ProposalSelector(metaclass=ABCMeta):
-    """Picks one proposal per peak, with three options any strategy takes against a
-    PRM that over-fires (all off by default: the paper's pipeline).
+    """Picks one proposal per peak, with options any strategy takes against a PRM
+    that over-fires or misplaces its peaks (all off by default: the paper's pipeline).
 
     Args:
+        cover_radius: a proposal is a candidate for a peak when it has a pixel within
+            this many pixels of it (0: it contains the peak's pixel). A peak is known
+            to a cell of the response map only (``stride / sub_pixel_scale`` pixels),
+            and on thin or hollow objects the nearest pixel of that cell is often
+            background or the hole.
         peak_ratio: keep only the peaks reaching this fraction of their class's
             strongest peak in the image, before selection: false peaks on background
             in a present class's colour are weaker than the object's own (a fixed
@@ -81,8 +86,9 @@ class ProposalSelector(metaclass=ABCMeta):
 
     needs_maps = False
 
-    def __init__(self, peak_ratio: float | None = None, absorb: bool = False,
-                 class_nms_iou: float | None = None) -> None:
+    def __init__(self, cover_radius: int = 0, peak_ratio: float | None = None,
+                 absorb: bool = False, class_nms_iou: float | None = None) -> None:
+        self.cover_radius = cover_radius
         self.peak_ratio = peak_ratio
         self.absorb = absorb
         self.class_nms_iou = class_nms_iou
@@ -101,6 +107,10 @@ class ProposalSelector(metaclass=ABCMeta):
         if self.class_nms_iou is not None:
             choice = self._class_nms(choice, order, peaks.labels, proposals)
         return choice
+
+    def cover(self, peaks: PeakSet, proposals: Proposals) -> np.ndarray:
+        """K x N bool: the proposals peak k may pick (see ``cover_radius``)."""
+        return proposals.covering(peaks.points, self.cover_radius)
 
     @abstractmethod
     def select(self, peaks: PeakSet, proposals: Proposals,
@@ -151,7 +161,7 @@ class ObjectnessSampling(ProposalSelector):
 
     def select(self, peaks: PeakSet, proposals: Proposals,
                rng: np.random.Generator) -> np.ndarray:
-        cover = proposals.covering(peaks.points)
+        cover = self.cover(peaks, proposals)
         weights = np.where(cover, np.clip(proposals.scores, 0, None)[None], 0.0)
         choice = np.full(len(peaks), -1, dtype=np.int64)
         for k in np.flatnonzero(cover.any(1)):
@@ -168,7 +178,7 @@ class BestObjectness(ProposalSelector):
 
     def select(self, peaks: PeakSet, proposals: Proposals,
                rng: np.random.Generator) -> np.ndarray:
-        cover = proposals.covering(peaks.points)
+        cover = self.cover(peaks, proposals)
         scores = np.where(cover, proposals.scores[None], -np.inf)
         return np.where(cover.any(1), scores.argmax(1) if len(proposals) else -1, -1)
 
@@ -223,7 +233,7 @@ class PRMRetrieval(ProposalSelector):
         score = np.concatenate([self._scores(prm, background, proposals[chunk].decode())
                                 for chunk in np.array_split(used, -(-len(used) // 64))], 1)
         if self.require_cover:
-            score = np.where(proposals[used].covering(peaks.points), score, -np.inf)
+            score = np.where(self.cover(peaks, proposals[used]), score, -np.inf)
         found = np.isfinite(score).any(1)
         best = score.argmax(1)
         choice[found] = used[best[found]]
