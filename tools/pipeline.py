@@ -44,8 +44,8 @@ SUPERVISION = {'Mask R-CNN (full)': 'masks', 'PRM': 'image labels', 'WISE': 'ima
 
 #: the selection that survives an over-firing PRM best of those measured on both demos
 #: (docs/over_firing.md): the proposal of highest objectness (the authors' code) among
-#: those within half a response-map cell (2 px at the demo's stride 16 / x4) of the
-#: peak, then mask NMS among one class's instances
+#: those within 2 px of the peak (about a response-map cell: the demos' maps are x4
+#: sub-pixel at stride 16 or 8), then mask NMS among one class's instances
 IMPROVED = ['type=best_objectness', 'cover_radius=2', 'class_nms_iou=0.5']
 #: pseudo-mask stage -> its gen_pseudo selection arguments (none: the paper's, the default);
 #: the WISE stage trained on each is named alike (``wise``, ``wise_improved``)
