@@ -1,0 +1,273 @@
+"""Proposals that are unions of superpixels, kept in the form that answers by counting.
+
+Every built-in proposal is a region of a merge hierarchy over one of a few
+over-segmentations of the image. Their common refinement cuts the image into
+atoms (the cells where every over-segmentation's label is constant); each atom
+lies in one superpixel ("leaf") of each over-segmentation, and each proposal is
+a set of leaves of one of them. So
+
+- the intersection of K masks with all N proposals is a bincount of each mask
+  over the atom map, summed over each atom's leaves and each proposal's leaves:
+  a few ms where pycocotools' RLE IoU takes ~50 ms for 20 x 1000 at 500x375;
+- the proposals covering a point are those holding a leaf of the atom under it;
+- a file is one compressed uint16 atom map, an atom -> leaf table and the
+  proposals' leaf lists: ~30 KB per 500x375 image where 1000 RLEs take ~600 KB
+  of JSON.
+
+Masks, areas and IoUs are exactly those of the RLEs they replace (same pixels,
+same integer counts, the same float division as pycocotools); RLEs are encoded
+only for the proposals whose ``rles`` are read.
+"""
+from __future__ import annotations
+
+import zipfile
+import zlib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pycocotools import mask as mask_util
+
+from ..utils.io import atomic_write
+from ..utils.masks import pixel_indices
+from .base import ProposalError, Proposals
+
+_ARRAYS = ('atoms', 'leaf_of', 'indptr', 'indices', 'scores')
+
+
+def _uint(n: int) -> type:
+    """The smallest unsigned dtype that holds 0..n."""
+    return np.uint16 if n <= np.iinfo(np.uint16).max else np.uint32
+
+
+class _LazyRles(Sequence):
+    """The proposals' COCO RLEs, each encoded from its mask when first read."""
+
+    def __init__(self, owner: SegmentProposals, known: Sequence[dict] = ()) -> None:
+        self._owner = owner
+        self._cache: dict[int, dict] = dict(enumerate(known))
+
+    def __len__(self) -> int:
+        return len(self._owner)
+
+    def __getitem__(self, i: Any) -> Any:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        i = range(len(self))[i]  # negative indices, IndexError
+        if i not in self._cache:
+            mask = self._owner[i].decode()[0]
+            self._cache[i] = mask_util.encode(np.asfortranarray(mask.astype(np.uint8)))
+        return self._cache[i]
+
+
+class SegmentProposals(Proposals):
+    """N proposals of an H x W image, each a set of leaves of one over-segmentation.
+
+    Args:
+        atoms: H x W int map, 0..A-1, every atom present.
+        leaf_of: A x S int: the leaf of each atom in each of S over-segmentations;
+            leaves are numbered 0..L-1 over all of them, column s above column s-1.
+        indptr, indices: CSR rows, proposal n's leaves are
+            ``indices[indptr[n]:indptr[n + 1]]`` (ascending, one over-segmentation).
+        scores: N objectness scores.
+    """
+
+    FILE_SUFFIX = '.npz'
+
+    def __init__(self, atoms: np.ndarray, leaf_of: np.ndarray, indptr: np.ndarray,
+                 indices: np.ndarray, scores: np.ndarray, source: str = '') -> None:
+        self.atoms = atoms
+        self.leaf_of = leaf_of
+        self.indptr = np.asarray(indptr, np.int64)
+        self.indices = np.asarray(indices, np.int64)
+        self.scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+        self.hw = (int(atoms.shape[0]), int(atoms.shape[1]))
+        self.source = source
+        self.num_leaves = int(leaf_of.max()) + 1 if leaf_of.size else 0
+        self._rles: _LazyRles | None = None
+        self._leaf_area: np.ndarray | None = None
+        self._leaf_groups: tuple[np.ndarray, ...] | None = None
+        if len(self.indptr) != len(self.scores) + 1:
+            raise ProposalError(f'{source or "proposals"}: {len(self.indptr) - 1} masks but '
+                                f'{len(self.scores)} scores')
+
+    @classmethod
+    def from_leaf_sets(cls, atoms: np.ndarray, leaf_of: np.ndarray,
+                       leaf_sets: Sequence[np.ndarray], scores: np.ndarray, source: str = '',
+                       rles: Sequence[dict] = ()) -> SegmentProposals:
+        """From each proposal's leaves (ascending) as a list of arrays; ``rles``, where
+        the maker has them already, are kept (byte for byte) instead of re-encoded."""
+        indptr = np.concatenate([[0], np.cumsum([len(s) for s in leaf_sets])])
+        indices = np.concatenate(leaf_sets) if len(leaf_sets) else np.zeros(0, np.int64)
+        out = cls(atoms, leaf_of, indptr, indices, scores, source)
+        out._rles = _LazyRles(out, rles)
+        return out
+
+    def __repr__(self) -> str:
+        return (f'SegmentProposals({len(self)} of {self.hw[0]}x{self.hw[1]}, '
+                f'{len(self.leaf_of)} atoms, source={self.source!r})')
+
+    @property
+    def rles(self) -> _LazyRles:  # type: ignore[override]
+        if self._rles is None:
+            self._rles = _LazyRles(self)
+        return self._rles
+
+    def __len__(self) -> int:
+        return len(self.scores)
+
+    def __getitem__(self, idx: Any) -> SegmentProposals:
+        rows = np.atleast_1d(np.arange(len(self))[idx])
+        starts, lens = self.indptr[rows], np.diff(self.indptr)[rows]
+        ends = np.cumsum(lens)
+        pos = np.arange(ends[-1] if len(ends) else 0) - np.repeat(ends - lens - starts, lens)
+        out = SegmentProposals(self.atoms, self.leaf_of, np.concatenate([[0], ends]),
+                               self.indices[pos], self.scores[rows], self.source)
+        out._leaf_area, out._leaf_groups = self._leaf_area, self._leaf_groups
+        return out
+
+    # ------------------------------------------------------------ the counting
+    def _atom_members(self) -> np.ndarray:
+        """N x A bool: the atoms of every proposal."""
+        leaves = np.zeros((len(self), self.num_leaves), bool)
+        leaves[np.repeat(np.arange(len(self)), np.diff(self.indptr)), self.indices] = True
+        return leaves[:, self.leaf_of].any(axis=2)
+
+    def _per_proposal(self, per_leaf: np.ndarray) -> np.ndarray:
+        """K x N sums over each proposal's leaves of a K x L per-leaf quantity."""
+        if not len(self.indices):
+            return np.zeros((len(per_leaf), len(self)), per_leaf.dtype)
+        return np.add.reduceat(per_leaf[:, self.indices], self.indptr[:-1], axis=1)
+
+    def _per_leaf(self, per_atom: np.ndarray) -> np.ndarray:
+        """K x L sums over each leaf's atoms of a K x A per-atom quantity."""
+        if self._leaf_groups is None:  # atoms grouped by leaf: (atom order, group starts)
+            leaf = self.leaf_of.ravel()
+            order = np.argsort(leaf, kind='stable')
+            starts = np.flatnonzero(np.diff(leaf[order], prepend=-1))
+            self._leaf_groups = (order // self.leaf_of.shape[1], starts, leaf[order[starts]])
+        atoms, starts, leaves = self._leaf_groups
+        out = np.zeros((len(per_atom), self.num_leaves), per_atom.dtype)
+        out[:, leaves] = np.add.reduceat(per_atom[:, atoms], starts, axis=1)
+        return out
+
+    def _intersections(self, atom_counts: np.ndarray) -> np.ndarray:
+        """K x N pixels shared by K sets given as K x A int pixel counts per atom, and each
+        proposal."""
+        return self._per_proposal(self._per_leaf(atom_counts))
+
+    def areas(self) -> np.ndarray:
+        """N pixel counts."""
+        if self._leaf_area is None:
+            atom_area = np.bincount(self.atoms.ravel(), minlength=len(self.leaf_of))
+            self._leaf_area = self._per_leaf(atom_area[None])
+        return self._per_proposal(self._leaf_area)[0]
+
+    # ------------------------------------------------------ Proposals' answers
+    def decode(self) -> np.ndarray:
+        """N x H x W bool."""
+        return np.take(self._atom_members(), self.atoms, axis=1)  # C order, unlike [:, atoms]
+
+    def covering(self, points: np.ndarray, radius: int = 0) -> np.ndarray:
+        """K x N bool: proposal n contains point k ((x, y) pixels, rounded), or with
+        ``radius`` > 0 any pixel of the disc of that radius around it."""
+        points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+        if not len(points) or not len(self):
+            return np.zeros((len(points), len(self)), bool)
+        h, w = self.hw
+        xs, ys = pixel_indices(points, self.hw)
+        counts = np.zeros((len(points), len(self.leaf_of)), np.int64)
+        if radius > 0:
+            r = int(np.floor(radius))
+            for k, (x, y) in enumerate(zip(xs, ys)):
+                y0, x0 = max(y - r, 0), max(x - r, 0)
+                yy, xx = np.ogrid[y0:min(y + r + 1, h), x0:min(x + r + 1, w)]
+                disc = (xx - x) ** 2 + (yy - y) ** 2 <= radius ** 2
+                counts[k, self.atoms[yy, xx][disc]] = 1
+        else:
+            counts[np.arange(len(points)), self.atoms[ys, xs]] = 1
+        return self._intersections(counts) > 0
+
+    def mask_iou(self, masks: np.ndarray) -> np.ndarray:
+        """K x N IoU of K x H x W bool masks against these proposals."""
+        masks = np.asarray(masks, bool)
+        if not len(masks) or not len(self):
+            return np.zeros((len(masks), len(self)))
+        if tuple(masks.shape[1:]) != self.hw:
+            raise ValueError(f'{self.source or "proposals"}: masks are {masks.shape[1:]}, '
+                             f'proposals {self.hw}')
+        flat = self.atoms.ravel()
+        counts = np.stack([np.bincount(flat[m.ravel()], minlength=len(self.leaf_of))
+                           for m in masks])
+        inter = self._intersections(counts)
+        union = self.areas()[None] + counts.sum(1)[:, None] - inter
+        # pycocotools: i / u as doubles, 0 where nothing is shared
+        return np.divide(inter, union, out=np.zeros(inter.shape), where=inter > 0)
+
+    def iou(self, rles: list[dict]) -> np.ndarray:
+        """M x N IoU of the given RLE masks against these proposals."""
+        if not len(rles) or not len(self):
+            return np.zeros((len(rles), len(self)))
+        return self.mask_iou(mask_util.decode(list(rles)).transpose(2, 0, 1))
+
+    # ------------------------------------------------------------------ files
+    def save(self, path: str | Path) -> None:
+        """One compressed ``.npz`` (written atomically)."""
+        arrays = dict(atoms=self.atoms.astype(_uint(len(self.leaf_of))),
+                      leaf_of=self.leaf_of.astype(_uint(self.num_leaves)),
+                      indptr=self.indptr.astype(np.uint32),
+                      indices=self.indices.astype(_uint(self.num_leaves)), scores=self.scores)
+        with atomic_write(path, 'wb') as f:
+            np.savez_compressed(f, **arrays)
+
+    @classmethod
+    def load(cls, path: str | Path, hw: tuple[int, int]) -> SegmentProposals:
+        """Read what ``save`` wrote, checked against the image size; ProposalError
+        naming the file when it is unreadable or inconsistent."""
+        try:
+            with np.load(path, allow_pickle=False) as f:
+                arrays = {k: f[k] for k in _ARRAYS}
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error) as e:
+            raise ProposalError(f'{path}: not a proposal .npz (truncated or corrupt?): '
+                                f'{e}') from None
+        atoms, leaf_of, indptr, indices = (arrays[k] for k in _ARRAYS[:4])
+        if atoms.shape != tuple(hw):
+            raise ProposalError(f'{path}: proposal mask size {list(atoms.shape)} != '
+                                f'image size {list(hw)}')
+        cls._check(str(path), atoms, leaf_of, indptr.astype(np.int64),
+                   indices.astype(np.int64), len(arrays['scores']))
+        return cls(atoms, leaf_of.astype(np.int64), indptr, indices, arrays['scores'],
+                   str(path))
+
+    @staticmethod
+    def _check(path: str, atoms: np.ndarray, leaf_of: np.ndarray, indptr: np.ndarray,
+               indices: np.ndarray, n: int) -> None:
+        """Refuse what would give wrong counts instead of an error: atoms or leaves out
+        of range, a proposal with no leaf, with a leaf twice or across over-segmentations."""
+        def bad(what: str) -> ProposalError:
+            return ProposalError(f'{path}: inconsistent proposal file ({what})')
+
+        if atoms.ndim != 2 or leaf_of.ndim != 2 or not len(leaf_of) or not leaf_of.shape[1]:
+            raise bad('array shapes')
+        if not all(np.issubdtype(a.dtype, np.integer) for a in (atoms, leaf_of)):
+            raise bad('atoms and leaves must be integers')
+        if int(atoms.max()) >= len(leaf_of):
+            raise bad('atom map holds an atom the table lacks')
+        low, high = leaf_of.min(0), leaf_of.max(0)
+        if (low[1:] <= high[:-1]).any():
+            raise bad('over-segmentations share leaf numbers')
+        if len(indptr) != n + 1 or indptr[0] != 0 or indptr[-1] != len(indices) \
+                or (np.diff(indptr) <= 0).any():
+            raise bad('proposal rows')
+        if len(indices) and (indices.min() < 0 or indices.max() > high[-1]):
+            raise bad('leaf out of range')
+        seg = np.searchsorted(high, indices)  # over-segmentation of each leaf
+        inner = np.ones(len(indices), bool)
+        inner[indptr[:-1]] = False  # pairs within a row
+        if ((np.diff(indices) <= 0) & inner[1:]).any() or \
+                ((np.diff(seg) != 0) & inner[1:]).any():
+            raise bad('a proposal repeats a leaf or mixes over-segmentations')
+
+
+__all__ = ['SegmentProposals']
