@@ -323,7 +323,7 @@ def test_bad_proposal_files_are_counted_and_named(bad: str, odd: Path, tiny_prm_
     props = tmp_path / 'props'
     run_tool('tools/gen_proposals.py', '--ann-file', odd / 'annotations/odd_labels.json',
              '--img-root', odd / 'JPEGImages', '--out-dir', props, '--max-proposals', '20')
-    culprit = props / 'gray.npz'
+    culprit = props / 'gray.segments'
     if bad == 'missing':
         culprit.unlink()
     else:

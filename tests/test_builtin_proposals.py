@@ -195,12 +195,13 @@ def test_gen_proposals_shards_resumes_and_round_trips(shapes_root: Path, tmp_pat
 
     proc = run_tool(TOOL, '--ann-file', ann, '--out-dir', out, '--recall')
     assert f'{len(stems)}/{len(stems)} images ({len(stems[1::2])} already done' in proc.stdout
-    assert {p.name: p.stat().st_mtime_ns for p in out.glob('*.npz')
+    assert {p.name: p.stat().st_mtime_ns for p in out.glob('*.segments')
             if p.name in mtimes} == mtimes
     written = PrecomputedProposals(root=str(out))
     for (im, props), stem in zip(val_proposals, stems):
         loaded = written(dict(img_path=f'{stem}.jpg', height=im['height'], width=im['width']))
-        assert isinstance(loaded, SegmentProposals) and loaded.source == str(out / f'{stem}.npz')
+        assert isinstance(loaded, SegmentProposals)
+        assert loaded.source == str(out / f'{stem}.segments')
         assert np.array_equal(loaded.decode(), props.decode())
         assert np.array_equal(loaded.scores, props.scores)
     report = json.loads((out / 'recall.json').read_text())
@@ -231,7 +232,7 @@ def test_gen_proposals_bad_image_exits_2_naming_it(shapes_root: Path, tmp_path: 
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith('gen_proposals.py: error:') and str(bad) in last
     assert first.read_text() == '[]'
-    second = f'{Path(images[1]["file_name"]).stem}.npz'
+    second = f'{Path(images[1]["file_name"]).stem}.segments'
     assert sorted(p.name for p in out.glob('[!.]*')) == sorted([first.name, second])
 
 

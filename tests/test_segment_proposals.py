@@ -1,10 +1,10 @@
 """SegmentProposals, the built-in proposals kept as superpixel sets: every answer equals
-pycocotools' on the same masks as RLEs, the .npz files round-trip and refuse to be
-misread, and refinement and gen_proposals use them (JSON for other sources)."""
+pycocotools' on the same masks as RLEs, the .segments files round-trip and refuse to
+be misread, and refinement and gen_proposals use them (JSON for other sources)."""
 from __future__ import annotations
 
 import json
-import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -82,59 +82,77 @@ def test_indexing_top_and_lazy_rles(pair: tuple) -> None:
     assert len(seg.rles) == len(seg) and seg.rles[-1] is seg.rles[len(seg) - 1]
 
 
-def test_npz_round_trip_is_exact_and_small(pair: tuple, tmp_path: Path) -> None:
+def test_file_round_trip_is_exact_and_small(pair: tuple, tmp_path: Path) -> None:
     seg, rle = pair
     path = tmp_path / f'x{seg.FILE_SUFFIX}'
     seg.save(path)
     loaded = SegmentProposals.load(path, seg.hw)
     np.testing.assert_array_equal(loaded.decode(), seg.decode())
     np.testing.assert_array_equal(loaded.scores, seg.scores)  # float64, same order
+    np.testing.assert_array_equal(loaded.boxes(), rle.boxes())  # stored atom boxes
+    np.testing.assert_array_equal(loaded.areas(), seg.areas())  # stored atom areas
     assert loaded.source == str(path)
     rle.save(tmp_path / 'x.json')
-    assert path.stat().st_size * 5 < (tmp_path / 'x.json').stat().st_size
+    assert path.stat().st_size * 3 < (tmp_path / 'x.json').stat().st_size
 
 
-def _corrupt(seg: SegmentProposals, path: Path, **arrays: np.ndarray) -> Path:
-    """``seg`` saved with some arrays replaced."""
-    seg.save(path)
-    with np.load(path) as f:
-        data = {k: f[k] for k in f.files}
-    np.savez(path, **{**data, **arrays})
-    return path
+def _rewrite(path: Path, **changes: np.ndarray) -> Path:
+    """A saved file with some arrays replaced (kept in its format)."""
+    data = path.read_bytes()
+    end = data.index(b'\n', data.index(b'\n') + 1)
+    header = json.loads(data[data.index(b'\n') + 1:end])
+    body = zlib.decompress(data[end + 1:])
+    arrays, at = {}, 0
+    for name, (dtype, shape) in header.items():
+        count = int(np.prod(shape))
+        arrays[name] = np.frombuffer(body, dtype, count, at).reshape(shape)
+        at += count * np.dtype(dtype).itemsize
+    arrays.update({k: v.astype(arrays[k].dtype) for k, v in changes.items()})
+    header = {k: [v.dtype.str, list(v.shape)] for k, v in arrays.items()}
+    out = path.with_name(f'{"-".join(changes)}{path.suffix}')
+    out.write_bytes(data[:data.index(b'\n') + 1] + json.dumps(header).encode() + b'\n'
+                    + zlib.compress(b''.join(v.tobytes() for v in arrays.values())))
+    return out
 
 
-def test_bad_npz_files_name_the_file(pair: tuple, tmp_path: Path) -> None:
+def test_bad_files_name_the_file(pair: tuple, tmp_path: Path) -> None:
     """Bugs: a truncated or foreign file read as proposals, or one whose numbers would
-    give wrong counts silently (leaves out of range, a proposal mixing segmentations)."""
+    index out of range or give wrong counts silently (leaves out of range, a proposal
+    mixing over-segmentations, atom areas that do not fill the image)."""
     seg, _ = pair
-    good = tmp_path / 'good.npz'
+    good = tmp_path / 'good.segments'
     seg.save(good)
-    cut = tmp_path / 'cut.npz'
-    cut.write_bytes(good.read_bytes()[:len(good.read_bytes()) // 2])
-    other = tmp_path / 'other.npz'
-    np.savez(other, a=np.zeros(3))
-    with np.load(good) as f:
-        indices, indptr, leaf_of = f['indices'].astype(np.int64), f['indptr'], f['leaf_of']
+    data = good.read_bytes()
+    cut, npz = tmp_path / 'cut.segments', tmp_path / 'other.segments'
+    cut.write_bytes(data[:len(data) // 2])
+    with open(npz, 'wb') as f:
+        np.savez(f, a=np.zeros(3))
+    same = _rewrite(good)
+    np.testing.assert_array_equal(SegmentProposals.load(same, seg.hw).decode(), seg.decode())
+    loaded = SegmentProposals.load(good, seg.hw)
+    indices, indptr, leaf_of = loaded.indices, loaded.indptr, loaded.leaf_of
     # a proposal of two leaves or more, not of the last over-segmentation, takes a leaf of
     # the last one as its last leaf
     rows = np.flatnonzero((np.diff(indptr) >= 2) & (indices[indptr[:-1]] < leaf_of[:, -1].min()))
     mixed = indices.copy()
     mixed[indptr[rows[0] + 1] - 1] = leaf_of[:, -1].max()
+    area = loaded._atom_area().copy()
+    area[0] += 1
     cases = {
-        cut: 'truncated or corrupt',
-        other: 'truncated or corrupt',
-        _corrupt(seg, tmp_path / 'range.npz', indices=indices + 10 ** 4): 'leaf out of range',
-        _corrupt(seg, tmp_path / 'mix.npz', indices=mixed): 'mixes over-segmentations',
-        _corrupt(seg, tmp_path / 'rows.npz', indptr=indptr[:-1]): 'proposal rows',
+        cut: 'truncated or corrupt', npz: 'truncated or corrupt',
+        _rewrite(good, indices=indices + 10 ** 4): 'leaf out of range',
+        _rewrite(good, indices=mixed): 'mixes over-segmentations',
+        _rewrite(good, indptr=indptr[:-1]): 'proposal rows',
+        _rewrite(good, atom_area=area): 'atom areas or boxes',
+        _rewrite(good, atoms=loaded.atoms + len(leaf_of)): 'an atom the table lacks',
     }
     for path, why in cases.items():
         with pytest.raises(ProposalError, match=why) as e:
             SegmentProposals.load(path, seg.hw)
         assert str(e.value).startswith(f'{path}: '), e.value
-    with pytest.raises(ProposalError, match=r'good\.npz: proposal mask size \[96, 96\] != '
-                                            r'image size \[96, 97\]'):
+    with pytest.raises(ProposalError, match=r'good\.segments: proposal mask size \[96, 96\] '
+                                            r'!= image size \[96, 97\]'):
         SegmentProposals.load(good, (96, 97))
-    assert zipfile.is_zipfile(good)
 
 
 def test_refine_with_segments_equals_refine_with_rles(pair: tuple) -> None:
@@ -149,14 +167,14 @@ def test_refine_with_segments_equals_refine_with_rles(pair: tuple) -> None:
     assert torch.equal(a.masks, b.masks) and torch.equal(a.bboxes, b.bboxes)
 
 
-def test_gen_proposals_writes_npz_for_builtin_and_json_for_rle_sources(
+def test_gen_proposals_writes_segments_for_builtin_and_json_for_rle_sources(
         shapes_root: Path, tmp_path: Path) -> None:
-    """Built-in proposals go to .npz; COCO-results JSON (what SharpMask / deepmask write)
+    """Built-in proposals go to .segments; COCO-results JSON (what SharpMask / deepmask write)
     is still read, and a source of such RLEs is still written as JSON."""
     ann = shapes_root / 'annotations/val_labels.json'
     images = json.loads(ann.read_text())['images']
-    run_tool(TOOL, '--ann-file', ann, '--out-dir', tmp_path / 'npz', '--max-proposals', '50')
-    built = PrecomputedProposals(root=str(tmp_path / 'npz'))
+    run_tool(TOOL, '--ann-file', ann, '--out-dir', tmp_path / 'built', '--max-proposals', '50')
+    built = PrecomputedProposals(root=str(tmp_path / 'built'))
     records = [dict(img_path=im['file_name'], height=im['height'], width=im['width'])
                for im in images]
     for image in records:

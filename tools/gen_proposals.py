@@ -1,7 +1,7 @@
 """Precompute object proposals for every image of a COCO json, one file per image.
 
 Each image gets one file in ``<out-dir>``, read by the ``precomputed`` source:
-``<file stem>.npz`` for the built-in source (its proposals as sets of superpixels,
+``<file stem>.segments`` for the built-in source (its proposals as sets of superpixels,
 ~30 KB for 1000 proposals of a 500x375 image), ``<file stem>.json`` for sources of
 arbitrary masks (SAM): a JSON list of ``{"segmentation": <COCO RLE>, "score": float}``,
 best first (the per-image format of DeepMask/SharpMask). Files are written

@@ -15,7 +15,7 @@ import torch
 from mmengine.structures import InstanceData
 
 from ..proposals import Proposals
-from ..utils.masks import binary_masks, mask_boxes, to_numpy
+from ..utils.masks import binary_masks, to_numpy
 
 
 def best_proposals(masks: np.ndarray, proposals: Proposals) -> tuple[np.ndarray, np.ndarray]:
@@ -53,12 +53,13 @@ def refine(pred_instances: InstanceData, proposals: Proposals, min_iou: float = 
     idx, iou = best_proposals(binary_masks(to_numpy(masks)), proposals)
     refined = (iou >= min_iou) & (iou > 0)
     if refined.any():
-        decoded = proposals[idx[refined]].decode()
+        chosen = proposals[idx[refined]]
+        decoded = chosen.decode()
         rows = torch.from_numpy(np.flatnonzero(refined)).to(masks.device)
         out.masks = masks.clone()  # InstanceData.clone() shares the tensors
         out.masks[rows] = torch.from_numpy(decoded).to(device=masks.device, dtype=masks.dtype)
         if 'bboxes' in pred_instances:
             out.bboxes = pred_instances.bboxes.clone()
-            out.bboxes[rows] = torch.as_tensor(mask_boxes(decoded), dtype=out.bboxes.dtype,
+            out.bboxes[rows] = torch.as_tensor(chosen.boxes(), dtype=out.bboxes.dtype,
                                                device=out.bboxes.device)
     return (out, refined) if return_refined else out

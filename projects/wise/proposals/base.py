@@ -123,6 +123,13 @@ class Proposals:
         return np.asarray(mask_util.iou(list(rles), self.rles, [0] * len(self))).reshape(
             len(rles), len(self))
 
+    def boxes(self) -> np.ndarray:
+        """N x 4 float64 tight boxes x0, y0, x1, y1 (exclusive; zeros for an empty mask)."""
+        if not len(self):
+            return np.zeros((0, 4))
+        xywh = np.asarray(mask_util.toBbox(self.rles), np.float64).reshape(-1, 4)
+        return np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], 1)
+
     def mask_iou(self, masks: np.ndarray) -> np.ndarray:
         """K x N IoU of K x H x W bool masks against these proposals."""
         return self.iou(encode_masks(np.asarray(masks, bool)))

@@ -1,6 +1,6 @@
 """Proposals computed offline: one file per image, or one COCO results json for all.
 
-A per-image file is ``<image stem>.npz`` (built-in proposals as superpixel sets,
+A per-image file is ``<image stem>.segments`` (built-in proposals as superpixel sets,
 ~30 KB at 500x375; see segments.py) or ``<image stem>.json[.gz]``, the COCO
 results list that DeepMask / SharpMask write (and tools/gen_proposals.py for
 sources of arbitrary masks), looked for in that order.
@@ -163,7 +163,7 @@ def image_file(root: Path, stem: str) -> Path | None:
 
 @PROPOSAL_SOURCES.register_module('precomputed')
 class PrecomputedProposals(ProposalSource):
-    """Reads proposals from ``root/<image stem>.{npz,json,json.gz}`` or from one ``ann_file``.
+    """Reads proposals from ``root/<image stem>.{segments,json,json.gz}`` or from one ``ann_file``.
 
     JSON holds COCO results: ``{"segmentation": RLE, "score": float}``
     objects (plus ``"image_id"`` in ``ann_file``; other keys are ignored).

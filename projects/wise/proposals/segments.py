@@ -10,9 +10,11 @@ a set of leaves of one of them. So
   over the atom map, summed over each atom's leaves and each proposal's leaves:
   a few ms where pycocotools' RLE IoU takes ~50 ms for 20 x 1000 at 500x375;
 - the proposals covering a point are those holding a leaf of the atom under it;
-- a file is one compressed uint16 atom map, an atom -> leaf table and the
-  proposals' leaf lists: ~30 KB per 500x375 image where 1000 RLEs take ~600 KB
-  of JSON.
+- a mask is decoded within its box (the union of its atoms' boxes);
+- a file is the uint16 atom map, the atom -> leaf table, the proposals' leaf
+  lists and the atoms' areas and boxes, zlib-compressed: ~34 KB for 1000
+  proposals of a 500x375 image, read in ~1 ms, where the same as COCO-results
+  JSON take ~635 KB and ~4 ms.
 
 Masks, areas and IoUs are exactly those of the RLEs they replace (same pixels,
 same integer counts, the same float division as pycocotools); RLEs are encoded
@@ -20,7 +22,7 @@ only for the proposals whose ``rles`` are read.
 """
 from __future__ import annotations
 
-import zipfile
+import json
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,12 +30,11 @@ from typing import Any
 
 import numpy as np
 from pycocotools import mask as mask_util
+from scipy import ndimage
 
 from ..utils.io import atomic_write
 from ..utils.masks import pixel_indices
 from .base import ProposalError, Proposals
-
-_ARRAYS = ('atoms', 'leaf_of', 'indptr', 'indices', 'scores')
 
 
 def _uint(n: int) -> type:
@@ -65,19 +66,23 @@ class SegmentProposals(Proposals):
     """N proposals of an H x W image, each a set of leaves of one over-segmentation.
 
     Args:
-        atoms: H x W int map, 0..A-1, every atom present.
+        atoms: H x W int map, 0..A-1.
         leaf_of: A x S int: the leaf of each atom in each of S over-segmentations;
             leaves are numbered 0..L-1 over all of them, column s above column s-1.
         indptr, indices: CSR rows, proposal n's leaves are
             ``indices[indptr[n]:indptr[n + 1]]`` (ascending, one over-segmentation).
         scores: N objectness scores.
+        atom_area, atom_boxes: the A atoms' pixel counts and x0, y0, x1, y1 boxes, where
+            known (a file stores them); else computed from ``atoms`` when first needed.
     """
 
-    FILE_SUFFIX = '.npz'
+    FILE_SUFFIX = '.segments'
 
     def __init__(self, atoms: np.ndarray, leaf_of: np.ndarray, indptr: np.ndarray,
-                 indices: np.ndarray, scores: np.ndarray, source: str = '') -> None:
-        self.atoms = atoms
+                 indices: np.ndarray, scores: np.ndarray, source: str = '',
+                 atom_area: np.ndarray | None = None,
+                 atom_boxes: np.ndarray | None = None) -> None:
+        self.atoms = atoms.astype(_uint(len(leaf_of)), copy=False)  # small: read per mask
         self.leaf_of = leaf_of
         self.indptr = np.asarray(indptr, np.int64)
         self.indices = np.asarray(indices, np.int64)
@@ -88,6 +93,7 @@ class SegmentProposals(Proposals):
         self._rles: _LazyRles | None = None
         self._leaf_area: np.ndarray | None = None
         self._leaf_groups: tuple[np.ndarray, ...] | None = None
+        self._area, self._boxes = atom_area, atom_boxes
         if len(self.indptr) != len(self.scores) + 1:
             raise ProposalError(f'{source or "proposals"}: {len(self.indptr) - 1} masks but '
                                 f'{len(self.scores)} scores')
@@ -125,6 +131,7 @@ class SegmentProposals(Proposals):
         out = SegmentProposals(self.atoms, self.leaf_of, np.concatenate([[0], ends]),
                                self.indices[pos], self.scores[rows], self.source)
         out._leaf_area, out._leaf_groups = self._leaf_area, self._leaf_groups
+        out._area, out._boxes = self._area, self._boxes
         return out
 
     # ------------------------------------------------------------ the counting
@@ -160,14 +167,47 @@ class SegmentProposals(Proposals):
     def areas(self) -> np.ndarray:
         """N pixel counts."""
         if self._leaf_area is None:
-            atom_area = np.bincount(self.atoms.ravel(), minlength=len(self.leaf_of))
-            self._leaf_area = self._per_leaf(atom_area[None])
+            self._leaf_area = self._per_leaf(self._atom_area()[None])
         return self._per_proposal(self._leaf_area)[0]
 
+    def _atom_area(self) -> np.ndarray:
+        """A pixel counts."""
+        if self._area is None:
+            self._area = np.bincount(self.atoms.ravel(), minlength=len(self.leaf_of))
+        return self._area
+
+    def _atom_boxes(self) -> np.ndarray:
+        """A x 4: each atom's x0, y0, x1, y1 (exclusive; all 0 for an atom of no pixel)."""
+        if self._boxes is None:
+            found = ndimage.find_objects(self.atoms.astype(np.intp) + 1, len(self.leaf_of))
+            self._boxes = np.array([(0, 0, 0, 0) if s is None else
+                                    (s[1].start, s[0].start, s[1].stop, s[0].stop)
+                                    for s in found], np.int64)
+        return self._boxes
+
+    def _boxes_of(self, members: np.ndarray) -> np.ndarray:
+        """K x 4 int64 tight boxes of K x A atom sets (x1 <= x0 where empty)."""
+        members = members & (self._atom_area() > 0)
+        atom = self._atom_boxes()
+        lo = np.where(members[:, :, None], atom[None, :, :2], np.iinfo(np.int64).max).min(1)
+        hi = np.where(members[:, :, None], atom[None, :, 2:], -1).max(1)
+        return np.concatenate([lo, hi], 1)
+
     # ------------------------------------------------------ Proposals' answers
+    def boxes(self) -> np.ndarray:
+        """N x 4 float64 tight boxes x0, y0, x1, y1 (exclusive; zeros for an empty mask)."""
+        boxes = self._boxes_of(self._atom_members())
+        boxes[boxes[:, 2] <= boxes[:, 0]] = 0
+        return boxes.astype(np.float64)
+
     def decode(self) -> np.ndarray:
-        """N x H x W bool."""
-        return np.take(self._atom_members(), self.atoms, axis=1)  # C order, unlike [:, atoms]
+        """N x H x W bool, each filled within its box only."""
+        members = self._atom_members()
+        out = np.zeros((len(self), *self.hw), bool)
+        for k, (x0, y0, x1, y1) in enumerate(self._boxes_of(members).tolist()):
+            if x1 > x0:
+                np.take(members[k], self.atoms[y0:y1, x0:x1], out=out[k, y0:y1, x0:x1])
+        return out
 
     def covering(self, points: np.ndarray, radius: int = 0) -> np.ndarray:
         """K x N bool: proposal n contains point k ((x, y) pixels, rounded), or with
@@ -213,61 +253,101 @@ class SegmentProposals(Proposals):
 
     # ------------------------------------------------------------------ files
     def save(self, path: str | Path) -> None:
-        """One compressed ``.npz`` (written atomically)."""
-        arrays = dict(atoms=self.atoms.astype(_uint(len(self.leaf_of))),
-                      leaf_of=self.leaf_of.astype(_uint(self.num_leaves)),
-                      indptr=self.indptr.astype(np.uint32),
-                      indices=self.indices.astype(_uint(self.num_leaves)), scores=self.scores)
+        """One ``.segments`` file (written atomically): a magic line, a JSON line naming
+        each array's dtype and shape, then the arrays' bytes in that order, zlib-compressed.
+        It loads in a quarter of an .npz's time: the refine hook reads one per image."""
+        n = self.num_leaves
+        arrays = dict(atoms=self.atoms, leaf_of=self.leaf_of.astype(_uint(n)),
+                      indptr=self.indptr.astype(np.uint32), indices=self.indices.astype(_uint(n)),
+                      scores=self.scores.astype('<f8'),
+                      atom_area=self._atom_area().astype(np.uint32),
+                      atom_boxes=self._atom_boxes().astype(_uint(max(self.hw))))
+        header = {k: [v.dtype.newbyteorder('<').str, list(v.shape)] for k, v in arrays.items()}
+        body = b''.join(v.astype(v.dtype.newbyteorder('<')).tobytes() for v in arrays.values())
         with atomic_write(path, 'wb') as f:
-            np.savez_compressed(f, **arrays)
+            f.write(_MAGIC + json.dumps(header).encode() + b'\n' + zlib.compress(body, 6))
 
     @classmethod
     def load(cls, path: str | Path, hw: tuple[int, int]) -> SegmentProposals:
         """Read what ``save`` wrote, checked against the image size; ProposalError
         naming the file when it is unreadable or inconsistent."""
         try:
-            with np.load(path, allow_pickle=False) as f:
-                arrays = {k: f[k] for k in _ARRAYS}
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error) as e:
-            raise ProposalError(f'{path}: not a proposal .npz (truncated or corrupt?): '
-                                f'{e}') from None
-        atoms, leaf_of, indptr, indices = (arrays[k] for k in _ARRAYS[:4])
-        if atoms.shape != tuple(hw):
-            raise ProposalError(f'{path}: proposal mask size {list(atoms.shape)} != '
+            arrays = _read_arrays(Path(path))
+        except (OSError, ValueError, KeyError, TypeError, zlib.error) as e:
+            raise ProposalError(f'{path}: not a proposal .segments file (truncated or '
+                                f'corrupt?): {e}') from None
+        if arrays['atoms'].shape != tuple(hw):
+            raise ProposalError(f'{path}: proposal mask size {list(arrays["atoms"].shape)} != '
                                 f'image size {list(hw)}')
-        cls._check(str(path), atoms, leaf_of, indptr.astype(np.int64),
-                   indices.astype(np.int64), len(arrays['scores']))
-        return cls(atoms, leaf_of.astype(np.int64), indptr, indices, arrays['scores'],
-                   str(path))
+        arrays = {k: v if k == 'atoms' else v.astype(np.float64 if k == 'scores' else np.int64)
+                  for k, v in arrays.items()}
+        _check(str(path), **arrays)
+        return cls(source=str(path), **arrays)
 
-    @staticmethod
-    def _check(path: str, atoms: np.ndarray, leaf_of: np.ndarray, indptr: np.ndarray,
-               indices: np.ndarray, n: int) -> None:
-        """Refuse what would give wrong counts instead of an error: atoms or leaves out
-        of range, a proposal with no leaf, with a leaf twice or across over-segmentations."""
-        def bad(what: str) -> ProposalError:
-            return ProposalError(f'{path}: inconsistent proposal file ({what})')
 
-        if atoms.ndim != 2 or leaf_of.ndim != 2 or not len(leaf_of) or not leaf_of.shape[1]:
-            raise bad('array shapes')
-        if not all(np.issubdtype(a.dtype, np.integer) for a in (atoms, leaf_of)):
-            raise bad('atoms and leaves must be integers')
-        if int(atoms.max()) >= len(leaf_of):
-            raise bad('atom map holds an atom the table lacks')
-        low, high = leaf_of.min(0), leaf_of.max(0)
-        if (low[1:] <= high[:-1]).any():
-            raise bad('over-segmentations share leaf numbers')
-        if len(indptr) != n + 1 or indptr[0] != 0 or indptr[-1] != len(indices) \
-                or (np.diff(indptr) <= 0).any():
-            raise bad('proposal rows')
-        if len(indices) and (indices.min() < 0 or indices.max() > high[-1]):
-            raise bad('leaf out of range')
-        seg = np.searchsorted(high, indices)  # over-segmentation of each leaf
-        inner = np.ones(len(indices), bool)
-        inner[indptr[:-1]] = False  # pairs within a row
-        if ((np.diff(indices) <= 0) & inner[1:]).any() or \
-                ((np.diff(seg) != 0) & inner[1:]).any():
-            raise bad('a proposal repeats a leaf or mixes over-segmentations')
+_MAGIC = b'WISE segments 1\n'
+_ARRAYS = ('atoms', 'leaf_of', 'indptr', 'indices', 'scores', 'atom_area', 'atom_boxes')
+_DTYPES = ('<u2', '<u4', '<f8')
+
+
+def _read_arrays(path: Path) -> dict[str, np.ndarray]:
+    """The arrays of a .segments file; ValueError / KeyError / zlib.error where it is not
+    one."""
+    data = path.read_bytes()
+    if not data.startswith(_MAGIC):
+        raise ValueError('no "WISE segments" magic line')
+    end = data.index(b'\n', len(_MAGIC))
+    header = json.loads(data[len(_MAGIC):end])
+    body = zlib.decompress(data[end + 1:])
+    arrays, at = {}, 0
+    for name in _ARRAYS:
+        dtype, shape = header[name]
+        if dtype not in _DTYPES or not all(isinstance(v, int) and v >= 0 for v in shape):
+            raise ValueError(f'bad array {name}: {dtype} {shape}')
+        count = int(np.prod(shape))
+        arrays[name] = np.frombuffer(body, dtype, count, at).reshape(shape)
+        at += count * np.dtype(dtype).itemsize
+    if at != len(body):
+        raise ValueError(f'{len(body) - at} bytes beyond the arrays')
+    return arrays
+
+
+def _check(path: str, atoms: np.ndarray, leaf_of: np.ndarray, indptr: np.ndarray,
+           indices: np.ndarray, scores: np.ndarray, atom_area: np.ndarray,
+           atom_boxes: np.ndarray) -> None:
+    """Refuse what would index out of range or give wrong counts instead of an error:
+    atoms or leaves out of range, a proposal with no leaf, with a leaf twice or across
+    over-segmentations, atom areas or boxes that cannot be the map's. (Areas and boxes
+    are trusted beyond that: checking them is a pass over the map, what storing them
+    saves; zlib's checksum catches a corrupted file.)"""
+    def bad(what: str) -> ProposalError:
+        return ProposalError(f'{path}: inconsistent proposal file ({what})')
+
+    a = len(leaf_of)
+    if atoms.ndim != 2 or leaf_of.ndim != 2 or not a or not leaf_of.shape[1] \
+            or atom_area.shape != (a,) or atom_boxes.shape != (a, 4):
+        raise bad('array shapes')
+    if int(atoms.max()) >= a:
+        raise bad('atom map holds an atom the table lacks')
+    h, w = atoms.shape
+    x0, y0, x1, y1 = atom_boxes.T
+    if atom_area.sum() != h * w or (x0 < 0).any() or (y0 < 0).any() or (x1 > w).any() \
+            or (y1 > h).any() or ((x1 <= x0) & (atom_area > 0)).any():
+        raise bad('atom areas or boxes')
+    low, high = leaf_of.min(0), leaf_of.max(0)
+    if (low[1:] <= high[:-1]).any():
+        raise bad('over-segmentations share leaf numbers')
+    if len(indptr) != len(scores) + 1 or indptr[0] != 0 or indptr[-1] != len(indices) \
+            or (np.diff(indptr) <= 0).any():
+        raise bad('proposal rows')
+    if len(indices) and (indices.min() < 0 or indices.max() > high[-1]):
+        raise bad('leaf out of range')
+    seg = np.searchsorted(high, indices)  # over-segmentation of each leaf
+    inner = np.ones(len(indices), bool)
+    inner[indptr[:-1]] = False  # pairs within a row
+    if ((np.diff(indices) <= 0) & inner[1:]).any() or \
+            ((np.diff(seg) != 0) & inner[1:]).any():
+        raise bad('a proposal repeats a leaf or mixes over-segmentations')
 
 
 __all__ = ['SegmentProposals']

@@ -69,14 +69,3 @@ def encode_masks(masks: np.ndarray) -> List[dict]:
     rles = mask_util.encode(np.asfortranarray(masks.transpose(1, 2, 0).astype(np.uint8)))
     return [str_counts(r) for r in rles]
 
-
-def mask_boxes(masks: np.ndarray) -> np.ndarray:
-    """N x 4 float64 tight boxes x0, y0, x1, y1 (exclusive) of N x H x W bool masks, as
-    pycocotools' toBbox gives them for the masks' RLEs (zeros for an empty mask)."""
-    rows, cols = masks.any(2), masks.any(1)
-    h, w = masks.shape[1:]
-    y0, x0 = rows.argmax(1), cols.argmax(1)
-    y1, x1 = h - rows[:, ::-1].argmax(1), w - cols[:, ::-1].argmax(1)
-    boxes = np.stack([x0, y0, x1, y1], 1).astype(np.float64)
-    boxes[~rows.any(1)] = 0
-    return boxes
