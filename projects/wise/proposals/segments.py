@@ -57,8 +57,7 @@ class _LazyRles(Sequence):
             return [self[j] for j in range(*i.indices(len(self)))]
         i = range(len(self))[i]  # negative indices, IndexError
         if i not in self._cache:
-            mask = self._owner[i].decode()[0]
-            self._cache[i] = mask_util.encode(np.asfortranarray(mask.astype(np.uint8)))
+            self._cache[i] = self._owner._rle(i)
         return self._cache[i]
 
 
@@ -125,21 +124,35 @@ class SegmentProposals(Proposals):
 
     def __getitem__(self, idx: Any) -> SegmentProposals:
         rows = np.atleast_1d(np.arange(len(self))[idx])
-        starts, lens = self.indptr[rows], np.diff(self.indptr)[rows]
-        ends = np.cumsum(lens)
-        pos = np.arange(ends[-1] if len(ends) else 0) - np.repeat(ends - lens - starts, lens)
-        out = SegmentProposals(self.atoms, self.leaf_of, np.concatenate([[0], ends]),
-                               self.indices[pos], self.scores[rows], self.source)
+        indptr, pos = self._rows(rows)
+        out = SegmentProposals(self.atoms, self.leaf_of, indptr, self.indices[pos],
+                               self.scores[rows], self.source)
         out._leaf_area, out._leaf_groups = self._leaf_area, self._leaf_groups
         out._area, out._boxes = self._area, self._boxes
         return out
 
     # ------------------------------------------------------------ the counting
-    def _atom_members(self) -> np.ndarray:
-        """N x A bool: the atoms of every proposal."""
-        leaves = np.zeros((len(self), self.num_leaves), bool)
-        leaves[np.repeat(np.arange(len(self)), np.diff(self.indptr)), self.indices] = True
-        return leaves[:, self.leaf_of].any(axis=2)
+    def _rows(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The CSR indptr of these rows and where their leaves are in ``indices``."""
+        starts, lens = self.indptr[rows], np.diff(self.indptr)[rows]
+        ends = np.cumsum(lens)
+        pos = np.arange(ends[-1] if len(ends) else 0) - np.repeat(ends - lens - starts, lens)
+        return np.concatenate([[0], ends]), pos
+
+    def _leaf_members(self, rows: np.ndarray | None = None) -> np.ndarray:
+        """N x L bool (or rows x L): the leaves of every proposal (of these rows)."""
+        if rows is None:
+            indptr, indices = self.indptr, self.indices
+        else:
+            indptr, pos = self._rows(rows)
+            indices = self.indices[pos]
+        leaves = np.zeros((len(indptr) - 1, self.num_leaves), bool)
+        leaves[np.repeat(np.arange(len(indptr) - 1), np.diff(indptr)), indices] = True
+        return leaves
+
+    def _atom_members(self, rows: np.ndarray | None = None) -> np.ndarray:
+        """N x A bool (or rows x A): the atoms of every proposal (of these rows)."""
+        return self._leaf_members(rows)[:, self.leaf_of].any(axis=2)
 
     def _per_proposal(self, per_leaf: np.ndarray) -> np.ndarray:
         """K x N sums over each proposal's leaves of a K x L per-leaf quantity."""
@@ -209,6 +222,28 @@ class SegmentProposals(Proposals):
                 np.take(members[k], self.atoms[y0:y1, x0:x1], out=out[k, y0:y1, x0:x1])
         return out
 
+    def _rle(self, i: int) -> dict:
+        """Proposal i's compressed RLE, from the runs of the columns its box spans (what
+        pycocotools' encode gives for the whole mask, without a pass over the image)."""
+        h, w = self.hw
+        leaves = np.zeros(self.num_leaves, bool)
+        leaves[self.indices[self.indptr[i]:self.indptr[i + 1]]] = True
+        members = leaves[self.leaf_of].any(axis=1) & (self._atom_area() > 0)
+        boxes = self._atom_boxes()[members]
+        if not len(boxes):
+            return mask_util.frPyObjects(dict(size=[h, w], counts=[h * w]), h, w)
+        (x0, y0), (x1, y1) = boxes[:, :2].min(0).tolist(), boxes[:, 2:].max(0).tolist()
+        band = np.zeros((x1 - x0, h), bool)  # the box's columns, each a row here
+        band[:, y0:y1] = np.take(members, self.atoms[y0:y1, x0:x1]).T
+        flat = np.concatenate([[False], band.ravel(), [False]])
+        edges = np.flatnonzero(flat[1:] != flat[:-1])  # starts of 1-runs and of 0-runs
+        counts = np.diff(np.concatenate([[0], edges, [flat.size - 2]]))
+        counts[0] += x0 * h  # the columns left of the box
+        counts[-1] += (w - x1) * h  # and right of it
+        if not counts[-1]:  # the mask ends on its last pixel: no empty run after it
+            counts = counts[:-1]
+        return mask_util.frPyObjects(dict(size=[h, w], counts=counts.tolist()), h, w)
+
     def covering(self, points: np.ndarray, radius: int = 0) -> np.ndarray:
         """K x N bool: proposal n contains point k ((x, y) pixels, rounded), or with
         ``radius`` > 0 any pixel of the disc of that radius around it."""
@@ -217,17 +252,17 @@ class SegmentProposals(Proposals):
             return np.zeros((len(points), len(self)), bool)
         h, w = self.hw
         xs, ys = pixel_indices(points, self.hw)
-        counts = np.zeros((len(points), len(self.leaf_of)), np.int64)
-        if radius > 0:
-            r = int(np.floor(radius))
-            for k, (x, y) in enumerate(zip(xs, ys)):
-                y0, x0 = max(y - r, 0), max(x - r, 0)
-                yy, xx = np.ogrid[y0:min(y + r + 1, h), x0:min(x + r + 1, w)]
-                disc = (xx - x) ** 2 + (yy - y) ** 2 <= radius ** 2
-                counts[k, self.atoms[yy, xx][disc]] = 1
-        else:
-            counts[np.arange(len(points)), self.atoms[ys, xs]] = 1
-        return self._intersections(counts) > 0
+        members = self._leaf_members()
+        if radius <= 0:  # the leaves of the atom under each point
+            return members[:, self.leaf_of[self.atoms[ys, xs]]].any(axis=2).T
+        r = int(np.floor(radius))
+        out = np.zeros((len(points), len(self)), bool)
+        for k, (x, y) in enumerate(zip(xs, ys)):
+            y0, x0 = max(y - r, 0), max(x - r, 0)
+            yy, xx = np.ogrid[y0:min(y + r + 1, h), x0:min(x + r + 1, w)]
+            disc = (xx - x) ** 2 + (yy - y) ** 2 <= radius ** 2
+            out[k] = members[:, self.leaf_of[np.unique(self.atoms[yy, xx][disc])]].any(axis=(1, 2))
+        return out
 
     def mask_iou(self, masks: np.ndarray) -> np.ndarray:
         """K x N IoU of K x H x W bool masks against these proposals."""
