@@ -36,6 +36,9 @@ from ..utils.io import atomic_write
 from ..utils.masks import pixel_indices
 from .base import ProposalError, Proposals
 
+#: x0, y0, x1, y1 of nothing: neutral under min (x0, y0) and max (x1, y1)
+_NO_BOX = np.array([np.iinfo(np.int64).max] * 2 + [-1] * 2, np.int64)
+
 
 def _uint(n: int) -> type:
     """The smallest unsigned dtype that holds 0..n."""
@@ -92,6 +95,8 @@ class SegmentProposals(Proposals):
         self._rles: _LazyRles | None = None
         self._leaf_area: np.ndarray | None = None
         self._leaf_groups: tuple[np.ndarray, ...] | None = None
+        self._leaf_boxes: np.ndarray | None = None
+        self._leaves: np.ndarray | None = None
         self._area, self._boxes = atom_area, atom_boxes
         if len(self.indptr) != len(self.scores) + 1:
             raise ProposalError(f'{source or "proposals"}: {len(self.indptr) - 1} masks but '
@@ -128,6 +133,7 @@ class SegmentProposals(Proposals):
         out = SegmentProposals(self.atoms, self.leaf_of, indptr, self.indices[pos],
                                self.scores[rows], self.source)
         out._leaf_area, out._leaf_groups = self._leaf_area, self._leaf_groups
+        out._leaf_boxes = self._leaf_boxes
         out._area, out._boxes = self._area, self._boxes
         return out
 
@@ -139,20 +145,13 @@ class SegmentProposals(Proposals):
         pos = np.arange(ends[-1] if len(ends) else 0) - np.repeat(ends - lens - starts, lens)
         return np.concatenate([[0], ends]), pos
 
-    def _leaf_members(self, rows: np.ndarray | None = None) -> np.ndarray:
-        """N x L bool (or rows x L): the leaves of every proposal (of these rows)."""
-        if rows is None:
-            indptr, indices = self.indptr, self.indices
-        else:
-            indptr, pos = self._rows(rows)
-            indices = self.indices[pos]
-        leaves = np.zeros((len(indptr) - 1, self.num_leaves), bool)
-        leaves[np.repeat(np.arange(len(indptr) - 1), np.diff(indptr)), indices] = True
-        return leaves
-
-    def _atom_members(self, rows: np.ndarray | None = None) -> np.ndarray:
-        """N x A bool (or rows x A): the atoms of every proposal (of these rows)."""
-        return self._leaf_members(rows)[:, self.leaf_of].any(axis=2)
+    def _leaf_members(self) -> np.ndarray:
+        """N x L bool: the leaves of every proposal."""
+        if self._leaves is None:
+            self._leaves = np.zeros((len(self), self.num_leaves), bool)
+            self._leaves[np.repeat(np.arange(len(self)), np.diff(self.indptr)),
+                         self.indices] = True
+        return self._leaves
 
     def _per_proposal(self, per_leaf: np.ndarray) -> np.ndarray:
         """K x N sums over each proposal's leaves of a K x L per-leaf quantity."""
@@ -160,22 +159,29 @@ class SegmentProposals(Proposals):
             return np.zeros((len(per_leaf), len(self)), per_leaf.dtype)
         return np.add.reduceat(per_leaf[:, self.indices], self.indptr[:-1], axis=1)
 
-    def _per_leaf(self, per_atom: np.ndarray) -> np.ndarray:
-        """K x L sums over each leaf's atoms of a K x A per-atom quantity."""
-        if self._leaf_groups is None:  # atoms grouped by leaf: (atom order, group starts)
+    def _leaf_order(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Atoms grouped by leaf: the atoms in that order, where each group starts, and
+        each group's leaf."""
+        if self._leaf_groups is None:
             leaf = self.leaf_of.ravel()
             order = np.argsort(leaf, kind='stable')
             starts = np.flatnonzero(np.diff(leaf[order], prepend=-1))
             self._leaf_groups = (order // self.leaf_of.shape[1], starts, leaf[order[starts]])
-        atoms, starts, leaves = self._leaf_groups
+        return self._leaf_groups
+
+    def _per_leaf(self, per_atom: np.ndarray) -> np.ndarray:
+        """K x L sums over each leaf's atoms of a K x A per-atom quantity."""
+        atoms, starts, leaves = self._leaf_order()
         out = np.zeros((len(per_atom), self.num_leaves), per_atom.dtype)
         out[:, leaves] = np.add.reduceat(per_atom[:, atoms], starts, axis=1)
         return out
 
     def _intersections(self, atom_counts: np.ndarray) -> np.ndarray:
         """K x N pixels shared by K sets given as K x A int pixel counts per atom, and each
-        proposal."""
-        return self._per_proposal(self._per_leaf(atom_counts))
+        proposal (float64, exact: integer sums far below 2 ** 53)."""
+        per_leaf = self._per_leaf(atom_counts)
+        used = np.flatnonzero(per_leaf.any(0))  # the few leaves the sets touch
+        return per_leaf[:, used].astype(np.float64) @ self._leaf_members()[:, used].T
 
     def areas(self) -> np.ndarray:
         """N pixel counts."""
@@ -198,26 +204,38 @@ class SegmentProposals(Proposals):
                                     for s in found], np.int64)
         return self._boxes
 
-    def _boxes_of(self, members: np.ndarray) -> np.ndarray:
-        """K x 4 int64 tight boxes of K x A atom sets (x1 <= x0 where empty)."""
-        members = members & (self._atom_area() > 0)
-        atom = self._atom_boxes()
-        lo = np.where(members[:, :, None], atom[None, :, :2], np.iinfo(np.int64).max).min(1)
-        hi = np.where(members[:, :, None], atom[None, :, 2:], -1).max(1)
-        return np.concatenate([lo, hi], 1)
+    def _leaf_box_table(self) -> np.ndarray:
+        """L x 4 int64: each leaf's box, the union of its atoms' (an atom of no pixel has
+        none)."""
+        if self._leaf_boxes is None:
+            box = np.where(self._atom_area()[:, None] > 0, self._atom_boxes(), _NO_BOX)
+            atoms, starts, leaves = self._leaf_order()
+            self._leaf_boxes = np.tile(_NO_BOX, (self.num_leaves, 1))
+            self._leaf_boxes[leaves, :2] = np.minimum.reduceat(box[atoms, :2], starts)
+            self._leaf_boxes[leaves, 2:] = np.maximum.reduceat(box[atoms, 2:], starts)
+        return self._leaf_boxes
+
+    def _int_boxes(self) -> np.ndarray:
+        """N x 4 int64 tight boxes (x1 <= x0 where empty): the union of each proposal's
+        leaves' boxes."""
+        if not len(self.indices):
+            return np.zeros((len(self), 4), np.int64)
+        per = self._leaf_box_table()[self.indices]
+        return np.concatenate([np.minimum.reduceat(per[:, :2], self.indptr[:-1]),
+                               np.maximum.reduceat(per[:, 2:], self.indptr[:-1])], 1)
 
     # ------------------------------------------------------ Proposals' answers
     def boxes(self) -> np.ndarray:
         """N x 4 float64 tight boxes x0, y0, x1, y1 (exclusive; zeros for an empty mask)."""
-        boxes = self._boxes_of(self._atom_members())
+        boxes = self._int_boxes()
         boxes[boxes[:, 2] <= boxes[:, 0]] = 0
         return boxes.astype(np.float64)
 
     def decode(self) -> np.ndarray:
         """N x H x W bool, each filled within its box only."""
-        members = self._atom_members()
+        members = self._leaf_members()[:, self.leaf_of].any(axis=2)  # N x A
         out = np.zeros((len(self), *self.hw), bool)
-        for k, (x0, y0, x1, y1) in enumerate(self._boxes_of(members).tolist()):
+        for k, (x0, y0, x1, y1) in enumerate(self._int_boxes().tolist()):
             if x1 > x0:
                 np.take(members[k], self.atoms[y0:y1, x0:x1], out=out[k, y0:y1, x0:x1])
         return out
@@ -226,13 +244,14 @@ class SegmentProposals(Proposals):
         """Proposal i's compressed RLE, from the runs of the columns its box spans (what
         pycocotools' encode gives for the whole mask, without a pass over the image)."""
         h, w = self.hw
+        mine = self.indices[self.indptr[i]:self.indptr[i + 1]]
         leaves = np.zeros(self.num_leaves, bool)
-        leaves[self.indices[self.indptr[i]:self.indptr[i + 1]]] = True
-        members = leaves[self.leaf_of].any(axis=1) & (self._atom_area() > 0)
-        boxes = self._atom_boxes()[members]
-        if not len(boxes):
+        leaves[mine] = True
+        members = leaves[self.leaf_of].any(axis=1)
+        per = self._leaf_box_table()[mine]
+        (x0, y0), (x1, y1) = per[:, :2].min(0).tolist(), per[:, 2:].max(0).tolist()
+        if x1 <= x0:
             return mask_util.frPyObjects(dict(size=[h, w], counts=[h * w]), h, w)
-        (x0, y0), (x1, y1) = boxes[:, :2].min(0).tolist(), boxes[:, 2:].max(0).tolist()
         band = np.zeros((x1 - x0, h), bool)  # the box's columns, each a row here
         band[:, y0:y1] = np.take(members, self.atoms[y0:y1, x0:x1]).T
         flat = np.concatenate([[False], band.ravel(), [False]])
