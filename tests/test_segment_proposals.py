@@ -3,7 +3,9 @@ pycocotools' on the same masks as RLEs, the .segments files round-trip and refus
 be misread, and refinement and gen_proposals use them (JSON for other sources)."""
 from __future__ import annotations
 
+import gc
 import json
+import weakref
 import zlib
 from pathlib import Path
 
@@ -192,3 +194,19 @@ def test_gen_proposals_writes_segments_for_builtin_and_json_for_rle_sources(
         assert type(again) is Proposals
         np.testing.assert_array_equal(again.decode(), built(image).decode())
         np.testing.assert_array_equal(again.scores, built(image).scores)
+
+
+def test_done_proposals_are_freed_without_the_cycle_collector(pair: tuple) -> None:
+    """Bug: proposals holding their lazy RLEs, which held them, made a reference cycle:
+    each image's arrays stayed until Python's cycle collector ran, so memory grew with
+    the images between its runs."""
+    seg, _ = pair
+    gc.disable()
+    try:
+        sub = seg[[0, 1]]
+        assert sub.rles[1]['size'] == list(seg.hw)
+        gone = weakref.ref(sub)
+        del sub
+        assert gone() is None
+    finally:
+        gc.enable()

@@ -46,11 +46,12 @@ def _uint(n: int) -> type:
 
 
 class _LazyRles(Sequence):
-    """The proposals' COCO RLEs, each encoded from its mask when first read."""
+    """The proposals' COCO RLEs, each encoded from its mask when first read (and kept by
+    the proposals: a view made per access, so that no reference cycle keeps an image's
+    arrays alive after it is done)."""
 
-    def __init__(self, owner: SegmentProposals, known: Sequence[dict] = ()) -> None:
+    def __init__(self, owner: SegmentProposals) -> None:
         self._owner = owner
-        self._cache: dict[int, dict] = dict(enumerate(known))
 
     def __len__(self) -> int:
         return len(self._owner)
@@ -59,9 +60,10 @@ class _LazyRles(Sequence):
         if isinstance(i, slice):
             return [self[j] for j in range(*i.indices(len(self)))]
         i = range(len(self))[i]  # negative indices, IndexError
-        if i not in self._cache:
-            self._cache[i] = self._owner._rle(i)
-        return self._cache[i]
+        cache = self._owner._rle_cache
+        if i not in cache:
+            cache[i] = self._owner._rle(i)
+        return cache[i]
 
 
 class SegmentProposals(Proposals):
@@ -92,7 +94,7 @@ class SegmentProposals(Proposals):
         self.hw = (int(atoms.shape[0]), int(atoms.shape[1]))
         self.source = source
         self.num_leaves = int(leaf_of.max()) + 1 if leaf_of.size else 0
-        self._rles: _LazyRles | None = None
+        self._rle_cache: dict[int, dict] = {}
         self._leaf_area: np.ndarray | None = None
         self._leaf_groups: tuple[np.ndarray, ...] | None = None
         self._leaf_boxes: np.ndarray | None = None
@@ -111,7 +113,7 @@ class SegmentProposals(Proposals):
         indptr = np.concatenate([[0], np.cumsum([len(s) for s in leaf_sets])])
         indices = np.concatenate(leaf_sets) if len(leaf_sets) else np.zeros(0, np.int64)
         out = cls(atoms, leaf_of, indptr, indices, scores, source)
-        out._rles = _LazyRles(out, rles)
+        out._rle_cache = dict(enumerate(rles))
         return out
 
     def __repr__(self) -> str:
@@ -120,9 +122,7 @@ class SegmentProposals(Proposals):
 
     @property
     def rles(self) -> _LazyRles:  # type: ignore[override]
-        if self._rles is None:
-            self._rles = _LazyRles(self)
-        return self._rles
+        return _LazyRles(self)
 
     def __len__(self) -> int:
         return len(self.scores)
