@@ -209,12 +209,15 @@ def gen_pseudo_overhead(work: Path) -> list[dict]:
 
     import projects.wise  # noqa: F401
     from mmdet.registry import MODELS
+    from projects.wise.proposals import PrecomputedProposals
     py = sys.executable
     root = _tiled_dataset(work, 16)
     props = work / 'tile_proposals'
     _run(py, 'tools/gen_proposals.py', '--ann-file', root / 'annotations/train_labels.json',
          '--out-dir', props, '--max-proposals', '1000')
-    counts = [len(json.loads(f.read_text())) for f in props.glob('*.json')]
+    reader = PrecomputedProposals(root=str(props))  # not .source.json, whatever the format
+    counts = [len(reader(dict(img_path=p.name, height=375, width=500)))
+              for p in (root / 'JPEGImages').iterdir()]
     classes = tuple((root / 'classes.txt').read_text().split())
     cfg = work / 'prm_r50_tiles.py'
     cfg.write_text(f"_base_ = {str(ROOT / 'configs/wise/prm_r50_voc.py')!r}\n"
@@ -426,6 +429,229 @@ def refine_scale(work: Path) -> list[dict]:
         _row('memory the hook adds at 200 / 2,000 images', hook_mb[200],
              f'({hook_mb[2000]:.0f} MB; test.py itself {stats[200, False][1]:.0f} -> '
              f'{stats[2000, False][1]:.0f} MB, its results grow with the test set)', None, 'MB'),
+    ]
+
+
+#: scikit-image's bundled photographs, the built-in proposals' real-photo test
+PHOTOGRAPHS = ('chelsea', 'coffee', 'astronaut', 'rocket')
+
+
+def _photograph(name: str, w: int = 500, h: int = 375):
+    """A scikit-image photograph scaled to cover w x h and centre-cropped: VOC-sized."""
+    import cv2
+    import numpy as np
+    from skimage import data
+    img = getattr(data, name)()
+    f = max(w / img.shape[1], h / img.shape[0])
+    img = cv2.resize(img, (round(img.shape[1] * f), round(img.shape[0] * f)),
+                     interpolation=cv2.INTER_AREA)
+    y0, x0 = (img.shape[0] - h) // 2, (img.shape[1] - w) // 2
+    return np.ascontiguousarray(img[y0:y0 + h, x0:x0 + w])
+
+
+def _one_core() -> None:
+    """CPU times below are of this process on one core: no library threads."""
+    import cv2
+    import torch
+    cv2.setNumThreads(1)
+    torch.set_num_threads(1)
+
+
+def _cpu_ms(fn: Callable[[], object], reps: int = 3) -> float:
+    """Median CPU milliseconds of this process over ``reps`` calls, after one warm-up."""
+    fn()
+    times = []
+    for _ in range(reps):
+        t0 = time.process_time()
+        fn()
+        times.append(time.process_time() - t0)
+    return 1000 * statistics.median(times)
+
+
+def _tiled_proposals(work: Path, num: int = 8) -> tuple[Path, Path, list[dict], dict]:
+    """``num`` tiled 500x375 built-in images with 1000 built-in proposals each (as
+    tools/gen_proposals.py writes them): (data root, proposal folder, image records as
+    sources take them, image id -> its instances' RLEs)."""
+    from projects.wise.utils.io import load_coco_json
+    root = _tiled_dataset(work, num)
+    props = work / 'tile_proposals'
+    _run(sys.executable, 'tools/gen_proposals.py', '--ann-file',
+         root / 'annotations/train_labels.json', '--out-dir', props, '--max-proposals', '1000')
+    coco = load_coco_json(root / 'annotations/train_instances.json')
+    images = [dict(img_path=str(root / 'JPEGImages' / im['file_name']), height=im['height'],
+                   width=im['width'], img_id=im['id']) for im in coco['images']]
+    instances: dict = {}
+    for a in coco['annotations']:
+        instances.setdefault(a['image_id'], []).append(a)
+    return root, props, images, instances
+
+
+def _predictions(anns: list[dict], hw: tuple[int, int], num: int = 20):
+    """``num`` predicted masks as the refine hook gets them: the image's instances, each
+    grown by 2 px (a prediction is never exact), cycled to ``num``."""
+    import cv2
+    import numpy as np
+    import torch
+    from mmengine.structures import InstanceData
+    from pycocotools import mask as mask_util
+    grow = np.ones((5, 5), np.uint8)
+    masks = np.stack([cv2.dilate(mask_util.decode(anns[i % len(anns)]['segmentation']), grow)
+                      for i in range(num)]).astype(bool)
+    assert masks.shape[1:] == hw
+    return InstanceData(masks=torch.from_numpy(masks), bboxes=torch.zeros(num, 4),
+                        scores=torch.linspace(1, 0.05, num),
+                        labels=torch.tensor([a['category_id'] - 1 for a in anns] * num)[:num])
+
+
+def _as_results_json(source, images: list[dict], out: Path) -> None:
+    """The same proposals as per-image COCO-results JSON (the format before .segments)."""
+    from projects.wise.proposals import Proposals
+    for image in images:
+        props = source(image)
+        Proposals.from_masks(props.decode(), props.scores).save(
+            out / f'{Path(image["img_path"]).stem}.json')
+
+
+@benchmark
+def refine_cpu(work: Path) -> list[dict]:
+    """The refine hook's own CPU work per VOC-sized image, network excluded: read the
+    image's 1000 proposals, match 20 predicted masks, write the picks back."""
+    import numpy as np
+
+    from projects.wise.engine import refine
+    from projects.wise.proposals import PrecomputedProposals
+    _one_core()
+    _, props, images, instances = _tiled_proposals(work)
+    json_dir = work / 'tile_proposals_json'
+    segments = PrecomputedProposals(root=str(props))
+    _as_results_json(segments, images, json_dir)
+    counts = {len(segments(image)) for image in images}
+    ms = {}
+    for name, source in (('segments', segments),
+                         ('json', PrecomputedProposals(root=str(json_dir)))):
+        per_image = []
+        for image in images:
+            pred = _predictions(instances[image['img_id']], (image['height'], image['width']))
+            per_image.append(_cpu_ms(lambda: refine(pred, source(image))))
+        ms[name] = float(np.median(per_image))
+    what = f'500x375, {"/".join(map(str, sorted(counts)))} built-in proposals, 20 predictions'
+    return [
+        _row(f'refinement CPU per image: read + match + write back ({what}; one core, median)',
+             ms['segments'], '<= 15', ms['segments'] <= 15, 'ms'),
+        _row('refinement CPU per image, the same proposals as COCO-results JSON (RLE IoU)',
+             ms['json'], 'information', None, 'ms'),
+    ]
+
+
+@benchmark
+def proposal_files(work: Path) -> list[dict]:
+    """Per-image proposal files as tools/gen_proposals.py writes them for the built-in
+    source: bytes on disk and CPU time to load, at 500x375 with 1000 proposals."""
+    import numpy as np
+
+    from projects.wise.proposals import PrecomputedProposals
+    from projects.wise.proposals.precomputed import image_file
+    _one_core()
+    _, props, images, _ = _tiled_proposals(work)
+    json_dir = work / 'tile_proposals_json'
+    source = PrecomputedProposals(root=str(props))
+    _as_results_json(source, images, json_dir)
+    stems = [Path(image['img_path']).stem for image in images]
+    kb = float(np.mean([image_file(props, s).stat().st_size for s in stems])) / 1000
+    json_kb = float(np.mean([(json_dir / f'{s}.json').stat().st_size for s in stems])) / 1000
+    load = {name: float(np.median([_cpu_ms(lambda: src(image)) for image in images]))
+            for name, src in (('segments', source),
+                              ('json', PrecomputedProposals(root=str(json_dir))))}
+    return [
+        _row('proposal file per 500x375 image, 1000 built-in proposals (.segments, mean)', kb,
+             f'<= 100 (COCO-results JSON of the same: {json_kb:.0f} KB)', kb <= 100, 'KB'),
+        _row('proposal file load CPU per image (.segments, one core, median)', load['segments'],
+             '<= 5', load['segments'] <= 5, 'ms'),
+        _row('proposal file load CPU per image, the same as COCO-results JSON', load['json'],
+             'information', None, 'ms'),
+    ]
+
+
+@benchmark
+def builtin_proposals_photos(work: Path) -> list[dict]:
+    """Built-in proposal generation per 500x375 image on one core: scikit-image's real
+    photographs (as a new user would try it) and tiled built-in images."""
+    import numpy as np
+
+    from projects.wise.proposals import BuiltinProposals
+    from projects.wise.utils.io import read_image
+    _one_core()
+    source = BuiltinProposals()
+
+    def seconds(img: np.ndarray) -> float:
+        return _cpu_ms(lambda: source.from_array(img), reps=1) / 1000
+
+    photos = {name: seconds(_photograph(name)) for name in PHOTOGRAPHS}
+    tiled = sorted((_tiled_dataset(work, 4) / 'JPEGImages').iterdir())
+    tiles = float(np.median([seconds(read_image(path)) for path in tiled]))
+    worst = max(photos, key=photos.get)
+    each = ', '.join(f'{k} {v:.2f}' for k, v in photos.items())
+    return [
+        _row('builtin proposals: CPU per 500x375 photograph, slowest of the 4 (one core)',
+             photos[worst], f'<= 0.25 ({each})', photos[worst] <= 0.25, 's'),
+        _row('builtin proposals: CPU per tiled 500x375 built-in image (one core, median)',
+             tiles, '<= 0.25', tiles <= 0.25, 's'),
+    ]
+
+
+@benchmark
+def gen_pseudo_cpu(work: Path) -> list[dict]:
+    """gen_pseudo's own CPU work per VOC-sized image beside the PRM (read 1000 proposals,
+    cover the peaks, select, encode, write the record), the paper's selection and the
+    improved one; the peaks are the instances' innermost points, as a PRM's would be."""
+    import cv2
+    import numpy as np
+    from mmengine.config import DictAction
+    from mmengine.registry import init_default_scope
+    from pycocotools import mask as mask_util
+
+    from projects.wise.proposals import PrecomputedProposals
+    from projects.wise.pseudo.generator import pseudo_instances
+    from projects.wise.pseudo.labeller import PseudoLabeller
+    from projects.wise.pseudo.selectors import SELECTORS, PeakSet
+    from projects.wise.pseudo.writer import PartsFile
+    _one_core()
+    init_default_scope('mmdet')
+    _, props, images, instances = _tiled_proposals(work)
+    source = PrecomputedProposals(root=str(props))
+    peaks = {}
+    for image in images:
+        anns = instances[image['img_id']]
+        points = []
+        for a in anns:
+            dist = cv2.distanceTransform(mask_util.decode(a['segmentation']), cv2.DIST_L2, 3)
+            y, x = np.unravel_index(dist.argmax(), dist.shape)
+            points.append((x, y))
+        peaks[image['img_id']] = PeakSet(np.array([a['category_id'] - 1 for a in anns]),
+                                         np.array(points, float), np.linspace(1, 0.5, len(anns)))
+    improved = (kv.split('=', 1) for kv in _pipeline().IMPROVED)  # as gen_pseudo parses it
+    selections = {'paper': dict(type='objectness_sampling'),
+                  'improved': {k: DictAction._parse_iterable(v) for k, v in improved}}
+    ms = {}
+    for name, cfg in selections.items():
+        selector = SELECTORS.build(cfg)
+        parts = PartsFile(work / f'{name}.parts', dict(selection=name))
+
+        def one(image: dict) -> None:
+            rng = np.random.default_rng(image['img_id'])
+            result = pseudo_instances(peaks[image['img_id']], image, source, selector, rng)
+            parts.append(dict(index=image['img_id'], annotations=[
+                PseudoLabeller._annotation(image['img_id'], inst) for inst in result.instances]))
+
+        ms[name] = float(np.median([_cpu_ms(lambda: one(image)) for image in images]))
+        parts.close()
+    per_image = np.mean([len(p) for p in peaks.values()])
+    return [
+        _row(f'gen_pseudo CPU per image beside the PRM, paper selection (500x375, 1000 '
+             f'proposals, {per_image:.0f} peaks; one core, median)', ms['paper'], '<= 10',
+             ms['paper'] <= 10, 'ms'),
+        _row('gen_pseudo CPU per image beside the PRM, improved selection', ms['improved'],
+             '<= 10', ms['improved'] <= 10, 'ms'),
     ]
 
 

@@ -17,6 +17,8 @@ import pytest
 from PIL import Image
 from pycocotools import mask as mask_util
 
+from projects.wise.proposals import PrecomputedProposals
+
 from conftest import SHAPES_CLASSES, run_tool
 
 SQUARE = SHAPES_CLASSES.index('square') + 1
@@ -150,9 +152,10 @@ def test_odd_images_go_through_every_tool(odd: Path, odd_voc: Path, tiny_prm_cfg
              '--img-root', odd / 'JPEGImages', '--out-dir', props, '--max-proposals', '50',
              '--recall')
     for name in ODD:
-        hw = [1, 1] if 'one' in name else [H, W]
-        items = json.loads((props / f'{Path(name).stem}.json').read_text())
-        assert items and all(o['segmentation']['size'] == hw for o in items), name
+        hw = (1, 1) if 'one' in name else (H, W)
+        found = PrecomputedProposals(root=str(props))(dict(img_path=name, height=hw[0],
+                                                           width=hw[1]))
+        assert len(found) and found.decode().shape[1:] == hw, name
     assert json.loads((props / 'recall.json').read_text())['recall']['100'] >= 0.8
 
     prm = _prm_cfg(tiny_prm_cfg, odd, tmp_path / 'prm.py')
@@ -320,7 +323,7 @@ def test_bad_proposal_files_are_counted_and_named(bad: str, odd: Path, tiny_prm_
     props = tmp_path / 'props'
     run_tool('tools/gen_proposals.py', '--ann-file', odd / 'annotations/odd_labels.json',
              '--img-root', odd / 'JPEGImages', '--out-dir', props, '--max-proposals', '20')
-    culprit = props / 'gray.json'
+    culprit = props / 'gray.segments'
     if bad == 'missing':
         culprit.unlink()
     else:

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 from pycocotools import mask as mask_util
 
-from projects.wise.proposals import PROPOSAL_SOURCES, BuiltinProposals, ProposalError, Proposals
+from projects.wise.proposals import (PROPOSAL_SOURCES, BuiltinProposals, PrecomputedProposals,
+                                     ProposalError, Proposals, SegmentProposals)
 from projects.wise.proposals.builtin import NUM_EDGE_BINS, contrast_objectness
 from projects.wise.proposals.recall import gt_rles, proposal_recall
 from projects.wise.utils.io import DataError
@@ -183,12 +184,6 @@ def test_gt_rles_reads_polygons_and_rles() -> None:
     assert out[0]['counts'] == out[1]['counts'] == compressed['counts']
 
 
-def _load(path: Path, hw: tuple[int, int]) -> Proposals:
-    items = json.loads(path.read_text())
-    return Proposals.from_coco([o['segmentation'] for o in items], [o['score'] for o in items],
-                               hw, str(path))
-
-
 def test_gen_proposals_shards_resumes_and_round_trips(shapes_root: Path, tmp_path: Path,
                                                       val_proposals: list) -> None:
     ann = shapes_root / 'annotations/val_instances.json'
@@ -200,12 +195,15 @@ def test_gen_proposals_shards_resumes_and_round_trips(shapes_root: Path, tmp_pat
 
     proc = run_tool(TOOL, '--ann-file', ann, '--out-dir', out, '--recall')
     assert f'{len(stems)}/{len(stems)} images ({len(stems[1::2])} already done' in proc.stdout
-    assert {p.name: p.stat().st_mtime_ns for p in out.glob('*.json')
+    assert {p.name: p.stat().st_mtime_ns for p in out.glob('*.segments')
             if p.name in mtimes} == mtimes
+    written = PrecomputedProposals(root=str(out))
     for (im, props), stem in zip(val_proposals, stems):
-        loaded = _load(out / f'{stem}.json', props.hw)
-        assert [r['counts'] for r in loaded.rles] == [r['counts'] for r in props.rles]
-        assert np.allclose(loaded.scores, props.scores)
+        loaded = written(dict(img_path=f'{stem}.jpg', height=im['height'], width=im['width']))
+        assert isinstance(loaded, SegmentProposals)
+        assert loaded.source == str(out / f'{stem}.segments')
+        assert np.array_equal(loaded.decode(), props.decode())
+        assert np.array_equal(loaded.scores, props.scores)
     report = json.loads((out / 'recall.json').read_text())
     assert report['num_images'] == len(stems) and report['recall']['500'] >= 0.9
     assert not list(out.glob('.*.tmp'))
@@ -234,9 +232,8 @@ def test_gen_proposals_bad_image_exits_2_naming_it(shapes_root: Path, tmp_path: 
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith('gen_proposals.py: error:') and str(bad) in last
     assert first.read_text() == '[]'
-    assert (out / f'{Path(images[1]["file_name"]).stem}.json').is_file()
-    assert sorted(p.name for p in out.glob('[!.]*')) == sorted(
-        f'{Path(im["file_name"]).stem}.json' for im in images[:2])
+    second = f'{Path(images[1]["file_name"]).stem}.segments'
+    assert sorted(p.name for p in out.glob('[!.]*')) == sorted([first.name, second])
 
 
 def test_gen_proposals_refuses_colliding_file_stems(tmp_path: Path,

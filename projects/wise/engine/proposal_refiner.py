@@ -3,8 +3,9 @@ that overlaps it best.
 
 Laradji et al. (BMVC 2019) replace every mask the Mask R-CNN predicts by the
 class-agnostic proposal (MCG) of highest IoU with it, keeping the prediction's
-label and score. The IoU of all predictions against all proposals comes from
-pycocotools' C routine on RLEs, and only the proposals that are picked are ever
+label and score. The IoU of all predictions against all proposals is the
+proposals' own (counting over superpixels for the built-in ones, pycocotools' C
+routine on RLEs for others), and only the proposals that are picked are ever
 decoded.
 """
 from __future__ import annotations
@@ -12,19 +13,19 @@ from __future__ import annotations
 import numpy as np
 import torch
 from mmengine.structures import InstanceData
-from pycocotools import mask as mask_util
 
 from ..proposals import Proposals
-from ..utils.masks import encode_masks, to_numpy
+from ..utils.masks import binary_masks, to_numpy
 
 
-def best_proposals(rles: list[dict], proposals: Proposals) -> tuple[np.ndarray, np.ndarray]:
-    """For each RLE, the index of its highest-IoU proposal and that IoU (ties: lowest index)."""
-    iou = proposals.iou(rles)  # K x N, no decoding
+def best_proposals(masks: np.ndarray, proposals: Proposals) -> tuple[np.ndarray, np.ndarray]:
+    """For each of K x H x W bool masks, the index of its highest-IoU proposal and that
+    IoU (ties: lowest index)."""
+    iou = proposals.mask_iou(masks)  # K x N
     if not iou.size:
-        return np.zeros(len(rles), np.int64), np.zeros(len(rles))
+        return np.zeros(len(masks), np.int64), np.zeros(len(masks))
     idx = iou.argmax(axis=1)
-    return idx, iou[np.arange(len(rles)), idx]
+    return idx, iou[np.arange(len(masks)), idx]
 
 
 def refine(pred_instances: InstanceData, proposals: Proposals, min_iou: float = 0.0,
@@ -49,19 +50,16 @@ def refine(pred_instances: InstanceData, proposals: Proposals, min_iou: float = 
     if not len(masks) or not len(proposals):
         return (out, refined) if return_refined else out
 
-    idx, iou = best_proposals(encode_masks(to_numpy(masks)), proposals)
+    idx, iou = best_proposals(binary_masks(to_numpy(masks)), proposals)
     refined = (iou >= min_iou) & (iou > 0)
     if refined.any():
         chosen = proposals[idx[refined]]
-        new_masks = torch.from_numpy(chosen.decode())
+        decoded = chosen.decode()
         rows = torch.from_numpy(np.flatnonzero(refined)).to(masks.device)
-        out_masks = masks.clone()
-        out_masks[rows] = new_masks.to(device=masks.device, dtype=masks.dtype)
-        out.masks = out_masks
+        out.masks = masks.clone()  # InstanceData.clone() shares the tensors
+        out.masks[rows] = torch.from_numpy(decoded).to(device=masks.device, dtype=masks.dtype)
         if 'bboxes' in pred_instances:
-            xywh = np.asarray(mask_util.toBbox(chosen.rles), np.float64).reshape(-1, 4)
-            xyxy = np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1)
-            bboxes = pred_instances.bboxes.clone()
-            bboxes[rows] = torch.as_tensor(xyxy, dtype=bboxes.dtype, device=bboxes.device)
-            out.bboxes = bboxes
+            out.bboxes = pred_instances.bboxes.clone()
+            out.bboxes[rows] = torch.as_tensor(chosen.boxes(), dtype=out.bboxes.dtype,
+                                               device=out.bboxes.device)
     return (out, refined) if return_refined else out

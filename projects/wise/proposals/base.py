@@ -1,22 +1,25 @@
 """Class-agnostic object proposals: the container and the source interface.
 
-Proposals stay COCO RLEs: 1000 masks of a 500x375 image take ~190 MB decoded
-but a few hundred KB as RLE, and pycocotools' C routines answer what WISE asks
-of them (which proposals cover a point, IoU against predictions) without
-decoding.
+Proposals of arbitrary masks (SAM, imported SharpMask / deepmask files) stay COCO
+RLEs: 1000 masks of a 500x375 image take ~190 MB decoded but a few hundred KB as
+RLE, and pycocotools' C routines answer what WISE asks of them (which proposals
+cover a point, IoU against predictions) without decoding. The built-in ones are
+unions of superpixels and answer faster as such (segments.SegmentProposals, a
+subclass with the same methods).
 """
 from __future__ import annotations
 
 from abc import ABCMeta, abstractmethod
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, ClassVar
 
 import numpy as np
 from mmengine.registry import Registry
 from pycocotools import mask as mask_util
 
-from ..utils.io import DataError
-from ..utils.masks import bytes_counts, pixel_indices, to_rle
+from ..utils.io import DataError, dump_json
+from ..utils.masks import bytes_counts, encode_masks, pixel_indices, str_counts, to_rle
 
 # Scope 'mmdet': sources are built where mmdet is the default scope (tools,
 # hooks); another scope would make mmengine warn and fall back on every build.
@@ -46,6 +49,8 @@ def _as_rle(segm: Any, hw: tuple[int, int], where: str) -> dict:
 @dataclass
 class Proposals:
     """N class-agnostic masks of one H x W image with an objectness score each."""
+
+    FILE_SUFFIX: ClassVar[str] = '.json'  # what ``save`` writes
 
     rles: list[dict]
     scores: np.ndarray
@@ -117,6 +122,23 @@ class Proposals:
             return np.zeros((len(rles), len(self)))
         return np.asarray(mask_util.iou(list(rles), self.rles, [0] * len(self))).reshape(
             len(rles), len(self))
+
+    def boxes(self) -> np.ndarray:
+        """N x 4 float64 tight boxes x0, y0, x1, y1 (exclusive; zeros for an empty mask)."""
+        if not len(self):
+            return np.zeros((0, 4))
+        xywh = np.asarray(mask_util.toBbox(self.rles), np.float64).reshape(-1, 4)
+        return np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], 1)
+
+    def mask_iou(self, masks: np.ndarray) -> np.ndarray:
+        """K x N IoU of K x H x W bool masks against these proposals."""
+        return self.iou(encode_masks(np.asarray(masks, bool)))
+
+    def save(self, path: str | Path) -> None:
+        """A per-image COCO-results JSON list, best first (DeepMask / SharpMask's form)."""
+        ranked = self.top(len(self))
+        dump_json([dict(segmentation=str_counts(r), score=float(s))
+                   for r, s in zip(ranked.rles, ranked.scores)], path)
 
 
 class ProposalSource(metaclass=ABCMeta):

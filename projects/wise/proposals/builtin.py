@@ -38,7 +38,10 @@ objectness and 85 with objectness sampling (52 and 43 when regions scored
 their persistence in the hierarchy, formed minus absorbed similarity); recall
 in the top 100 / 500 of the demo val split stays 95% / 99% (selective search's
 randomised hierarchy level, which favours background agglomerates: 79% / 97%).
-Proposals are a function of the image (no randomness).
+Proposals are a function of the image (no randomness). They come back as the
+superpixel sets they are (SegmentProposals: the over-segmentations' common
+refinement and each region's superpixels), which match predictions by counting
+and store in tens of KB.
 """
 from __future__ import annotations
 
@@ -53,7 +56,8 @@ from scipy import ndimage
 from skimage.segmentation import felzenszwalb
 
 from ..utils.io import read_image
-from .base import PROPOSAL_SOURCES, ProposalError, Proposals, ProposalSource
+from .base import PROPOSAL_SOURCES, ProposalError, ProposalSource
+from .segments import SegmentProposals
 
 COLOUR_BINS = 25
 TEXTURE_BINS = 10
@@ -158,6 +162,24 @@ def superpixels(px: _Pixels, scale: float, min_size: int, sigma: float,
                         np.bincount(inv).astype(np.float64), np.bincount(inv, weights=diff),
                         border.astype(np.float32), inner.astype(np.float32),
                         frame.astype(np.float32))
+
+
+def common_refinement(label_maps: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """The atoms of S label maps (each 0..n_s-1) of one image: an atom map 0..A-1 and
+    the A x S leaf of every atom in every map, map s's labels numbered after map s-1's."""
+    code, bound = np.zeros(label_maps[0].shape, np.int64), 1
+    for labels in label_maps:
+        n = int(labels.max()) + 1
+        if bound * n >= 2 ** 62:  # compact the codes before they overflow
+            code = np.unique(code, return_inverse=True)[1].reshape(code.shape)
+            bound = int(code.max()) + 1
+        code, bound = code * n + labels, bound * n
+    atoms = np.unique(code, return_inverse=True)[1].reshape(code.shape)
+    offsets = np.cumsum([0] + [int(m.max()) + 1 for m in label_maps[:-1]])
+    leaf_of = np.zeros((int(atoms.max()) + 1, len(label_maps)), np.int64)
+    for s, (labels, offset) in enumerate(zip(label_maps, offsets)):
+        leaf_of[atoms.ravel(), s] = labels.ravel() + offset
+    return atoms, leaf_of
 
 
 def _leaf_rles(labels: np.ndarray, n: int) -> list[dict]:
@@ -287,10 +309,10 @@ def group(sp: _Superpixels, weights: Sequence[float]) -> _Hierarchy:
     return _Hierarchy(children[:k], formed[:k], absorbed[:k])
 
 
-def edge_histograms(h: _Hierarchy, sp: _Superpixels) -> tuple[np.ndarray, np.ndarray]:
-    """Histograms of ``edge_bins`` on every region's boundary (image frame sides in
-    bin 0: no edge) and inside it, R x NUM_EDGE_BINS each, from superpixel sums."""
-    member = h.members(len(sp.size))
+def edge_histograms(member: np.ndarray, sp: _Superpixels) -> tuple[np.ndarray, np.ndarray]:
+    """Histograms of ``edge_bins`` on the boundary (image frame sides in bin 0: no edge)
+    and inside of every region (``member``: R x n superpixels), R x NUM_EDGE_BINS each,
+    from superpixel sums."""
     a, b = member[:, sp.pairs[:, 0]], member[:, sp.pairs[:, 1]]
     boundary = (a ^ b).astype(np.float32) @ sp.border_edges
     inside = ((a & b).astype(np.float32) @ sp.border_edges
@@ -369,7 +391,7 @@ class BuiltinProposals(ProposalSource):
         self.sigma = sigma
         self.max_side = max_side
 
-    def __call__(self, image: dict) -> Proposals:
+    def __call__(self, image: dict) -> SegmentProposals:
         rgb = read_image(image['img_path'])
         hw = (image.get('height', rgb.shape[0]), image.get('width', rgb.shape[1]))
         if tuple(rgb.shape[:2]) != hw:
@@ -377,7 +399,7 @@ class BuiltinProposals(ProposalSource):
                                 f'expected {hw[1]}x{hw[0]}')
         return self.from_array(rgb, source=str(image['img_path']))
 
-    def from_array(self, rgb: np.ndarray, source: str = '') -> Proposals:
+    def from_array(self, rgb: np.ndarray, source: str = '') -> SegmentProposals:
         """Proposals of a uint8 H x W x 3 RGB image."""
         h, w = rgb.shape[:2]
         f = min(1.0, self.max_side / max(h, w))
@@ -386,23 +408,36 @@ class BuiltinProposals(ProposalSource):
         work_area = work.shape[0] * work.shape[1]
         min_size = max(2, round(self.min_size * work_area))
         edges = edge_bins(work)
-        best: dict[bytes, float] = {}
-        rle_of: dict[bytes, dict] = {}
+        segs = []
         for space in self.colour_spaces:
             px = _Pixels.of(_to_space(work, space))
-            for scale in self.scales:
-                sp = superpixels(px, scale * work_area / 128 ** 2, min_size, self.sigma, edges)
-                labels = sp.labels if f == 1 else cv2.resize(
-                    sp.labels.astype(np.int32), (w, h), interpolation=cv2.INTER_NEAREST)
-                leaves = _leaf_rles(labels, len(sp.size))
-                for weights in self.similarities:
-                    hier = group(sp, weights)
-                    score = contrast_objectness(*edge_histograms(hier, sp), 4 * min_size)
-                    for r, s in zip(region_rles(hier, leaves), score.tolist()):
-                        key = r['counts']
-                        if s > best.get(key, -np.inf):
-                            best[key] = s
+            segs += [superpixels(px, scale * work_area / 128 ** 2, min_size, self.sigma, edges)
+                     for scale in self.scales]
+        atoms, leaf_of = common_refinement([sp.labels for sp in segs])
+        if f != 1:
+            atoms = cv2.resize(atoms.astype(np.int32), (w, h), interpolation=cv2.INTER_NEAREST)
+        # Identical RLEs once, at their best score. The key is the RLE's bytes, as
+        # proposals have always been told apart; a proposal is stored as its leaves.
+        best: dict[bytes, float] = {}
+        rle_of: dict[bytes, dict] = {}
+        leaves_of: dict[bytes, np.ndarray] = {}
+        offsets = np.cumsum([0] + [len(sp.size) for sp in segs])
+        for sp, offset in zip(segs, offsets):
+            labels = sp.labels if f == 1 else cv2.resize(
+                sp.labels.astype(np.int32), (w, h), interpolation=cv2.INTER_NEAREST)
+            leaves = _leaf_rles(labels, len(sp.size))
+            for weights in self.similarities:
+                hier = group(sp, weights)
+                member = hier.members(len(sp.size))
+                score = contrast_objectness(*edge_histograms(member, sp), 4 * min_size)
+                for r, region, sc in zip(region_rles(hier, leaves), member, score.tolist()):
+                    key = r['counts']
+                    if sc > best.get(key, -np.inf):
+                        if key not in rle_of:
                             rle_of[key] = r
+                            leaves_of[key] = np.flatnonzero(region) + offset
+                        best[key] = sc
         keys = sorted(best, key=best.get, reverse=True)[:self.max_proposals]
-        return Proposals([rle_of[k] for k in keys], np.array([best[k] for k in keys]), (h, w),
-                         source)
+        return SegmentProposals.from_leaf_sets(atoms, leaf_of, [leaves_of[k] for k in keys],
+                                               np.array([best[k] for k in keys]), source,
+                                               rles=[rle_of[k] for k in keys])

@@ -1,4 +1,9 @@
-"""Proposals computed offline: one json per image, or one COCO results json for all.
+"""Proposals computed offline: one file per image, or one COCO results json for all.
+
+A per-image file is ``<image stem>.segments`` (built-in proposals as superpixel sets,
+~30 KB at 500x375; see segments.py) or ``<image stem>.json[.gz]``, the COCO
+results list that DeepMask / SharpMask write (and tools/gen_proposals.py for
+sources of arbitrary masks), looked for in that order.
 
 The single-file form (MCG/COB/SAM run elsewhere) holds ~1000 RLEs for each of
 10k+ images, gigabytes of JSON: it is never loaded whole. A first streaming
@@ -9,11 +14,13 @@ from __future__ import annotations
 
 import gzip
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Iterator
 
 from ..utils.io import atomic_write
 from .base import PROPOSAL_SOURCES, ProposalError, Proposals, ProposalSource
+from .segments import SegmentProposals
 
 _CHUNK = 1 << 20
 _INDEX_VERSION = 1
@@ -110,11 +117,55 @@ def build_index(path: Path) -> Spans:
     return spans
 
 
+def from_results(entries: list, where: str, hw: tuple[int, int]) -> Proposals:
+    """Proposals from COCO results objects ``{"segmentation": RLE, "score": float}``."""
+    segms, scores = [], []
+    for i, e in enumerate(entries):
+        if not isinstance(e, dict) or 'segmentation' not in e \
+                or not isinstance(e.get('score'), (int, float)):
+            raise ProposalError(f'{where}: proposal {i} needs "segmentation" and a '
+                                'numeric "score"')
+        segms.append(e['segmentation'])
+        scores.append(e['score'])
+    return Proposals.from_coco(segms, scores, hw, where)
+
+
+def read_results_file(path: Path, hw: tuple[int, int]) -> Proposals:
+    """A per-image COCO results list, plain or gzipped JSON."""
+    try:
+        with (gzip.open(path, 'rt', encoding='utf-8') if path.suffix == '.gz'
+              else open(path, encoding='utf-8')) as f:
+            entries = json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError, EOFError, gzip.BadGzipFile) as e:
+        raise ProposalError(f'{path}: not valid JSON (truncated or corrupt?): {e}') from None
+    if not isinstance(entries, list):
+        raise ProposalError(f'{path}: expected a JSON list of proposals, '
+                            f'got {type(entries).__name__}')
+    return from_results(entries, str(path), hw)
+
+
+#: per-image file suffix -> reader(path, (height, width)), in order of preference
+FILE_READERS: dict[str, Callable[[Path, tuple[int, int]], Proposals]] = {
+    SegmentProposals.FILE_SUFFIX: SegmentProposals.load,
+    '.json': read_results_file,
+    '.json.gz': read_results_file,
+}
+
+
+def image_file(root: Path, stem: str) -> Path | None:
+    """The proposal file of the image with this file stem in ``root``, if any."""
+    for suffix in FILE_READERS:
+        path = root / f'{stem}{suffix}'
+        if path.is_file():
+            return path
+    return None
+
+
 @PROPOSAL_SOURCES.register_module('precomputed')
 class PrecomputedProposals(ProposalSource):
-    """Reads proposals from ``root/<image stem>.json[.gz]`` or from one ``ann_file``.
+    """Reads proposals from ``root/<image stem>.{segments,json,json.gz}`` or from one ``ann_file``.
 
-    Either form holds COCO results: ``{"segmentation": RLE, "score": float}``
+    JSON holds COCO results: ``{"segmentation": RLE, "score": float}``
     objects (plus ``"image_id"`` in ``ann_file``; other keys are ignored).
     ``ann_file`` is indexed on first use; the index is cached beside it as
     ``<ann_file>.index.json`` when that directory is writable, so other
@@ -131,39 +182,20 @@ class PrecomputedProposals(ProposalSource):
         self._spans: Spans | None = None
 
     def __call__(self, image: dict) -> Proposals:
-        if self.root is not None:
-            entries, where = self._read_image_file(image)
-        else:
-            entries, where = self._read_ann_file(image)
         hw = (int(image['height']), int(image['width']))
-        segms, scores = [], []
-        for i, e in enumerate(entries):
-            if not isinstance(e, dict) or 'segmentation' not in e \
-                    or not isinstance(e.get('score'), (int, float)):
-                raise ProposalError(f'{where}: proposal {i} needs "segmentation" and a '
-                                    'numeric "score"')
-            segms.append(e['segmentation'])
-            scores.append(e['score'])
-        props = Proposals.from_coco(segms, scores, hw, where)
+        if self.root is not None:
+            props = self._read_image_file(image, hw)
+        else:
+            props = from_results(*self._read_ann_file(image), hw)
         return props if self.max_per_image is None else props.top(self.max_per_image)
 
-    def _read_image_file(self, image: dict) -> tuple[list, str]:
+    def _read_image_file(self, image: dict, hw: tuple[int, int]) -> Proposals:
         stem = Path(image['img_path']).stem
-        path = self.root / f'{stem}.json'
-        if not path.is_file() and (self.root / f'{stem}.json.gz').is_file():
-            path = self.root / f'{stem}.json.gz'
-        if not path.is_file():
-            raise ProposalError(f'{path}: proposals of {image["img_path"]} not found')
-        try:
-            with (gzip.open(path, 'rt', encoding='utf-8') if path.suffix == '.gz'
-                  else open(path, encoding='utf-8')) as f:
-                entries = json.load(f)
-        except (json.JSONDecodeError, UnicodeDecodeError, EOFError, gzip.BadGzipFile) as e:
-            raise ProposalError(f'{path}: not valid JSON (truncated or corrupt?): {e}') from None
-        if not isinstance(entries, list):
-            raise ProposalError(f'{path}: expected a JSON list of proposals, '
-                                f'got {type(entries).__name__}')
-        return entries, str(path)
+        path = image_file(self.root, stem)
+        if path is None:
+            raise ProposalError(f'{self.root / stem}.*: proposals of {image["img_path"]} not '
+                                f'found (looked for {", ".join(FILE_READERS)})')
+        return FILE_READERS[path.name[len(stem):]](path, hw)
 
     def _read_ann_file(self, image: dict) -> tuple[list, str]:
         if 'img_id' not in image:
@@ -211,4 +243,4 @@ class PrecomputedProposals(ProposalSource):
         return self._spans
 
 
-__all__ = ['PrecomputedProposals', 'build_index']
+__all__ = ['FILE_READERS', 'PrecomputedProposals', 'build_index', 'image_file']

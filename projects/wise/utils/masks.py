@@ -54,11 +54,18 @@ def to_rle(segm: Any, height: int, width: int) -> dict:
     return segm
 
 
+def binary_masks(masks: np.ndarray) -> np.ndarray:
+    """Masks as bool: probabilities above 0.5, other numbers non-zero."""
+    if masks.dtype == bool:
+        return masks
+    return masks > 0.5 if np.issubdtype(masks.dtype, np.floating) else masks != 0
+
+
 def encode_masks(masks: np.ndarray) -> List[dict]:
     """N x H x W masks -> N compressed RLEs with str counts."""
     if masks.shape[0] == 0:
         return []
-    if masks.dtype != bool:
-        masks = masks > 0.5 if np.issubdtype(masks.dtype, np.floating) else masks != 0
+    masks = binary_masks(masks)
     rles = mask_util.encode(np.asfortranarray(masks.transpose(1, 2, 0).astype(np.uint8)))
     return [str_counts(r) for r in rles]
+
