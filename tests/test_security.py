@@ -49,4 +49,4 @@ def test_gen_proposals_refuses_names_outside_the_image_folder(shapes_root: Path,
     proc = run_tool('tools/gen_proposals.py', '--ann-file', ann, '--img-root',
                     shapes_root / 'JPEGImages', '--out-dir', tmp_path / 'props', check=False)
     assert proc.returncode == 1 and 'points outside' in proc.stderr and str(ann) in proc.stderr
-    assert len(list((tmp_path / 'props').glob('[!.]*.json'))) == 1  # the image before it, kept
+    assert len(list((tmp_path / 'props').glob('[!.]*.segments'))) == 1  # the image before it, kept

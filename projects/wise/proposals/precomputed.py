@@ -193,8 +193,8 @@ class PrecomputedProposals(ProposalSource):
         stem = Path(image['img_path']).stem
         path = image_file(self.root, stem)
         if path is None:
-            raise ProposalError(f'{self.root / stem}.*: proposals of {image["img_path"]} not '
-                                f'found (looked for {", ".join(FILE_READERS)})')
+            tried = ', '.join(str(self.root / f'{stem}{suffix}') for suffix in FILE_READERS)
+            raise ProposalError(f'proposals of {image["img_path"]} not found: no {tried}')
         return FILE_READERS[path.name[len(stem):]](path, hw)
 
     def _read_ann_file(self, image: dict) -> tuple[list, str]:
