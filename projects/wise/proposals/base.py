@@ -19,7 +19,7 @@ from mmengine.registry import Registry
 from pycocotools import mask as mask_util
 
 from ..utils.io import DataError, dump_json
-from ..utils.masks import bytes_counts, encode_masks, pixel_indices, str_counts, to_rle
+from ..utils.masks import bytes_counts, disc_window, encode_masks, pixel_indices, str_counts, to_rle
 
 # Scope 'mmdet': sources are built where mmdet is the default scope (tools,
 # hooks); another scope would make mmengine warn and fall back on every build.
@@ -95,18 +95,23 @@ class Proposals:
             return np.zeros((0, *self.hw), bool)
         return mask_util.decode(self.rles).transpose(2, 0, 1).astype(bool)
 
-    def covering(self, points: np.ndarray, radius: int = 0) -> np.ndarray:
+    def covering(self, points: np.ndarray, radius: float = 0) -> np.ndarray:
         """K x N bool: proposal n contains point k ((x, y) pixels, rounded), or with
         ``radius`` > 0 any pixel of the disc of that radius around it."""
         points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
         if not len(points) or not len(self):
             return np.zeros((len(points), len(self)), bool)
+        return self._covering(*pixel_indices(points, self.hw), radius)
+
+    def _covering(self, xs: np.ndarray, ys: np.ndarray, radius: float) -> np.ndarray:
+        """:meth:`covering` of points already in pixels and inside the image."""
         h, w = self.hw
-        xs, ys = pixel_indices(points, self.hw)
         if radius > 0:
-            yy, xx = np.ogrid[:h, :w]
-            discs = [(xx - x) ** 2 + (yy - y) ** 2 <= radius ** 2 for x, y in zip(xs, ys)]
-            dots = mask_util.encode(np.asfortranarray(np.stack(discs, 2).astype(np.uint8)))
+            discs = np.zeros((h, w, len(xs)), np.uint8, order='F')
+            for k, (x, y) in enumerate(zip(xs, ys)):
+                rows, cols, disc = disc_window(x, y, radius, self.hw)
+                discs[rows, cols, k] = disc
+            dots = mask_util.encode(discs)
         else:  # a one-pixel RLE per point, without building masks
             starts = xs * h + ys  # column-major pixel index
             dots = mask_util.frPyObjects(
@@ -114,7 +119,7 @@ class Proposals:
         # Against "crowd" masks pycocotools' IoU is |dot & proposal| / |dot|: above 0
         # exactly when they share a pixel.
         inside = mask_util.iou(dots, self.rles, [1] * len(self.rles))
-        return np.asarray(inside).reshape(len(points), len(self)) > 0
+        return np.asarray(inside).reshape(len(xs), len(self)) > 0
 
     def iou(self, rles: list[dict]) -> np.ndarray:
         """M x N IoU of the given RLE masks against these proposals."""

@@ -33,7 +33,7 @@ from pycocotools import mask as mask_util
 from scipy import ndimage
 
 from ..utils.io import atomic_write
-from ..utils.masks import pixel_indices
+from ..utils.masks import disc_window
 from .base import ProposalError, Proposals
 
 #: x0, y0, x1, y1 of nothing: neutral under min (x0, y0) and max (x1, y1)
@@ -263,24 +263,15 @@ class SegmentProposals(Proposals):
             counts = counts[:-1]
         return mask_util.frPyObjects(dict(size=[h, w], counts=counts.tolist()), h, w)
 
-    def covering(self, points: np.ndarray, radius: int = 0) -> np.ndarray:
-        """K x N bool: proposal n contains point k ((x, y) pixels, rounded), or with
-        ``radius`` > 0 any pixel of the disc of that radius around it."""
-        points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
-        if not len(points) or not len(self):
-            return np.zeros((len(points), len(self)), bool)
-        h, w = self.hw
-        xs, ys = pixel_indices(points, self.hw)
+    def _covering(self, xs: np.ndarray, ys: np.ndarray, radius: float) -> np.ndarray:
         members = self._leaf_members()
         if radius <= 0:  # the leaves of the atom under each point
             return members[:, self.leaf_of[self.atoms[ys, xs]]].any(axis=2).T
-        r = int(np.floor(radius))
-        out = np.zeros((len(points), len(self)), bool)
+        out = np.zeros((len(xs), len(self)), bool)
         for k, (x, y) in enumerate(zip(xs, ys)):
-            y0, x0 = max(y - r, 0), max(x - r, 0)
-            yy, xx = np.ogrid[y0:min(y + r + 1, h), x0:min(x + r + 1, w)]
-            disc = (xx - x) ** 2 + (yy - y) ** 2 <= radius ** 2
-            out[k] = members[:, self.leaf_of[np.unique(self.atoms[yy, xx][disc])]].any(axis=(1, 2))
+            rows, cols, disc = disc_window(x, y, radius, self.hw)
+            leaves = self.leaf_of[np.unique(self.atoms[rows, cols][disc])]
+            out[k] = members[:, leaves].any(axis=(1, 2))
         return out
 
     def mask_iou(self, masks: np.ndarray) -> np.ndarray:

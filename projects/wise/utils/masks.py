@@ -45,6 +45,17 @@ def pixel_indices(points: np.ndarray, hw: tuple[int, int]) -> tuple[np.ndarray, 
     return xs, ys
 
 
+def disc_window(x: int, y: int, radius: float,
+                hw: tuple[int, int]) -> tuple[slice, slice, np.ndarray]:
+    """The rows and columns of the box around pixel (x, y) clipped to the image, and the
+    bool mask of its pixels within ``radius`` of it."""
+    r = int(np.floor(radius))
+    rows = slice(max(y - r, 0), min(y + r + 1, hw[0]))
+    cols = slice(max(x - r, 0), min(x + r + 1, hw[1]))
+    yy, xx = np.ogrid[rows, cols]
+    return rows, cols, (xx - x) ** 2 + (yy - y) ** 2 <= radius ** 2
+
+
 def to_rle(segm: Any, height: int, width: int) -> dict:
     """Polygons, uncompressed RLE or compressed RLE -> compressed RLE."""
     if isinstance(segm, list):
