@@ -41,22 +41,25 @@ randomised hierarchy level, which favours background agglomerates: 79% / 97%).
 Proposals are a function of the image (no randomness). They come back as the
 superpixel sets they are (SegmentProposals: the over-segmentations' common
 refinement and each region's superpixels), which match predictions by counting
-and store in tens of KB.
+and store in tens of KB. The per-pixel and per-merge loops are compiled (numba:
+here, felzenszwalb.py, grouping.py) and give the numpy / scikit-image results
+bit for bit (tests/test_builtin_kernels.py), so stored proposals stay valid.
 """
 from __future__ import annotations
 
-import heapq
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import cv2
+import numba
 import numpy as np
 from pycocotools import mask as mask_util
 from scipy import ndimage
-from skimage.segmentation import felzenszwalb
 
 from ..utils.io import read_image
 from .base import PROPOSAL_SOURCES, ProposalError, ProposalSource
+from .felzenszwalb import PixelGraph
+from .grouping import greedy_grouping
 from .segments import SegmentProposals
 
 COLOUR_BINS = 25
@@ -76,13 +79,54 @@ def _to_space(rgb: np.ndarray, space: str) -> np.ndarray:
     return rgb if code is None else cv2.cvtColor(rgb, code)
 
 
+@numba.njit(cache=True)
+def _feature_codes(image: np.ndarray, gx: np.ndarray, gy: np.ndarray, cos: np.ndarray,
+                   sin: np.ndarray) -> np.ndarray:
+    """p x 27 histogram bins of every pixel: colour (25 a channel), then the positive
+    response in each orientation of each channel (10 bins up to the image's largest)."""
+    h, w, c = image.shape
+    orientations = len(cos)
+    codes = np.empty((h * w, c + c * orientations), np.int16)
+    top = 0.0
+    for y in range(h):
+        for x in range(w):
+            for ch in range(c):
+                for o in range(orientations):
+                    top = max(top, np.float64(gx[y, x, ch]) * cos[o]
+                              + np.float64(gy[y, x, ch]) * sin[o])
+    scale = TEXTURE_BINS / max(top, 1e-6)
+    for y in range(h):
+        for x in range(w):
+            p = y * w + x
+            for ch in range(c):
+                codes[p, ch] = ((np.int64(image[y, x, ch]) * COLOUR_BINS) >> 8) \
+                    + ch * COLOUR_BINS
+                for o in range(orientations):
+                    r = max(np.float64(gx[y, x, ch]) * cos[o]
+                            + np.float64(gy[y, x, ch]) * sin[o], 0.0)
+                    k = ch * orientations + o
+                    codes[p, c + k] = min(np.int64(r * scale), TEXTURE_BINS - 1) \
+                        + c * COLOUR_BINS + k * TEXTURE_BINS
+    return codes
+
+
+@numba.njit(cache=True)
+def _histograms(labels: np.ndarray, codes: np.ndarray, n: int, dim: int) -> np.ndarray:
+    """n x dim counts of every region's pixel codes."""
+    hist = np.zeros((n, dim), np.int64)
+    for p in range(len(labels)):
+        for code in codes[p]:
+            hist[labels[p], code] += 1
+    return hist
+
+
 @dataclass
 class _Pixels:
     """What every over-segmentation of one colour-space image shares."""
 
     image: np.ndarray  # h x w x 3 uint8
     codes: np.ndarray  # p x 27: each pixel's histogram bin per colour/texture channel
-    smooth: np.ndarray  # h x w x 3 float32, for colour differences across borders
+    pair_diff: np.ndarray  # colour difference of 4-neighbours (sigma-1 smoothed), as edge_bins
 
     @classmethod
     def of(cls, image: np.ndarray) -> _Pixels:
@@ -90,17 +134,13 @@ class _Pixels:
         positive Gaussian-derivative response (sigma 1) in 8 orientations a
         channel, 10 bins each."""
         smooth = cv2.GaussianBlur(image.astype(np.float32), (0, 0), 1.0)
-        colour = (image.reshape(-1, 3).astype(np.int64) * COLOUR_BINS) >> 8
-        gx = cv2.Sobel(smooth, cv2.CV_32F, 1, 0, ksize=1).reshape(-1, 3, 1)
-        gy = cv2.Sobel(smooth, cv2.CV_32F, 0, 1, ksize=1).reshape(-1, 3, 1)
+        gx = cv2.Sobel(smooth, cv2.CV_32F, 1, 0, ksize=1)
+        gy = cv2.Sobel(smooth, cv2.CV_32F, 0, 1, ksize=1)
         theta = np.arange(ORIENTATIONS) * 2 * np.pi / ORIENTATIONS
-        resp = np.maximum(gx * np.cos(theta) + gy * np.sin(theta), 0).reshape(len(colour), -1)
-        texture = np.minimum((resp * (TEXTURE_BINS / max(float(resp.max()), 1e-6))).astype(
-            np.int64), TEXTURE_BINS - 1)
-        codes = np.concatenate([colour + np.arange(3) * COLOUR_BINS,
-                                texture + 3 * COLOUR_BINS + np.arange(texture.shape[1])
-                                * TEXTURE_BINS], 1)
-        return cls(image, codes, smooth)
+        codes = _feature_codes(image, gx, gy, np.cos(theta), np.sin(theta))
+        pair_diff = np.concatenate([np.linalg.norm(smooth[:, :-1] - smooth[:, 1:], axis=2).ravel(),
+                                    np.linalg.norm(smooth[:-1] - smooth[1:], axis=2).ravel()])
+        return cls(image, codes, pair_diff)
 
 
 def edge_bins(rgb: np.ndarray) -> np.ndarray:
@@ -128,28 +168,23 @@ class _Superpixels:
     frame: np.ndarray  # n: pixel sides on the image frame
 
 
-def superpixels(px: _Pixels, scale: float, min_size: int, sigma: float,
-                edges: np.ndarray) -> _Superpixels:
-    """Felzenszwalb over-segmentation of ``px.image`` and its region statistics;
-    ``edges`` are the image's ``edge_bins``."""
-    labels = felzenszwalb(px.image, scale=scale, sigma=sigma, min_size=min_size).astype(np.int64)
+def superpixels(px: _Pixels, labels: np.ndarray, edges: np.ndarray) -> _Superpixels:
+    """The region statistics of an over-segmentation (``labels``: h x w, 0..n-1) of
+    ``px.image``; ``edges`` are the image's ``edge_bins``."""
     n = int(labels.max()) + 1
     flat = labels.ravel()
     size = np.bincount(flat, minlength=n)
     d = HIST_DIM
-    hist = np.bincount((flat[:, None] * d + px.codes).ravel(), minlength=n * d).reshape(n, d)
-    hist = hist.astype(np.float32)
+    hist = _histograms(flat, px.codes, n, d).astype(np.float32)
     hist[:, :COLOUR_DIM] /= 3 * size[:, None]
     hist[:, COLOUR_DIM:] /= (px.codes.shape[1] - 3) * size[:, None]
     bbox = np.array([[s[1].start, s[0].start, s[1].stop, s[0].stop]
                      for s in ndimage.find_objects(labels + 1)], np.float64)
     # Borders between 4-neighbours with different labels; colour difference across them.
-    img = px.smooth
     a = np.concatenate([labels[:, :-1].ravel(), labels[:-1].ravel()])
     b = np.concatenate([labels[:, 1:].ravel(), labels[1:].ravel()])
     cut = a != b
-    diff = np.concatenate([np.linalg.norm(img[:, :-1] - img[:, 1:], axis=2).ravel(),
-                           np.linalg.norm(img[:-1] - img[1:], axis=2).ravel()])[cut]
+    diff = px.pair_diff[cut]
     nb = NUM_EDGE_BINS
     inner = np.bincount(a[~cut] * nb + edges[~cut], minlength=n * nb).reshape(n, nb)
     a, b = a[cut], b[cut]
@@ -240,73 +275,13 @@ def group(sp: _Superpixels, weights: Sequence[float]) -> _Hierarchy:
     the colour edge along the shared border (exp(-mean difference / the image's
     median one)), which keeps objects apart from touching look-alikes.
     """
-    n = len(sp.size)
-    total = 2 * n - 1
-    area = float(sp.labels.size)
-    hist = np.zeros((total, sp.hist.shape[1]), np.float32)
-    hist[:n] = sp.hist
-    size = np.zeros(total)
-    size[:n] = sp.size
-    bbox = np.zeros((total, 4))
-    bbox[:n] = sp.bbox
-    children = np.full((total, 2), -1, np.int64)
-    formed = np.zeros(total)
-    absorbed = np.zeros(total)
-    wc, wt, ws, wf, we = (w / sum(weights) for w in weights)
     edge_scale = max(float(np.median(sp.border_diff / sp.border_len)), 1e-6) \
         if len(sp.pairs) else 1.0
-
-    def sims(a: int | np.ndarray, b: np.ndarray, lens: np.ndarray,
-             diffs: np.ndarray) -> np.ndarray:
-        inter = np.minimum(hist[a], hist[b])
-        joint = size[a] + size[b]
-        box = np.maximum(bbox[a, 2:], bbox[b, 2:]) - np.minimum(bbox[a, :2], bbox[b, :2])
-        return (wc * inter[:, :COLOUR_DIM].sum(1) + wt * inter[:, COLOUR_DIM:].sum(1)
-                + ws * (1 - joint / area) + wf * (1 - (box[:, 0] * box[:, 1] - joint) / area)
-                + we * np.exp(-diffs / lens / edge_scale))
-
-    # adj[r][m] = (border length, summed colour difference) between live regions r, m
-    adj: list[dict[int, tuple[float, float]]] = [{} for _ in range(total)]
-    for (a, b), ln, df in zip(sp.pairs.tolist(), sp.border_len.tolist(),
-                              sp.border_diff.tolist()):
-        adj[a][b] = adj[b][a] = (ln, df)
-    s0 = sims(sp.pairs[:, 0], sp.pairs[:, 1], sp.border_len, sp.border_diff)
-    heap = list(zip((-s0).tolist(), sp.pairs[:, 0].tolist(), sp.pairs[:, 1].tolist()))
-    heapq.heapify(heap)
-    alive = np.zeros(total, bool)
-    alive[:n] = True
-    k = n
-    while heap:
-        neg, i, j = heapq.heappop(heap)
-        if not (alive[i] and alive[j]):  # a stale pair: one side was merged already
-            continue
-        alive[i] = alive[j] = False
-        alive[k] = True
-        children[k] = i, j
-        formed[k] = absorbed[i] = absorbed[j] = -neg
-        size[k] = size[i] + size[j]
-        hist[k] = (size[i] * hist[i] + size[j] * hist[j]) / size[k]
-        bbox[k, :2] = np.minimum(bbox[i, :2], bbox[j, :2])
-        bbox[k, 2:] = np.maximum(bbox[i, 2:], bbox[j, 2:])
-        nbrs = adj[i]
-        for m, (ln, df) in adj[j].items():
-            ln0, df0 = nbrs.get(m, (0.0, 0.0))
-            nbrs[m] = (ln0 + ln, df0 + df)
-        nbrs.pop(i, None)
-        nbrs.pop(j, None)
-        for m, v in nbrs.items():
-            adj[m].pop(i, None)
-            adj[m].pop(j, None)
-            adj[m][k] = v
-        adj[k], adj[i], adj[j] = nbrs, {}, {}
-        if nbrs:
-            nb = np.fromiter(nbrs, np.int64, len(nbrs))
-            lens, diffs = np.array(list(nbrs.values())).T
-            for m, s in zip(nb.tolist(), sims(k, nb, lens, diffs).tolist()):
-                heapq.heappush(heap, (-s, k, m))
-        k += 1
-    absorbed[k - 1] = formed[k - 1]
-    return _Hierarchy(children[:k], formed[:k], absorbed[:k])
+    total = sum(weights)
+    children, formed, absorbed = greedy_grouping(
+        sp.hist, sp.size, sp.bbox, sp.pairs, sp.border_len, sp.border_diff,
+        np.array([w / total for w in weights]), COLOUR_DIM, float(sp.labels.size), edge_scale)
+    return _Hierarchy(children, formed, absorbed)
 
 
 def edge_histograms(member: np.ndarray, sp: _Superpixels) -> tuple[np.ndarray, np.ndarray]:
@@ -411,7 +386,8 @@ class BuiltinProposals(ProposalSource):
         segs = []
         for space in self.colour_spaces:
             px = _Pixels.of(_to_space(work, space))
-            segs += [superpixels(px, scale * work_area / 128 ** 2, min_size, self.sigma, edges)
+            graph = PixelGraph(px.image, self.sigma)
+            segs += [superpixels(px, graph.segment(scale * work_area / 128 ** 2, min_size), edges)
                      for scale in self.scales]
         atoms, leaf_of = common_refinement([sp.labels for sp in segs])
         if f != 1:
