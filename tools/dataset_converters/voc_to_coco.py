@@ -29,6 +29,7 @@ import scipy.io
 from PIL import Image, UnidentifiedImageError
 from scipy.io.matlab import MatReadError
 
+from projects.wise.datasets.image_labels import class_list
 from projects.wise.datasets.voc_layout import (VOC_CLASSES, VOID, parse_voc_xml_labels,
                                                read_label_png)
 from projects.wise.utils.cli import run_tool
@@ -50,27 +51,14 @@ def load_classes(classes: str | None = None,
     Order matters: the i-th name (1-based) is both category id i and the value
     i in the label PNGs.
     """
-    if classes is not None:
-        names, source = [c.strip() for c in classes.split(',')], '--classes'
-        if not all(names):
-            raise DataError(f'--classes {classes!r}: empty class name')
-    elif classes_file is not None:
-        path = Path(classes_file)
-        if not path.is_file():
-            raise DataError(f'{path}: classes file not found')
-        names = [line.strip() for line in path.read_text().splitlines() if line.strip()]
-        source = str(path)
-    else:
+    names = class_list(classes, classes_file)
+    if names is None:
         return VOC_CLASSES
-    if not names:
-        raise DataError(f'{source}: no class names')
     if len(names) > MAX_CLASSES:
+        source = '--classes' if classes is not None else str(classes_file)
         raise DataError(f'{source}: {len(names)} classes, label PNGs hold at most '
                         f'{MAX_CLASSES}')
-    dupes = sorted({n for n in names if names.count(n) > 1})
-    if dupes:
-        raise DataError(f'{source}: duplicate class names {dupes}')
-    return tuple(names)
+    return names
 
 
 def split_ids(data_root: str | Path, split: str,

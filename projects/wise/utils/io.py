@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 
 class DataError(RuntimeError):
@@ -78,13 +78,15 @@ def load_json(path: str | os.PathLike) -> Any:
 
 
 def read_image(path: str | os.PathLike, mode: str = 'RGB') -> np.ndarray:
-    """Decode an image to an HxWxC (or HxW for mode 'L'/'P') uint8 array."""
+    """Decode an image to an HxWxC (or HxW for mode 'L'/'P') uint8 array, turned by its
+    EXIF orientation as mmcv's loader (OpenCV) turns it."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f'{path}: image not found')
     try:
         with Image.open(path) as im:
             im.load()
+            im = ImageOps.exif_transpose(im)
             return np.asarray(im if mode == 'P' else im.convert(mode))
     except (UnidentifiedImageError, OSError, SyntaxError) as e:
         raise DataError(f'{path}: cannot decode image ({e})') from None

@@ -1,0 +1,184 @@
+"""Image-level labels in the forms people keep them, turned into the project's
+``<split>_labels.json`` (COCO json: images with ``labels``, categories, no
+annotations; docs/data.md).
+
+Formats (``LABEL_FORMATS``):
+
+- ``csv``: one image a row, ``image,label1;label2`` (labels split on ``;`` and on
+  further columns; an optional header row ``image,...``; ``#`` comments);
+- ``coco``: a COCO json with images and categories; an image's labels are the
+  categories of its annotations, or its own ``image_labels`` list (names or ids).
+
+Every row is checked before anything is written: an image that is not in the image
+folder, listed twice, with no labels, or with a class not in the class list is one
+line naming the file and row.
+"""
+from __future__ import annotations
+
+import csv
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from mmengine.registry import Registry
+from PIL import Image, UnidentifiedImageError
+
+from ..utils.io import DataError, load_coco_json, safe_join
+
+LABEL_FORMATS = Registry('wise image-label format')
+
+#: first cells that mark a csv header row
+HEADER_CELLS = {'image', 'file', 'filename', 'file_name', 'path'}
+#: EXIF orientations that turn the stored picture by 90 degrees (loaders apply them)
+ROTATED = {5, 6, 7, 8}
+
+
+@dataclass
+class LabelRow:
+    """One image's labels and where they were read (``file:row``)."""
+
+    where: str
+    file_name: str
+    labels: list[str]
+
+
+@LABEL_FORMATS.register_module(name='csv')
+def read_csv_labels(path: Path) -> tuple[list[LabelRow], list[str] | None]:
+    """Rows of ``image,label1;label2``; no class list of its own."""
+    rows = []
+    with open(path, newline='', encoding='utf-8') as f:
+        for n, cells in enumerate(csv.reader(f), 1):
+            cells = [c.strip() for c in cells]
+            if not any(cells) or cells[0].startswith('#'):
+                continue
+            if not rows and n == 1 and cells[0].lower() in HEADER_CELLS:
+                continue
+            labels = [name.strip() for cell in cells[1:] for name in cell.split(';')]
+            rows.append(LabelRow(f'{path}:{n}', cells[0], [x for x in labels if x]))
+    return rows, None
+
+
+@LABEL_FORMATS.register_module(name='coco')
+def read_coco_labels(path: Path) -> tuple[list[LabelRow], list[str] | None]:
+    """Images of a COCO json with the categories of their annotations (or their own
+    ``image_labels``); the class list is the categories, in id order."""
+    data = load_coco_json(path)
+    names = {c['id']: c['name'] for c in data['categories']}
+    from_anns: dict[int, list[str]] = {}
+    for a in data.get('annotations', []):
+        if a.get('category_id') not in names:
+            raise DataError(f'{path}: annotation {a.get("id")} has category '
+                            f'{a.get("category_id")!r}, not one of the categories')
+        from_anns.setdefault(a['image_id'], []).append(names[a['category_id']])
+    rows = []
+    for n, im in enumerate(data['images']):
+        where = f'{path}: images[{n}]'
+        labels = from_anns.get(im.get('id'))
+        if labels is None:
+            given = im.get('image_labels', [])
+            unknown = [x for x in given if isinstance(x, int) and x not in names]
+            if unknown:
+                raise DataError(f'{where}: image_labels {unknown} are not category ids')
+            labels = [names[x] if isinstance(x, int) else str(x) for x in given]
+        if 'file_name' not in im:
+            raise DataError(f'{where}: no file_name')
+        rows.append(LabelRow(where, im['file_name'], labels))
+    return rows, [names[i] for i in sorted(names)]
+
+
+def class_list(classes: str | None = None,
+               classes_file: str | os.PathLike | None = None) -> tuple[str, ...] | None:
+    """Class names from ``a,b,c`` or a file with one name a line (None: neither
+    given); the i-th name is category id i."""
+    if classes is not None:
+        names, source = [c.strip() for c in classes.split(',')], '--classes'
+        if not all(names):
+            raise DataError(f'--classes {classes!r}: empty class name')
+    elif classes_file is not None:
+        path = Path(classes_file)
+        if not path.is_file():
+            raise DataError(f'{path}: classes file not found')
+        names = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+        source = str(path)
+    else:
+        return None
+    if not names:
+        raise DataError(f'{source}: no class names')
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise DataError(f'{source}: duplicate class names {dupes}')
+    return tuple(names)
+
+
+def label_format(path: Path, name: str | None = None) -> str:
+    """The format to read ``path`` in: the given one, else by suffix (.json: coco)."""
+    if name is None:
+        name = 'coco' if path.suffix.lower() == '.json' else 'csv'
+    if name not in LABEL_FORMATS:
+        raise DataError(f'unknown label format {name!r} (known: '
+                        f'{", ".join(sorted(LABEL_FORMATS.module_dict))})')
+    return name
+
+
+def image_size(path: str) -> tuple[int, int]:
+    """(height, width) of an image as the loaders see it: EXIF-rotated."""
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+            if im.getexif().get(0x0112) in ROTATED:  # orientation tag
+                w, h = h, w
+    except (UnidentifiedImageError, OSError, SyntaxError) as e:
+        raise DataError(f'{path}: cannot read image ({e})') from None
+    return h, w
+
+
+def _checked(rows: Sequence[LabelRow], image_dir: Path,
+             classes: Sequence[str]) -> Iterator[tuple[LabelRow, str]]:
+    """Every row with its image path, after checking them all."""
+    known, seen = set(classes), {}
+    for row in rows:
+        if row.file_name in seen:
+            raise DataError(f'{row.where}: image {row.file_name} is listed twice (also '
+                            f'at {seen[row.file_name]})')
+        seen[row.file_name] = row.where
+        if not row.labels:
+            raise DataError(f'{row.where}: image {row.file_name} has no labels')
+        unknown = sorted(set(row.labels) - known)
+        if unknown:
+            raise DataError(f'{row.where}: class {unknown[0]!r} is not among the classes '
+                            f'({", ".join(classes)})')
+        path = safe_join(image_dir, row.file_name, row.where)
+        if not os.path.isfile(path):
+            raise DataError(f'{row.where}: image {row.file_name} not found in {image_dir}')
+    for row in rows:
+        yield row, safe_join(image_dir, row.file_name, row.where)
+
+
+def labels_json(path: str | os.PathLike, image_dir: str | os.PathLike,
+                classes: Sequence[str] | None = None, fmt: str | None = None) -> dict:
+    """The labels json of a label file over an image folder.
+
+    Args:
+        path: the label file.
+        image_dir: the folder its image names are relative to.
+        classes: the class list (category ids 1..K in this order); by default the
+            file's own (COCO categories) or its labels, sorted.
+        fmt: a ``LABEL_FORMATS`` name; by default from the suffix.
+    """
+    path, image_dir = Path(path), Path(image_dir)
+    if not path.is_file():
+        raise DataError(f'{path}: label file not found')
+    rows, own = LABEL_FORMATS.get(label_format(path, fmt))(path)
+    if not rows:
+        raise DataError(f'{path}: no images listed')
+    if classes is None:
+        classes = own or sorted({x for row in rows for x in row.labels})
+    ids = {name: i for i, name in enumerate(classes, 1)}
+    images = []
+    for n, (row, file) in enumerate(_checked(rows, image_dir, classes), 1):
+        h, w = image_size(file)
+        images.append(dict(id=n, file_name=row.file_name, height=h, width=w,
+                           labels=sorted({ids[x] for x in row.labels})))
+    return dict(images=images, annotations=[],
+                categories=[dict(id=i, name=name) for name, i in ids.items()])
