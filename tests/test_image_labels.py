@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from projects.wise.datasets.image_labels import class_list, labels_json
+from projects.wise.datasets.image_labels import (class_list, has_instances, instances_json,
+                                                 labels_json)
 from projects.wise.utils.io import DataError, read_image
 
 from conftest import run_tool
@@ -133,3 +134,23 @@ def test_tool_writes_the_json_or_one_line_and_nothing(tmp_path: Path, photos: Pa
     assert proc.stderr.strip().splitlines() == [
         f"labels_to_coco.py: error: {bad}:2: class 'cow' is not among the classes (dog, cat)"]
     assert out.read_text() == first
+
+
+def test_val_masks_land_on_the_labels_images_and_ids(tmp_path: Path, photos: Path) -> None:
+    # would catch: masks kept on the COCO json's own image / category ids while the labels
+    # json numbers images 1..N and classes in --classes order (every mask would score
+    # against another image or class)
+    rle = dict(size=[30, 40], counts='0`0')
+    coco = dict(categories=[dict(id=7, name='dog'), dict(id=3, name='cat')],
+                images=[dict(id=70, file_name='b.jpg'), dict(id=40, file_name='a.jpg')],
+                annotations=[dict(id=9, image_id=40, category_id=7, segmentation=rle),
+                             dict(id=8, image_id=70, category_id=3, segmentation=rle)])
+    path = tmp_path / 'val.json'
+    path.write_text(json.dumps(coco))
+    assert has_instances(path) and not has_instances(_csv(tmp_path, 'a.jpg,cat\n'))
+    labels = labels_json(path, photos, classes=('cat', 'dog'))
+    inst = instances_json(path, labels)
+    ids = {im['file_name']: im['id'] for im in labels['images']}
+    assert inst['images'] == labels['images'] and inst['categories'] == labels['categories']
+    assert [(a['id'], a['image_id'], a['category_id']) for a in inst['annotations']] == [
+        (1, ids['a.jpg'], 2), (2, ids['b.jpg'], 1)]

@@ -24,7 +24,7 @@ from mmengine.config import DictAction
 
 from projects.wise.proposals import (PROPOSAL_SOURCES, PrecomputedProposals, Proposals,
                                      ProposalSource)
-from projects.wise.proposals.precomputed import image_file
+from projects.wise.proposals.precomputed import done_name, image_file
 from projects.wise.proposals.recall import gt_rles, proposal_recall
 from projects.wise.utils.cli import run_tool
 from projects.wise.utils.io import DataError, dump_json, load_coco_json, load_json, safe_join
@@ -138,6 +138,8 @@ def run(args: argparse.Namespace) -> None:
             rate = (time.perf_counter() - t0) / max(made, 1)
             print(f'[gen_proposals] {n}/{len(todo)} images ({n - made} already done, '
                   f'{rate:.2f} s/image) -> {args.out_dir}', flush=True)
+    dump_json(dict(ann_file=str(args.ann_file), images=len(todo), made=made),
+              args.out_dir / done_name(args.ann_file, shard, num_shards))
     if meter is not None:
         name = 'recall.json' if num_shards == 1 else f'recall_{shard}of{num_shards}.json'
         dump_json(dict(ann_file=str(args.ann_file), source=args.source, source_opts=opts,

@@ -6,6 +6,7 @@
     python tools/pipeline.py demo --from wise     # rerun from a stage on
     python tools/pipeline.py voc --dry-run        # print the commands only
     python tools/pipeline.py demo --seeds 0 1 2   # each trained stage per seed; mean +- sd
+    python tools/pipeline.py custom --data photos/ --labels labels.csv [--val val.json]
 
 Stages: data -> proposals -> prm -> pseudo -> pseudo_improved -> prm_baseline ->
 full -> wise -> wise_improved -> table. A stage is skipped when its outputs exist
@@ -30,6 +31,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from projects.wise.datasets.image_labels import class_list, has_instances, label_classes
+from projects.wise.proposals.precomputed import done_name
+from projects.wise.utils.custom_configs import write_custom_configs
+from projects.wise.utils.io import DataError
+
 ROOT = Path(__file__).resolve().parents[1]
 
 PAPER = {  # VOC 2012 val, from the WISE paper
@@ -50,6 +56,7 @@ IMPROVED = ['type=best_objectness', 'cover_radius=2', 'class_nms_iou=0.5']
 #: pseudo-mask stage -> its gen_pseudo selection arguments (none: the paper's, the default);
 #: the WISE stage trained on each is named alike (``wise``, ``wise_improved``)
 SELECTIONS = {'pseudo': [], 'pseudo_improved': ['--selector', *IMPROVED]}
+WISE_OF = {'pseudo': 'wise', 'pseudo_improved': 'wise_improved'}
 
 
 @dataclass
@@ -81,9 +88,9 @@ class Preset:
 
     data: str
     work: str
-    convert_args: list[str]
+    convert_args: list[str] | None  # voc_to_coco.py's (None: make_data converts)
     prm_cfg: str
-    full_cfg: str
+    full_cfg: str | None  # None: no masks to train a fully supervised bound on
     wise_cfg: str
     refine_cfg: str
     train_split: str
@@ -92,6 +99,12 @@ class Preset:
     proposals_root: str
     proposal_shards: int
     proposal_args: list[str] = field(default_factory=list)
+    #: the pseudo-mask stages to run (each trains its WISE stage)
+    selections: tuple[str, ...] = ('pseudo', 'pseudo_improved')
+    val: bool = True  # a val split with image labels (the PRM validates on it)
+    val_masks: bool = True  # ... and instance masks (the table scores on it)
+    img_root: str | None = None  # the image folder, if not <data>/JPEGImages
+    data_inputs: list[str] = field(default_factory=list)  # the user's label files
 
 
 def _presets(gpus: int, data_root: str | None = None,
@@ -145,6 +158,37 @@ def _presets(gpus: int, data_root: str | None = None,
     }
 
 
+def custom_preset(images: str, labels: str, val: str | None = None,
+                  classes: str | None = None, work: str = 'work_dirs/custom',
+                  gpus: int = 1) -> Preset:
+    """The preset of a user's own data: an image folder, a label file over it (csv or
+    COCO json, tools/dataset_converters/labels_to_coco.py) and optionally a val label
+    file (a COCO json with instance masks also scores). Its configs are derived from
+    the data and written into ``<work>/configs/``."""
+    names = class_list(classes) or label_classes(labels)
+    val_masks = val is not None and has_instances(val)
+    data = str(ROOT / work / 'data')
+    images = str(Path(images).resolve())
+    if not Path(images).is_dir():
+        raise DataError(f'{images}: image folder not found')
+    cfgs = write_custom_configs(ROOT / work / 'configs', names, data + '/', images,
+                                val is not None, val_masks)
+    ann, conv = f'{data}/annotations', 'tools/dataset_converters/labels_to_coco.py'
+    common = ['--images', images, '--classes', ','.join(names)]
+    make = [_py(conv, str(Path(labels).resolve()), *common, '--out', f'{ann}/train_labels.json')]
+    if val is not None:
+        make.append(_py(conv, str(Path(val).resolve()), *common, '--out', f'{ann}/val_labels.json',
+                        *(['--instances-out', f'{ann}/val_instances.json'] if val_masks else [])))
+    return Preset(
+        data=data, work=work, convert_args=None, prm_cfg=str(cfgs['prm']), full_cfg=None,
+        wise_cfg=str(cfgs['wise']), refine_cfg=str(cfgs['wise_refine']), train_split='train',
+        train_note=f'{labels} ({len(names)} classes)', make_data=make,
+        proposals_root=f'{data}/proposals', proposal_shards=max(gpus, 1),
+        proposal_args=['--max-proposals', '1000'], selections=('pseudo_improved',),
+        val=val is not None, val_masks=val_masks, img_root=images,
+        data_inputs=[labels, *([val] if val else [])])
+
+
 #: --smoke: every stage's code path with the preset's own configs in minutes: a
 #: handful of iterations, no ImageNet weights (nothing is downloaded), no validation
 #: during training (the test stages evaluate), no worker processes.
@@ -193,6 +237,12 @@ def stages(p: Preset, gpus: int, seed: int | None = None, prm_options: list[str]
     gen = [sys.executable, 'tools/gen_pseudo.py', p.prm_cfg, prm_ckpt,
            *([] if seed is None else ['--seed', str(seed)])]
     shards = p.proposal_shards
+    splits = (p.train_split, 'val') if p.val else (p.train_split,)
+    img_root = ['--img-root', p.img_root] if p.img_root else []
+    # the proposals are done when recall is measured, or (no masks) when every shard is
+    proposals_done = [f'{p.proposals_root}/recall.json'] if p.val_masks else [
+        f'{p.proposals_root}/{done_name(Path(ann) / f"{split}_labels.json", i, shards)}'
+        for split in splits for i in range(shards)]
 
     def pseudo_json(stage: str) -> str:
         return f'{w}/{stage}/{p.train_split}_pseudo.json'
@@ -201,62 +251,69 @@ def stages(p: Preset, gpus: int, seed: int | None = None, prm_options: list[str]
         out = pseudo_json(stage)
         return Stage(stage, [['bash', '-c', ' '.join(
                          [*gen, '--out', out, *proposals, *SELECTIONS[stage]])]],
-                     inputs=[f'{w}/prm/last_checkpoint', f'{p.proposals_root}/recall.json',
+                     inputs=[f'{w}/prm/last_checkpoint', *proposals_done,
                              'projects/wise/pseudo', 'tools/gen_pseudo.py'],
                      outputs=[out])
 
     def wise_stage(stage: str, pseudo: str) -> Stage:
         work = f'{w}/{stage}'
         options = [*det_train, f'train_dataloader.dataset.ann_file={ROOT / pseudo}']
+        tests = [_test(p.wise_cfg, work, f'{work}/metrics', gpus, test_opts),
+                 _test(p.refine_cfg, work, f'{work}/refine', gpus, test_opts)]
         return Stage(stage, [_train(p.wise_cfg, work, gpus, options),
-                             _test(p.wise_cfg, work, f'{work}/metrics', gpus, test_opts),
-                             _test(p.refine_cfg, work, f'{work}/refine', gpus, test_opts)],
+                             *(tests if p.val_masks else [])],
                      inputs=[p.wise_cfg, p.refine_cfg, pseudo, 'projects/wise/engine'],
-                     outputs=[f'{work}/metrics.metrics.json', f'{work}/refine.metrics.json'])
+                     outputs=[f'{work}/metrics.metrics.json', f'{work}/refine.metrics.json']
+                     if p.val_masks else [f'{work}/last_checkpoint'])
 
+    convert = [] if p.convert_args is None else [
+        _py('tools/dataset_converters/voc_to_coco.py', d, *p.convert_args,
+            '--splits', p.train_split, 'val')]
+    recall = [_py('tools/gen_proposals.py', '--ann-file', f'{ann}/val_instances.json',
+                  '--out-dir', p.proposals_root, '--recall', *img_root, *p.proposal_args)]
+    prm_test = [['bash', '-c', ' '.join([sys.executable, 'tools/test.py', p.prm_cfg, prm_ckpt,
+                                         '--work-dir', f'{w}/prm/test',
+                                         *(['--cfg-options', *test_opts] if smoke else [])])],
+                ['bash', '-c', ' '.join([sys.executable, 'tools/vis_peaks.py', p.prm_cfg,
+                                         prm_ckpt, '--out-dir', f'{w}/prm/vis', '--num', '8'])]]
     return [
-        Stage('data', [*p.make_data,
-                       _py('tools/dataset_converters/voc_to_coco.py', d, *p.convert_args,
-                           '--splits', p.train_split, 'val')],
+        Stage('data', [*p.make_data, *convert],
               inputs=['tools/make_shapes_dataset.py', 'projects/wise/datasets/shapes.py',
-                      'tools/dataset_converters'],
-              outputs=[f'{ann}/{p.train_split}_instances.json', f'{ann}/val_instances.json']),
+                      'tools/dataset_converters', *p.data_inputs],
+              outputs=[f'{ann}/{p.train_split}_labels.json' if p.convert_args is None
+                       else f'{ann}/{p.train_split}_instances.json',
+                       *([f'{ann}/val_instances.json'] if p.val_masks else
+                         [f'{ann}/val_labels.json'] if p.val else [])]),
         Stage('proposals', [[_py('tools/gen_proposals.py',
                                  '--ann-file', f'{ann}/{split}_labels.json',
                                  '--out-dir', p.proposals_root, '--shard', f'{i}/{shards}',
-                                 *p.proposal_args)
-                             for split in (p.train_split, 'val') for i in range(shards)],
-                            _py('tools/gen_proposals.py', '--ann-file',
-                                f'{ann}/val_instances.json', '--out-dir', p.proposals_root,
-                                '--recall', *p.proposal_args)],
-              inputs=[f'{ann}/val_instances.json', 'projects/wise/proposals'],
-              outputs=[f'{p.proposals_root}/recall.json']),
+                                 *img_root, *p.proposal_args)
+                             for split in splits for i in range(shards)],
+                            *(recall if p.val_masks else [])],
+              inputs=[f'{ann}/val_instances.json' if p.val_masks
+                      else f'{ann}/{p.train_split}_labels.json', 'projects/wise/proposals'],
+              outputs=proposals_done),
         Stage('prm', [_train(p.prm_cfg, f'{w}/prm', gpus, prm_train),
-                      ['bash', '-c', ' '.join([sys.executable, 'tools/test.py', p.prm_cfg,
-                                               prm_ckpt, '--work-dir', f'{w}/prm/test',
-                                               *(['--cfg-options', *test_opts] if smoke
-                                                 else [])])],
-                      ['bash', '-c', ' '.join([sys.executable, 'tools/vis_peaks.py', p.prm_cfg,
-                                               prm_ckpt, '--out-dir', f'{w}/prm/vis',
-                                               '--num', '8'])]],
+                      *(prm_test if p.val else [])],
               inputs=[p.prm_cfg, f'{ann}/{p.train_split}_labels.json', 'projects/wise/models'],
               outputs=[f'{w}/prm/last_checkpoint']),
-        pseudo_stage('pseudo'),
-        pseudo_stage('pseudo_improved'),
-        Stage('prm_baseline', [['bash', '-c', ' '.join(
+        *[pseudo_stage(name) for name in p.selections],
+        *([Stage('prm_baseline', [['bash', '-c', ' '.join(
                   [*gen, '--split', 'val', '--no-image-labels', '--selector',
-                   'type=prm_retrieval', '--out', f'{w}/prm_baseline/val_prm.json', *proposals])]],
-              inputs=[f'{w}/prm/last_checkpoint', f'{p.proposals_root}/recall.json',
-                      'projects/wise/pseudo', 'tools/gen_pseudo.py'],
-              outputs=[f'{w}/prm_baseline/val_prm.json']),
-        Stage('full', [_train(p.full_cfg, f'{w}/full', gpus, det_train),
-                       _test(p.full_cfg, f'{w}/full', f'{w}/full/metrics', gpus, test_opts)],
-              inputs=[p.full_cfg, f'{ann}/{p.train_split}_instances.json'],
-              outputs=[f'{w}/full/metrics.metrics.json']),
-        wise_stage('wise', pseudo_json('pseudo')),
-        wise_stage('wise_improved', pseudo_json('pseudo_improved')),
-        Stage('table', [], inputs=[f'{w}/{f}' for f in ROW_FILES.values()],
-              outputs=[f'{w}/results.md', f'{w}/results.json', f'{w}/results.png']),
+                   'type=prm_retrieval', '--out', f'{w}/prm_baseline/val_prm.json',
+                   *proposals])]],
+                 inputs=[f'{w}/prm/last_checkpoint', *proposals_done,
+                         'projects/wise/pseudo', 'tools/gen_pseudo.py'],
+                 outputs=[f'{w}/prm_baseline/val_prm.json'])] if p.val_masks else []),
+        *([Stage('full', [_train(p.full_cfg, f'{w}/full', gpus, det_train),
+                          _test(p.full_cfg, f'{w}/full', f'{w}/full/metrics', gpus,
+                                test_opts)],
+                 inputs=[p.full_cfg, f'{ann}/{p.train_split}_instances.json'],
+                 outputs=[f'{w}/full/metrics.metrics.json'])] if p.full_cfg else []),
+        *[wise_stage(WISE_OF[name], pseudo_json(name)) for name in p.selections],
+        *([Stage('table', [], inputs=[f'{w}/{f}' for f in ROW_FILES.values()],
+                 outputs=[f'{w}/results.md', f'{w}/results.json', f'{w}/results.png'])]
+          if p.val_masks else []),
     ]
 
 
@@ -337,7 +394,8 @@ def write_table(work: Path, seeds: list[int] | None = None, train: str = '') -> 
         lines.append(f'Trained on {train}.')
     if seeds:
         lines.append(f'Mean ± sd over seeds {", ".join(map(str, seeds))}.')
-    lines.append(f'WISE / fully supervised mAP50: {ratio:.2f} (paper: 40.4 / 51.4 = 0.79)')
+    if ratio:
+        lines.append(f'WISE / fully supervised mAP50: {ratio:.2f} (paper: 40.4 / 51.4 = 0.79)')
     md = '\n'.join(lines) + '\n'
     (work / 'results.md').write_text(md)
     result = dict(columns=cols, rows={k: dict(zip(cols, v)) for k, v in rows.items()},
@@ -381,10 +439,11 @@ def _record_time(work: Path, stage: str, seconds: float) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    ap.add_argument('preset', choices=list(_presets(1)),
+    ap.add_argument('preset', choices=[*_presets(1), 'custom'],
                     help='demo: built-in data; demo-hard: its hard variant (photographs, '
                          "distractors); voc: VOC 2012 train (the paper's split); "
-                         'voc_aug: SBD train_aug')
+                         'voc_aug: SBD train_aug; custom: your own images and labels '
+                         '(--data, --labels)')
     ap.add_argument('--from', dest='start',
                     help='rerun this stage and all after it (earlier ones are not touched)')
     ap.add_argument('--only', nargs='+', help='run just these stages (if not fresh)')
@@ -403,12 +462,34 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument('--smoke', action='store_true',
                     help='a few iterations per training, no ImageNet weights: checks that '
                          "every stage runs with the preset's configs")
+    own = ap.add_argument_group('custom: your own data (docs/data.md#your-own-data)')
+    own.add_argument('--data', help='the image folder')
+    own.add_argument('--labels', help='image-level labels of the training images: a csv '
+                     '(image,label1;label2 a row) or a COCO json')
+    own.add_argument('--val', help='labels of held-out images, the same forms; a COCO json '
+                     'with instance masks also gives the table')
+    own.add_argument('--classes', help='a,b,c: the class order (default: the labels sorted)')
     args = ap.parse_args(argv)
     if args.data_root and args.preset.startswith('demo'):
         ap.error('--data-root moves the VOC presets only (the demos write data/shapes*)')
-    preset = _presets(args.gpus, args.data_root, args.sbd_root)[args.preset]
+    if (args.preset == 'custom') != bool(args.data and args.labels) or \
+            (args.preset != 'custom' and (args.val or args.classes)):
+        ap.error('custom takes --data and --labels (and --val, --classes); other presets '
+                 'none of them')
+    if args.preset == 'custom':
+        try:
+            preset = custom_preset(args.data, args.labels, args.val, args.classes,
+                                   args.work_dir or 'work_dirs/custom', args.gpus)
+        except DataError as e:
+            raise SystemExit(f'pipeline.py: error: {e}') from None
+    else:
+        preset = _presets(args.gpus, args.data_root, args.sbd_root)[args.preset]
     if args.work_dir:
         preset.work = args.work_dir
+    if not preset.val_masks:
+        print('[pipeline] no instance masks of val images: the PRM baseline and WISE are '
+              'not scored, no table' + ('' if preset.val else '; no val split: the PRM '
+                                        'reports no classification mAP'), flush=True)
     if args.data_root and not args.preset.startswith('demo'):
         os.environ['VOC_ROOT'] = args.data_root  # read by the configs' data_root
     runs = [stages(preset, args.gpus, seed, args.prm_cfg_options, args.smoke)

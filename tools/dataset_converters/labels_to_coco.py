@@ -14,7 +14,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from projects.wise.datasets.image_labels import LABEL_FORMATS, class_list, labels_json
+from projects.wise.datasets.image_labels import (LABEL_FORMATS, class_list, instances_json,
+                                                 labels_json)
 from projects.wise.utils.cli import run_tool
 from projects.wise.utils.io import dump_json
 
@@ -27,6 +28,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument('--out', type=Path, required=True, help='the labels json to write')
     p.add_argument('--format', choices=sorted(LABEL_FORMATS.module_dict),
                    help='the label file format (default: coco for .json, else csv)')
+    p.add_argument('--instances-out', type=Path,
+                   help='also write the instance masks of a COCO json (a val split that '
+                        'scores) on the same images and category ids')
     classes = p.add_mutually_exclusive_group()
     classes.add_argument('--classes', help='a,b,c: the class list, category ids 1..K '
                          '(default: the file\'s categories, or its labels sorted)')
@@ -40,7 +44,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     def run() -> None:
         data = labels_json(args.labels, args.images,
                            class_list(args.classes, args.classes_file), args.format)
+        instances = None if args.instances_out is None \
+            else instances_json(args.labels, data)
         dump_json(data, args.out)
+        if instances is not None:
+            dump_json(instances, args.instances_out)
         names = ', '.join(c['name'] for c in data['categories'])
         print(f'[labels_to_coco] {len(data["images"])} images, classes {names} -> {args.out}',
               flush=True)

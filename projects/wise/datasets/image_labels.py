@@ -111,6 +111,43 @@ def class_list(classes: str | None = None,
     return tuple(names)
 
 
+def label_classes(path: str | os.PathLike, fmt: str | None = None) -> tuple[str, ...]:
+    """The classes a label file names: its categories (COCO), or its labels sorted."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f'{path}: label file not found')
+    rows, own = LABEL_FORMATS.get(label_format(path, fmt))(path)
+    return tuple(own or sorted({x for row in rows for x in row.labels}))
+
+
+def has_instances(path: str | os.PathLike) -> bool:
+    """Whether a label file is a COCO json with instance masks (then it can score)."""
+    path = Path(path)
+    if label_format(path) != 'coco':
+        return False
+    return any('segmentation' in a for a in load_coco_json(path).get('annotations', []))
+
+
+def instances_json(path: str | os.PathLike, labels: dict) -> dict:
+    """The instance masks of a COCO json, on the images and category ids of ``labels``
+    (its ``labels_json``): the ground truth that scores a val split."""
+    data = load_coco_json(path)
+    image_id = {im['file_name']: im['id'] for im in labels['images']}
+    old_name = {im['id']: im['file_name'] for im in data['images']}
+    category = {c['name']: c['id'] for c in labels['categories']}
+    names = {c['id']: c['name'] for c in data['categories']}
+    anns = []
+    for a in data.get('annotations', []):
+        if 'segmentation' not in a:
+            raise DataError(f'{path}: annotation {a.get("id")} has no segmentation')
+        if names.get(a['category_id']) not in category or a['image_id'] not in old_name:
+            raise DataError(f'{path}: annotation {a.get("id")} is of an unknown image or '
+                            'class')
+        anns.append({**a, 'id': len(anns) + 1, 'image_id': image_id[old_name[a['image_id']]],
+                     'category_id': category[names[a['category_id']]]})
+    return dict(images=labels['images'], categories=labels['categories'], annotations=anns)
+
+
 def label_format(path: Path, name: str | None = None) -> str:
     """The format to read ``path`` in: the given one, else by suffix (.json: coco)."""
     if name is None:

@@ -152,6 +152,12 @@ FILE_READERS: dict[str, Callable[[Path, tuple[int, int]], Proposals]] = {
 }
 
 
+def done_name(ann_file: Path, shard: int = 0, num_shards: int = 1) -> str:
+    """The record that tools/gen_proposals.py leaves in its out dir when a shard of an
+    annotation file's images is done (what a pipeline stage waits for)."""
+    return f'.done_{Path(ann_file).stem}_{shard}of{num_shards}.json'
+
+
 def image_file(root: Path, stem: str) -> Path | None:
     """The proposal file of the image with this file stem in ``root``, if any."""
     for suffix in FILE_READERS:
