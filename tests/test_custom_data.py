@@ -93,8 +93,10 @@ def test_custom_without_val_trains_and_says_what_it_cannot_measure(own_data,
     photos, labels, _ = own_data
     out = run_tool('tools/pipeline.py', 'custom', '--data', photos, '--labels', labels,
                    '--work-dir', tmp_path / 'w', '--dry-run').stdout
+    assert ('[pipeline] no instance masks of val images: the PRM baseline and WISE are not '
+            'scored, no table; no val split: the PRM reports no classification mAP') in out
     heads = [line.split()[1] for line in out.splitlines() if line.startswith('[pipeline] ')
-             and line.split()[1] != 'all' and not line.split()[1].endswith(':')]
+             and line.split()[1] not in ('all', 'no') and not line.split()[1].endswith(':')]
     assert heads == ['data', 'proposals', 'prm', 'pseudo_improved', 'wise_improved']
     assert 'val_cfg = None' in (tmp_path / 'w/configs/prm.py').read_text()
     bad = tmp_path / 'bad.csv'
