@@ -111,13 +111,18 @@ def class_list(classes: str | None = None,
     return tuple(names)
 
 
-def label_classes(path: str | os.PathLike, fmt: str | None = None) -> tuple[str, ...]:
-    """The classes a label file names: its categories (COCO), or its labels sorted."""
-    path = Path(path)
+def _read(path: Path, fmt: str | None = None) -> tuple[list[LabelRow], tuple[str, ...]]:
+    """A label file's rows and the classes it names: its categories (COCO), or its
+    labels sorted."""
     if not path.is_file():
         raise DataError(f'{path}: label file not found')
     rows, own = LABEL_FORMATS.get(label_format(path, fmt))(path)
-    return tuple(own or sorted({x for row in rows for x in row.labels}))
+    return rows, tuple(own or sorted({x for row in rows for x in row.labels}))
+
+
+def label_classes(path: str | os.PathLike, fmt: str | None = None) -> tuple[str, ...]:
+    """The classes a label file names: its categories (COCO), or its labels sorted."""
+    return _read(Path(path), fmt)[1]
 
 
 def has_instances(path: str | os.PathLike) -> bool:
@@ -173,7 +178,7 @@ def image_size(path: str) -> tuple[int, int]:
 def _checked(rows: Sequence[LabelRow], image_dir: Path,
              classes: Sequence[str]) -> Iterator[tuple[LabelRow, str]]:
     """Every row with its image path, after checking them all."""
-    known, seen = set(classes), {}
+    known, seen, paths = set(classes), {}, []
     for row in rows:
         if row.file_name in seen:
             raise DataError(f'{row.where}: image {row.file_name} is listed twice (also '
@@ -185,11 +190,10 @@ def _checked(rows: Sequence[LabelRow], image_dir: Path,
         if unknown:
             raise DataError(f'{row.where}: class {unknown[0]!r} is not among the classes '
                             f'({", ".join(classes)})')
-        path = safe_join(image_dir, row.file_name, row.where)
-        if not os.path.isfile(path):
+        paths.append(safe_join(image_dir, row.file_name, row.where))
+        if not os.path.isfile(paths[-1]):
             raise DataError(f'{row.where}: image {row.file_name} not found in {image_dir}')
-    for row in rows:
-        yield row, safe_join(image_dir, row.file_name, row.where)
+    yield from zip(rows, paths)
 
 
 def labels_json(path: str | os.PathLike, image_dir: str | os.PathLike,
@@ -204,13 +208,10 @@ def labels_json(path: str | os.PathLike, image_dir: str | os.PathLike,
         fmt: a ``LABEL_FORMATS`` name; by default from the suffix.
     """
     path, image_dir = Path(path), Path(image_dir)
-    if not path.is_file():
-        raise DataError(f'{path}: label file not found')
-    rows, own = LABEL_FORMATS.get(label_format(path, fmt))(path)
+    rows, named = _read(path, fmt)
     if not rows:
         raise DataError(f'{path}: no images listed')
-    if classes is None:
-        classes = own or sorted({x for row in rows for x in row.labels})
+    classes = named if classes is None else classes
     ids = {name: i for i, name in enumerate(classes, 1)}
     images = []
     for n, (row, file) in enumerate(_checked(rows, image_dir, classes), 1):
