@@ -55,6 +55,7 @@ import numba
 import numpy as np
 from pycocotools import mask as mask_util
 from scipy import ndimage
+from threadpoolctl import threadpool_limits
 
 from ..utils.io import read_image
 from .base import PROPOSAL_SOURCES, ProposalError, ProposalSource
@@ -375,7 +376,13 @@ class BuiltinProposals(ProposalSource):
         return self.from_array(rgb, source=str(image['img_path']))
 
     def from_array(self, rgb: np.ndarray, source: str = '') -> SegmentProposals:
-        """Proposals of a uint8 H x W x 3 RGB image."""
+        """Proposals of a uint8 H x W x 3 RGB image, on one core: its matrices are small,
+        so BLAS threads would only spin (twice the CPU time, no sooner done); parallelism
+        is across images (gen_proposals' shards, loader workers)."""
+        with threadpool_limits(limits=1, user_api='blas'):
+            return self._from_array(rgb, source)
+
+    def _from_array(self, rgb: np.ndarray, source: str) -> SegmentProposals:
         h, w = rgb.shape[:2]
         f = min(1.0, self.max_side / max(h, w))
         work = rgb if f == 1 else cv2.resize(rgb, (round(w * f), round(h * f)),
