@@ -77,14 +77,12 @@ def shapes_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return built_once(tmp_path_factory, 'shapes', _make_shapes)
 
 
-@pytest.fixture(scope='session')
-def tiny_full_cfg(shapes_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The demo's fully supervised config on the tiny data: 96 px, batch 2, 4 iterations."""
-    cfg = tmp_path_factory.mktemp('cfg') / 'tiny_full.py'
-    base = ROOT / 'configs/wise/demo/mask-rcnn_r18_shapes_full.py'
+def _tiny_detector_cfg(base: Path, data_root: Path, cfg: Path) -> Path:
+    """A demo detector config ``base`` on the tiny data: 96 px, batch 2, 4 iterations,
+    trained on the ground-truth instances."""
     cfg.write_text(f'''
 _base_ = {str(base)!r}
-data_root = {str(shapes_root) + '/'!r}
+data_root = {str(data_root) + '/'!r}
 train_pipeline = [
     dict(type='LoadImageChecked'),
     dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
@@ -100,7 +98,8 @@ test_pipeline = [
          meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')),
 ]
 train_dataloader = dict(batch_size=2, num_workers=0, persistent_workers=False,
-                        dataset=dict(data_root=data_root, pipeline=train_pipeline))
+                        dataset=dict(data_root=data_root, pipeline=train_pipeline,
+                                     ann_file='annotations/train_instances.json'))
 val_dataloader = dict(num_workers=0, persistent_workers=False,
                       dataset=dict(data_root=data_root, pipeline=test_pipeline))
 test_dataloader = val_dataloader
@@ -111,6 +110,20 @@ param_scheduler = [dict(type='ConstantLR', factor=1.0, by_epoch=False)]
 default_hooks = dict(logger=dict(interval=1), checkpoint=dict(interval=2, max_keep_ckpts=5))
 ''')
     return cfg
+
+
+@pytest.fixture(scope='session')
+def tiny_full_cfg(shapes_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo's fully supervised Mask R-CNN on the tiny data."""
+    return _tiny_detector_cfg(ROOT / 'configs/wise/demo/mask-rcnn_r18_shapes_full.py',
+                              shapes_root, tmp_path_factory.mktemp('cfg') / 'tiny_full.py')
+
+
+@pytest.fixture(scope='session')
+def tiny_solov2_cfg(shapes_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo's WISE SOLOv2 (a single-stage segmenter, no boxes) on the tiny data."""
+    return _tiny_detector_cfg(ROOT / 'configs/wise/demo/solov2_r18_shapes_pseudo.py',
+                              shapes_root, tmp_path_factory.mktemp('cfg') / 'tiny_solov2.py')
 
 
 @pytest.fixture(scope='session')

@@ -1,7 +1,7 @@
 """Your own data with one command: a folder of real photographs and a csv of their
-labels run through every stage (`tools/pipeline.py custom --smoke`), with configs
-derived from the data that inherit the VOC recipes, and a val COCO json whose masks
-give the table."""
+labels run through every stage (`tools/pipeline.py custom --smoke`) with two
+detectors, with configs derived from the data that inherit the VOC recipes, and a val
+COCO json whose masks give the table."""
 from __future__ import annotations
 
 import json
@@ -59,14 +59,24 @@ def own_data(tmp_path: Path) -> tuple[Path, Path, Path]:
 def test_custom_pipeline_runs_real_photographs_end_to_end(own_data, tmp_path: Path) -> None:
     # would catch: a stage that assumes VOC's layout or classes (images outside
     # JPEGImages/, 4 classes in three heads), configs copied instead of inherited, val
-    # masks on other image ids than the labels', a table without its PRM / WISE rows
+    # masks on other image ids than the labels', a table without its PRM / WISE rows,
+    # a second detector (SOLOv2: no boxes, its classes in mask_head) left at 20 classes
+    # or not trained, tested and refined
     photos, labels, val = own_data
     work = tmp_path / 'work'
-    out = run_tool('tools/pipeline.py', 'custom', '--data', photos, '--labels', labels,
-                   '--val', val, '--work-dir', work, '--smoke', timeout=1200).stdout
-    cfg = (work / 'configs/wise.py').read_text()
-    assert "_base_ = '" + str(ROOT / 'configs/wise/mask-rcnn_r50_voc_pseudo.py') in cfg
-    assert "classes = ('cat', 'cup', 'person', 'rocket')" in cfg
+    cmd = ['tools/pipeline.py', 'custom', '--data', photos, '--labels', labels, '--val', val,
+           '--work-dir', work, '--smoke', '--detector', 'mask-rcnn', 'solov2']
+    proc = run_tool(*cmd, timeout=1200)
+    out, log = proc.stdout, proc.stdout + proc.stderr
+    for name, recipe, heads in (
+            ('mask-rcnn', 'mask-rcnn_r50_voc_pseudo.py', 'roi_head=dict(bbox_head=dict('
+             'num_classes=len(classes)), mask_head=dict(num_classes=len(classes)))'),
+            ('solov2', 'solov2_r50_voc_pseudo.py', 'mask_head=dict(num_classes=len(classes))')):
+        cfg = (work / f'configs/wise_{name}.py').read_text()
+        assert "_base_ = '" + str(ROOT / 'configs/wise' / recipe) in cfg
+        assert "classes = ('cat', 'cup', 'person', 'rocket')" in cfg
+        assert f'model = dict({heads})' in cfg
+        assert (work / f'configs/wise_{name}_refine.py').is_file()
     labels_json = json.loads((work / 'data/annotations/train_labels.json').read_text())
     assert [im['labels'] for im in labels_json['images']] == [[3], [1], [2], [4]]
     inst = json.loads((work / 'data/annotations/val_instances.json').read_text())
@@ -78,12 +88,13 @@ def test_custom_pipeline_runs_real_photographs_end_to_end(own_data, tmp_path: Pa
     pseudo = json.loads((work / 'pseudo_improved/train_pseudo.json').read_text())
     assert len(pseudo['images']) == 4
     table = json.loads((work / 'results.json').read_text())
-    assert set(table['rows']) == {'PRM', 'WISE (improved)', 'WISE (improved) + Refine'}
+    assert set(table['rows']) == {'PRM', 'WISE (improved)', 'WISE (improved) + Refine',
+                                  'WISE (improved, SOLOv2)', 'WISE (improved, SOLOv2) + Refine'}
+    assert log.count('ProposalRefineHook (test): ') == 2  # Mask R-CNN's and SOLOv2's
     assert 'Trained on' in out
-    # rerun: every stage fresh, nothing trains again
-    again = run_tool('tools/pipeline.py', 'custom', '--data', photos, '--labels', labels,
-                     '--val', val, '--work-dir', work, '--smoke').stdout
-    assert again.count('fresh, skipped') == 6, again
+    # rerun: every stage fresh (the table too), nothing trains again
+    again = run_tool(*cmd).stdout
+    assert again.count('fresh, skipped') == 8, again
 
 
 def test_custom_without_val_trains_and_says_what_it_cannot_measure(own_data,

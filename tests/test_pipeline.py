@@ -89,6 +89,38 @@ def test_improved_selection_runs_beside_the_papers() -> None:
     assert f'ann_file={ROOT}/work_dirs/demo-hard/seed0/pseudo_improved/train_pseudo.json' in out
 
 
+def test_detector_adds_a_wise_stage_on_the_improved_pseudo_masks(tmp_path: Path) -> None:
+    """--detector solov2: its own stage with its own configs (train, test, test with the
+    refine hook), trained on the improved pseudo masks; without mask-rcnn the Mask R-CNN
+    WISE stages go. Bug caught: a second detector written over Mask R-CNN's work dir,
+    trained on the paper's pseudo masks, or tested without refinement."""
+    out = run_tool('tools/pipeline.py', 'demo', '--dry-run', '--from', 'wise',
+                   '--detector', 'mask-rcnn', 'solov2').stdout
+    ran = [line.split()[1] for line in out.splitlines() if line.startswith('[pipeline] ')
+           and not line.split()[1].endswith(':') and line.split()[1] != 'all']
+    assert ran == ['wise', 'wise_improved', 'wise_solov2', 'table']
+    solo = out[out.index('[pipeline] wise_solov2'):out.index('[pipeline] table')]
+    assert ('tools/train.py configs/wise/demo/solov2_r18_shapes_pseudo.py --work-dir '
+            'work_dirs/demo/wise_solov2') in solo
+    assert f'ann_file={ROOT}/work_dirs/demo/pseudo_improved/train_pseudo.json' in solo
+    assert 'test.py configs/wise/demo/solov2_r18_shapes_pseudo_refine.py' in solo
+    only = run_tool('tools/pipeline.py', 'voc', '--dry-run', '--from', 'prm',
+                    '--detector', 'solov2').stdout
+    assert [line.split()[1] for line in only.splitlines() if line.startswith('[pipeline] ')
+            and not line.split()[1].endswith(':') and line.split()[1] != 'all'] == [
+        'prm', 'pseudo_improved', 'prm_baseline', 'full', 'wise_solov2', 'table']
+    assert 'configs/wise/solov2_r50_voc_pseudo.py' in only
+
+    names = ('segm_mAP25', 'segm_mAP50', 'segm_mAP75', 'segm_ABO')
+    for f, values in (('wise_solov2/metrics.metrics.json', (70, 65, 45, 60)),
+                      ('wise_solov2/refine.metrics.json', (71, 68, 60, 66))):
+        (tmp_path / f).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / f).write_text(json.dumps({'metrics': dict(zip(names, values))}))
+    pipeline.write_table(tmp_path)
+    md = (tmp_path / 'results.md').read_text()
+    assert '| WISE (improved, SOLOv2) + Refine | image labels | 71.0 | 68.0 | 60.0 | 66.0 |' in md
+
+
 def test_seeds_run_each_trained_stage_per_seed_and_table_the_mean(tmp_path: Path) -> None:
     """--seeds: every trained stage once per seed, seeded and in its own work dir, the
     shared data stages once; the pseudo masks of a seed train that seed's WISE (a

@@ -332,3 +332,36 @@ def test_dist_test_two_cpu_processes_match_one(tiny_full_cfg, checkpoint, gt_pro
     # the summary adds up both ranks: the same counts as one process
     summary = [line for line in refined[1].splitlines() if 'ProposalRefineHook (test)' in line]
     assert summary[0].split('ProposalRefineHook')[1] in log
+
+
+# ------------------------------------------- 5. a detector other than Mask R-CNN
+SOLO_SCORE_THR_0 = ['model.test_cfg.score_thr=0.0', 'model.test_cfg.filter_thr=0.0',
+                    'test_evaluator.score_thr=0.0']
+
+
+def test_refinement_of_a_single_stage_segmenter(tiny_solov2_cfg, gt_proposals, shapes_root,
+                                                tmp_path):
+    """The hook refines SOLOv2 (no RoIs, all-zero boxes, scores from matrix NMS) through
+    tools/test.py as it does Mask R-CNN: catches a hook that assumes Mask R-CNN's outputs
+    or config (boxes, test_cfg.rcnn). With the GT masks as proposals every refined
+    prediction becomes an object exactly (ABO 100 k / n), above the unrefined ABO."""
+    run_tool('tools/train.py', tiny_solov2_cfg, '--work-dir', tmp_path / 'train',
+             '--cfg-options', 'randomness.seed=0', 'train_cfg.max_iters=30')  # learns a little
+    ckpt = tmp_path / 'train/iter_30.pth'
+    metrics = {}
+    for name, args in (('plain', ()), ('refined', ('--refine', gt_proposals))):
+        out = tmp_path / name
+        proc = run_tool('tools/test.py', tiny_solov2_cfg, ckpt, '--work-dir', out, *args,
+                        '--cfg-options', *SOLO_SCORE_THR_0,
+                        f'test_evaluator.outfile_prefix={out}/wise')
+        metrics[name] = json.loads((out / 'wise.metrics.json').read_text())['metrics']
+    log = proc.stdout + proc.stderr
+    assert 'ProposalRefineHook (test): ' in log and ' 0 kept on 0 images' in log
+    assert 'ProposalRefineHook (test): 0 predictions refined' not in log
+    plain, refined = metrics['plain'], metrics['refined']
+    assert 'bbox_mAP50' not in plain  # the SOLOv2 configs score masks only
+    assert 0 < plain['segm_ABO'] < refined['segm_ABO'] <= 100
+    coco = json.loads((shapes_root / 'annotations/val_instances.json').read_text())
+    n = sum(not a.get('iscrowd', 0) for a in coco['annotations'])
+    k = round(refined['segm_ABO'] * n / 100)
+    assert k >= 1 and refined['segm_ABO'] == pytest.approx(100 * k / n, abs=0.006)

@@ -28,12 +28,13 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from projects.wise.datasets.image_labels import class_list, has_instances, label_classes
 from projects.wise.proposals.precomputed import done_name
-from projects.wise.utils.custom_configs import write_custom_configs
+from projects.wise.utils.custom_configs import DEFAULT_DETECTOR, DETECTORS, write_custom_configs
 from projects.wise.utils.io import DataError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,9 +45,6 @@ PAPER = {  # VOC 2012 val, from the WISE paper
     'WISE': (48.5, 40.4, 22.2, 51.3),
     'WISE + Refine': (49.2, 41.7, 23.7, 55.2),
 }
-SUPERVISION = {'Mask R-CNN (full)': 'masks', 'PRM': 'image labels', 'WISE': 'image labels',
-               'WISE + Refine': 'image labels', 'WISE (improved)': 'image labels',
-               'WISE (improved) + Refine': 'image labels'}
 
 #: the selection that survives an over-firing PRM best of those measured on both demos
 #: (docs/over_firing.md): the proposal of highest objectness (the authors' code) among
@@ -57,6 +55,12 @@ IMPROVED = ['type=best_objectness', 'cover_radius=2', 'class_nms_iou=0.5']
 #: the WISE stage trained on each is named alike (``wise``, ``wise_improved``)
 SELECTIONS = {'pseudo': [], 'pseudo_improved': ['--selector', *IMPROVED]}
 WISE_OF = {'pseudo': 'wise', 'pseudo_improved': 'wise_improved'}
+
+
+def wise_stage_name(selection: str, detector: str) -> str:
+    """The WISE stage of a pseudo-mask stage and a detector: Mask R-CNN's per selection;
+    another detector trains on the last (improved) selection only, in wise_<name>."""
+    return WISE_OF[selection] if detector == DEFAULT_DETECTOR else f'wise_{detector}'
 
 
 @dataclass
@@ -91,8 +95,9 @@ class Preset:
     convert_args: list[str] | None  # voc_to_coco.py's (None: make_data converts)
     prm_cfg: str
     full_cfg: str | None  # None: no masks to train a fully supervised bound on
+    #: the WISE config of each detector: '{}' stands for its name, '{refine}' for
+    #: '_refine' in the twin with the refine hook on
     wise_cfg: str
-    refine_cfg: str
     train_split: str
     train_note: str  # which training images the table comes from
     make_data: list
@@ -122,8 +127,7 @@ def _presets(gpus: int, data_root: str | None = None,
                                                               f'{shapes}/classes.txt'],
             prm_cfg='configs/wise/demo/prm_r18_shapes.py',
             full_cfg='configs/wise/demo/mask-rcnn_r18_shapes_full.py',
-            wise_cfg='configs/wise/demo/mask-rcnn_r18_shapes_pseudo.py',
-            refine_cfg='configs/wise/demo/mask-rcnn_r18_shapes_pseudo_refine.py',
+            wise_cfg='configs/wise/demo/{}_r18_shapes_pseudo{refine}.py',
             train_split='train', train_note='the built-in train split (2,000 images)',
             make_data=[_py('tools/make_shapes_dataset.py', shapes, '--seed', '0')],
             proposals_root=f'{shapes}/proposals', proposal_shards=2),
@@ -132,8 +136,7 @@ def _presets(gpus: int, data_root: str | None = None,
             convert_args=['--classes-file', f'{hard}/classes.txt'],
             prm_cfg='configs/wise/demo/prm_r18_shapes-hard.py',
             full_cfg='configs/wise/demo/mask-rcnn_r18_shapes-hard_full.py',
-            wise_cfg='configs/wise/demo/mask-rcnn_r18_shapes-hard_pseudo.py',
-            refine_cfg='configs/wise/demo/mask-rcnn_r18_shapes-hard_pseudo_refine.py',
+            wise_cfg='configs/wise/demo/{}_r18_shapes-hard_pseudo{refine}.py',
             train_split='train',
             train_note='the hard built-in train split (2,000 images)',
             make_data=[_py('tools/make_shapes_dataset.py', hard, '--variant', 'hard',
@@ -143,16 +146,14 @@ def _presets(gpus: int, data_root: str | None = None,
             **paper, work='work_dirs/voc', convert_args=[],
             prm_cfg='configs/wise/prm_r50_voc.py',
             full_cfg='configs/wise/mask-rcnn_r50_voc_full.py',
-            wise_cfg='configs/wise/mask-rcnn_r50_voc_pseudo.py',
-            refine_cfg='configs/wise/mask-rcnn_r50_voc_pseudo_refine.py',
+            wise_cfg='configs/wise/{}_r50_voc_pseudo{refine}.py',
             train_split='train',
             train_note="VOC 2012 train (1,464 images), the split of the authors' code"),
         'voc_aug': Preset(
             **paper, work='work_dirs/voc_aug', convert_args=['--sbd-root', sbd_root],
             prm_cfg='configs/wise/prm_r50_voc-aug.py',
             full_cfg='configs/wise/mask-rcnn_r50_voc-aug_full.py',
-            wise_cfg='configs/wise/mask-rcnn_r50_voc-aug_pseudo.py',
-            refine_cfg='configs/wise/mask-rcnn_r50_voc-aug_pseudo_refine.py',
+            wise_cfg='configs/wise/{}_r50_voc-aug_pseudo{refine}.py',
             train_split='train_aug',
             train_note='SBD train_aug (10,582 images: more data than the paper used)'),
     }
@@ -160,7 +161,7 @@ def _presets(gpus: int, data_root: str | None = None,
 
 def custom_preset(images: str, labels: str, val: str | None = None,
                   classes: str | None = None, work: str = 'work_dirs/custom',
-                  gpus: int = 1) -> Preset:
+                  gpus: int = 1, detectors: Sequence[str] = (DEFAULT_DETECTOR,)) -> Preset:
     """The preset of a user's own data: an image folder, a label file over it (csv or
     COCO json, tools/dataset_converters/labels_to_coco.py) and optionally a val label
     file (a COCO json with instance masks also scores). Its configs are derived from
@@ -172,7 +173,7 @@ def custom_preset(images: str, labels: str, val: str | None = None,
     if not Path(images).is_dir():
         raise DataError(f'{images}: image folder not found')
     cfgs = write_custom_configs(ROOT / work / 'configs', names, data + '/', images,
-                                val is not None, val_masks)
+                                val is not None, val_masks, detectors)
     ann, conv = f'{data}/annotations', 'tools/dataset_converters/labels_to_coco.py'
     common = ['--images', images, '--classes', ','.join(names)]
     make = [_py(conv, str(Path(labels).resolve()), *common, '--out', f'{ann}/train_labels.json')]
@@ -181,7 +182,7 @@ def custom_preset(images: str, labels: str, val: str | None = None,
                         *(['--instances-out', f'{ann}/val_instances.json'] if val_masks else [])))
     return Preset(
         data=data, work=work, convert_args=None, prm_cfg=str(cfgs['prm']), full_cfg=None,
-        wise_cfg=str(cfgs['wise']), refine_cfg=str(cfgs['wise_refine']), train_split='train',
+        wise_cfg=str(cfgs['prm'].parent / 'wise_{}{refine}.py'), train_split='train',
         train_note=f'{labels} ({len(names)} classes)', make_data=make,
         proposals_root=f'{data}/proposals', proposal_shards=max(gpus, 1),
         proposal_args=['--max-proposals', '1000'], selections=('pseudo_improved',),
@@ -222,9 +223,10 @@ def _test(cfg: str, work: str, prefix: str, gpus: int, options: list[str] = ()) 
 
 
 def stages(p: Preset, gpus: int, seed: int | None = None, prm_options: list[str] = (),
-           smoke: bool = False) -> list[Stage]:
-    """The preset's stages; with ``seed``, the trained ones seeded and in ``seed<N>/``;
-    with ``smoke``, cut to a few iterations (:data:`SMOKE_TRAIN`)."""
+           smoke: bool = False, detectors: Sequence[str] = (DEFAULT_DETECTOR,)) -> list[Stage]:
+    """The preset's stages, WISE's for each of ``detectors``; with ``seed``, the trained
+    ones seeded and in ``seed<N>/``; with ``smoke``, cut to a few iterations
+    (:data:`SMOKE_TRAIN`)."""
     d = p.data
     w = p.work if seed is None else f'{p.work}/seed{seed}'
     ann = f'{d}/annotations'
@@ -255,17 +257,25 @@ def stages(p: Preset, gpus: int, seed: int | None = None, prm_options: list[str]
                              'projects/wise/pseudo', 'tools/gen_pseudo.py'],
                      outputs=[out])
 
-    def wise_stage(stage: str, pseudo: str) -> Stage:
+    def wise_stage(selection: str, detector: str) -> Stage:
+        stage, pseudo = wise_stage_name(selection, detector), pseudo_json(selection)
         work = f'{w}/{stage}'
+        cfg, refine_cfg = (p.wise_cfg.format(detector, refine=r) for r in ('', '_refine'))
         options = [*det_train, f'train_dataloader.dataset.ann_file={ROOT / pseudo}']
-        tests = [_test(p.wise_cfg, work, f'{work}/metrics', gpus, test_opts),
-                 _test(p.refine_cfg, work, f'{work}/refine', gpus, test_opts)]
-        return Stage(stage, [_train(p.wise_cfg, work, gpus, options),
-                             *(tests if p.val_masks else [])],
-                     inputs=[p.wise_cfg, p.refine_cfg, pseudo, 'projects/wise/engine'],
+        tests = [_test(cfg, work, f'{work}/metrics', gpus, test_opts),
+                 _test(refine_cfg, work, f'{work}/refine', gpus, test_opts)]
+        return Stage(stage, [_train(cfg, work, gpus, options), *(tests if p.val_masks else [])],
+                     inputs=[cfg, refine_cfg, pseudo, 'projects/wise/engine'],
                      outputs=[f'{work}/metrics.metrics.json', f'{work}/refine.metrics.json']
                      if p.val_masks else [f'{work}/last_checkpoint'])
 
+    def trains_on(detector: str) -> Sequence[str]:
+        return p.selections if detector == DEFAULT_DETECTOR else p.selections[-1:]
+
+    wise = [wise_stage(selection, detector) for detector in detectors
+            for selection in trains_on(detector)]
+    selections = [s for s in p.selections if any(s in trains_on(d) for d in detectors)]
+    trained = {'prm_baseline', *(['full'] if p.full_cfg else []), *(s.name for s in wise)}
     convert = [] if p.convert_args is None else [
         _py('tools/dataset_converters/voc_to_coco.py', d, *p.convert_args,
             '--splits', p.train_split, 'val')]
@@ -297,7 +307,7 @@ def stages(p: Preset, gpus: int, seed: int | None = None, prm_options: list[str]
                       *(prm_test if p.val else [])],
               inputs=[p.prm_cfg, f'{ann}/{p.train_split}_labels.json', 'projects/wise/models'],
               outputs=[f'{w}/prm/last_checkpoint']),
-        *[pseudo_stage(name) for name in p.selections],
+        *[pseudo_stage(name) for name in selections],
         *([Stage('prm_baseline', [['bash', '-c', ' '.join(
                   [*gen, '--split', 'val', '--no-image-labels', '--selector',
                    'type=prm_retrieval', '--out', f'{w}/prm_baseline/val_prm.json',
@@ -310,8 +320,9 @@ def stages(p: Preset, gpus: int, seed: int | None = None, prm_options: list[str]
                                 test_opts)],
                  inputs=[p.full_cfg, f'{ann}/{p.train_split}_instances.json'],
                  outputs=[f'{w}/full/metrics.metrics.json'])] if p.full_cfg else []),
-        *[wise_stage(WISE_OF[name], pseudo_json(name)) for name in p.selections],
-        *([Stage('table', [], inputs=[f'{w}/{f}' for f in ROW_FILES.values()],
+        *wise,
+        *([Stage('table', [], inputs=[f'{w}/{f}' for f in ROW_FILES.values()
+                                      if f.split('/')[0] in trained],
                  outputs=[f'{w}/results.md', f'{w}/results.json', f'{w}/results.png'])]
           if p.val_masks else []),
     ]
@@ -346,6 +357,9 @@ ROW_FILES = {
     'WISE + Refine': 'wise/refine.metrics.json',
     'WISE (improved)': 'wise_improved/metrics.metrics.json',
     'WISE (improved) + Refine': 'wise_improved/refine.metrics.json',
+    **{f'WISE (improved, {d.title}){tail}': f'wise_{name}/{file}'
+       for name, d in DETECTORS.items() if name != DEFAULT_DETECTOR
+       for tail, file in (('', 'metrics.metrics.json'), (' + Refine', 'refine.metrics.json'))},
 }
 
 
@@ -384,7 +398,8 @@ def write_table(work: Path, seeds: list[int] | None = None, train: str = '') -> 
              '|---|---|' + '---|' * len(cols) + '---|']
     for name, vals in rows.items():
         paper = ' / '.join(fmt(v) for v in PAPER[name]) if name in PAPER else '-'
-        lines.append(f'| {name} | {SUPERVISION[name]} | '
+        supervision = 'masks' if name == 'Mask R-CNN (full)' else 'image labels'
+        lines.append(f'| {name} | {supervision} | '
                      + ' | '.join(fmt(v, sd) for v, sd in zip(vals, sds[name]))
                      + f' | {paper} |')
     full = rows.get('Mask R-CNN (full)', (None,) * 4)[1]
@@ -459,6 +474,11 @@ def main(argv: list[str] | None = None) -> None:
                     'VOC_ROOT, which the VOC configs read)')
     ap.add_argument('--sbd-root', default='data/benchmark_RELEASE/dataset',
                     help="voc_aug: SBD's dataset folder (inst/, train.txt, val.txt)")
+    ap.add_argument('--detector', nargs='+', choices=list(DETECTORS),
+                    default=[DEFAULT_DETECTOR],
+                    help="the instance segmenter(s) WISE trains on the pseudo masks (default: "
+                         "the paper's mask-rcnn); another than mask-rcnn trains on the "
+                         'improved pseudo masks, in stage wise_<name>, and adds its rows')
     ap.add_argument('--smoke', action='store_true',
                     help='a few iterations per training, no ImageNet weights: checks that '
                          "every stage runs with the preset's configs")
@@ -479,7 +499,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.preset == 'custom':
         try:
             preset = custom_preset(args.data, args.labels, args.val, args.classes,
-                                   args.work_dir or 'work_dirs/custom', args.gpus)
+                                   args.work_dir or 'work_dirs/custom', args.gpus,
+                                   args.detector)
         except DataError as e:
             raise SystemExit(f'pipeline.py: error: {e}') from None
     else:
@@ -492,7 +513,7 @@ def main(argv: list[str] | None = None) -> None:
                                         'reports no classification mAP'), flush=True)
     if args.data_root and not args.preset.startswith('demo'):
         os.environ['VOC_ROOT'] = args.data_root  # read by the configs' data_root
-    runs = [stages(preset, args.gpus, seed, args.prm_cfg_options, args.smoke)
+    runs = [stages(preset, args.gpus, seed, args.prm_cfg_options, args.smoke, args.detector)
             for seed in (args.seeds or [None])]
     names = [s.name for s in runs[0]]
     for name in [args.start, *(args.only or [])]:

@@ -8,13 +8,34 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[3]
 
-#: config name -> the project recipe it inherits
-RECIPES = {'prm': 'configs/wise/prm_r50_voc.py',
-           'wise': 'configs/wise/mask-rcnn_r50_voc_pseudo.py'}
+
+@dataclass(frozen=True)
+class Detector:
+    """An mmdet instance segmenter that WISE trains on the pseudo masks."""
+
+    title: str  # its name in the results table
+    recipe: str  # the project's VOC config of it on pseudo masks
+    num_classes: str  # the model override giving it K classes (K: the config's variable)
+
+
+#: --detector name -> the segmenter; its configs are named <name>_<backbone>_<data>_pseudo.py
+DETECTORS = {
+    'mask-rcnn': Detector('Mask R-CNN', 'configs/wise/mask-rcnn_r50_voc_pseudo.py',
+                          'dict(roi_head=dict(bbox_head=dict(num_classes=len(classes)), '
+                          'mask_head=dict(num_classes=len(classes))))'),
+    'solov2': Detector('SOLOv2', 'configs/wise/solov2_r50_voc_pseudo.py',
+                       'dict(mask_head=dict(num_classes=len(classes)))'),
+}
+#: the paper's detector (tools/pipeline.py's unless --detector says otherwise)
+DEFAULT_DETECTOR = 'mask-rcnn'
+
+#: the PRM's recipe, inherited by a custom prm.py
+PRM_RECIPE = 'configs/wise/prm_r50_voc.py'
 
 
 def _data_lines(classes: Sequence[str], data_root: str, images: str) -> list[str]:
@@ -35,7 +56,7 @@ NO_VAL = ['val_cfg = None', 'val_dataloader = None', 'val_evaluator = None',
 
 def prm_config(classes: Sequence[str], data_root: str, images: str, val: bool,
                val_masks: bool) -> str:
-    lines = [f'_base_ = {str(ROOT / RECIPES["prm"])!r}', *_data_lines(classes, data_root, images),
+    lines = [f'_base_ = {str(ROOT / PRM_RECIPE)!r}', *_data_lines(classes, data_root, images),
              'model = dict(num_classes=len(classes))',
              f'train_dataloader = {_loader("annotations/train_labels.json")}']
     if not val:
@@ -52,10 +73,11 @@ def prm_config(classes: Sequence[str], data_root: str, images: str, val: bool,
                       'test_evaluator = val_evaluator']) + '\n'
 
 
-def wise_config(classes: Sequence[str], data_root: str, images: str, val_masks: bool) -> str:
-    lines = [f'_base_ = {str(ROOT / RECIPES["wise"])!r}', *_data_lines(classes, data_root, images),
-             'model = dict(roi_head=dict(bbox_head=dict(num_classes=len(classes)),',
-             '                           mask_head=dict(num_classes=len(classes))))',
+def wise_config(detector: Detector, classes: Sequence[str], data_root: str, images: str,
+                val_masks: bool) -> str:
+    lines = [f'_base_ = {str(ROOT / detector.recipe)!r}',
+             *_data_lines(classes, data_root, images),
+             f'model = {detector.num_classes}',
              f'train_dataloader = {_loader("annotations/train_pseudo.json")}']
     if not val_masks:
         return '\n'.join([*lines, '# no val masks: nothing to score against', *NO_VAL]) + '\n'
@@ -66,15 +88,18 @@ def wise_config(classes: Sequence[str], data_root: str, images: str, val_masks: 
                       'test_evaluator = val_evaluator']) + '\n'
 
 
-REFINE = ("_base_ = './wise.py'\n"
-          '# WISE + Refine: proposals from <data_root>/proposals/ (tools/gen_proposals.py)\n'
-          "custom_hooks = [dict(type='ProposalRefineHook')]\n")
+def refine_config(name: str) -> str:
+    return (f"_base_ = './{name}.py'\n"
+            '# WISE + Refine: proposals from <data_root>/proposals/ (tools/gen_proposals.py)\n'
+            "custom_hooks = [dict(type='ProposalRefineHook')]\n")
 
 
 def write_custom_configs(out_dir: str | os.PathLike, classes: Sequence[str], data_root: str,
-                         images: str, val: bool, val_masks: bool) -> dict[str, Path]:
-    """Write prm.py, wise.py and wise_refine.py into ``out_dir`` (a file whose text is
-    unchanged is left alone, so later stages stay fresh); their paths by name.
+                         images: str, val: bool, val_masks: bool,
+                         detectors: Sequence[str] = (DEFAULT_DETECTOR,)) -> dict[str, Path]:
+    """Write prm.py and, per detector, wise_<name>.py and wise_<name>_refine.py (the same
+    with refinement) into ``out_dir``; a file whose text is unchanged is left alone, so
+    later stages stay fresh. Returns their paths by stem.
 
     Args:
         classes: the class names, category ids 1..K in this order.
@@ -82,13 +107,16 @@ def write_custom_configs(out_dir: str | os.PathLike, classes: Sequence[str], dat
         images: the image folder (absolute, or relative to ``data_root``).
         val: a val split's labels exist (``annotations/val_labels.json``).
         val_masks: its instance masks exist too (``annotations/val_instances.json``).
+        detectors: names in :data:`DETECTORS`.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     images = images if images.endswith('/') else images + '/'
-    texts = {'prm': prm_config(classes, data_root, images, val, val_masks),
-             'wise': wise_config(classes, data_root, images, val_masks),
-             'wise_refine': REFINE}
+    texts = {'prm': prm_config(classes, data_root, images, val, val_masks)}
+    for detector in detectors:
+        name = f'wise_{detector}'
+        texts[name] = wise_config(DETECTORS[detector], classes, data_root, images, val_masks)
+        texts[f'{name}_refine'] = refine_config(name)
     paths = {}
     for name, text in texts.items():
         path = paths[name] = out_dir / f'{name}.py'
