@@ -9,6 +9,7 @@ figures, targets). Targets live here, never in timed tests.
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib.util
 import json
 import os
@@ -31,11 +32,33 @@ def benchmark(fn: Callable[[Path], list[dict]]) -> Callable[[Path], list[dict]]:
     return fn
 
 
-def _run(*cmd: str | os.PathLike) -> float:
-    """Run a command from the repo root; return its wall time in seconds."""
+def _run(*cmd: str | os.PathLike, env: dict[str, str] | None = None) -> float:
+    """Run a command from the repo root (``env``: added to this one's); return its wall
+    time in seconds."""
     t0 = time.perf_counter()
-    subprocess.run([str(c) for c in cmd], cwd=ROOT, check=True)
+    subprocess.run([str(c) for c in cmd], cwd=ROOT, check=True,
+                   env=None if env is None else {**os.environ, **env})
     return time.perf_counter() - t0
+
+
+#: a one-core benchmark's process: every thread pool at one thread from the start.
+#: Process time counts every thread's, spinning ones included, and an OpenMP pool that
+#: threadpoolctl does not reach once loaded doubled gen_pseudo's figure.
+ONE_CORE_ENV = {k: '1' for k in ('OMP_NUM_THREADS', 'OPENBLAS_NUM_THREADS', 'MKL_NUM_THREADS',
+                                 'NUMBA_NUM_THREADS')}
+
+
+def one_core(fn: Callable[[Path], list[dict]]) -> Callable[[Path], list[dict]]:
+    """A benchmark of CPU time on one core: run in a child process with
+    :data:`ONE_CORE_ENV` (``bench/run.py --one-core NAME``)."""
+    @functools.wraps(fn)
+    def in_child(work: Path) -> list[dict]:
+        rows = work / 'rows.json'
+        _run(sys.executable, __file__, '--one-core', fn.__name__, '--work', work,
+             '--rows', rows, env=ONE_CORE_ENV)
+        return json.loads(rows.read_text())
+    in_child.measure = fn
+    return in_child
 
 
 def _row(name: str, value: float, target: str, ok: bool | None, unit: str = '') -> dict:
@@ -517,6 +540,7 @@ def _as_results_json(source, images: list[dict], out: Path) -> None:
 
 
 @benchmark
+@one_core
 def refine_cpu(work: Path) -> list[dict]:
     """The refine hook's own CPU work per VOC-sized image, network excluded: read the
     image's 1000 proposals, match 20 predicted masks, write the picks back."""
@@ -548,6 +572,7 @@ def refine_cpu(work: Path) -> list[dict]:
 
 
 @benchmark
+@one_core
 def proposal_files(work: Path) -> list[dict]:
     """Per-image proposal files as tools/gen_proposals.py writes them for the built-in
     source: bytes on disk and CPU time to load, at 500x375 with 1000 proposals."""
@@ -577,6 +602,7 @@ def proposal_files(work: Path) -> list[dict]:
 
 
 @benchmark
+@one_core
 def builtin_proposals_photos(work: Path) -> list[dict]:
     """Built-in proposal generation per 500x375 image on one core: scikit-image's real
     photographs (as a new user would try it) and tiled built-in images."""
@@ -588,7 +614,7 @@ def builtin_proposals_photos(work: Path) -> list[dict]:
     source = BuiltinProposals()
 
     def seconds(img: np.ndarray) -> float:
-        return _cpu_ms(lambda: source.from_array(img), reps=1) / 1000
+        return _cpu_ms(lambda: source.from_array(img)) / 1000
 
     photos = {name: seconds(_photograph(name)) for name in PHOTOGRAPHS}
     tiled = sorted((_tiled_dataset(work, 4) / 'JPEGImages').iterdir())
@@ -604,6 +630,7 @@ def builtin_proposals_photos(work: Path) -> list[dict]:
 
 
 @benchmark
+@one_core
 def gen_pseudo_cpu(work: Path) -> list[dict]:
     """gen_pseudo's own CPU work per VOC-sized image beside the PRM (read 1000 proposals,
     cover the peaks, select, encode, write the record), the paper's selection and the
@@ -793,7 +820,13 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     p.add_argument('--only', nargs='+', choices=sorted(BENCHMARKS))
     p.add_argument('--keep', action='store_true', help='keep the work folders')
+    p.add_argument('--one-core', choices=sorted(BENCHMARKS), help=argparse.SUPPRESS)
+    p.add_argument('--work', type=Path, help=argparse.SUPPRESS)
+    p.add_argument('--rows', type=Path, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.one_core:  # the child of a @one_core benchmark
+        args.rows.write_text(json.dumps(BENCHMARKS[args.one_core].measure(args.work)))
+        return 0
     rows = {}
     for name in args.only or BENCHMARKS:
         work = Path(tempfile.mkdtemp(prefix=f'wise-bench-{name}-'))

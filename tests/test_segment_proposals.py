@@ -210,3 +210,21 @@ def test_done_proposals_are_freed_without_the_cycle_collector(pair: tuple) -> No
         assert gone() is None
     finally:
         gc.enable()
+
+
+def test_lazy_rles_are_pycocotools_encode_at_the_image_edges() -> None:
+    """The RLE of a proposal is built from its box's columns (compiled): bugs a run count
+    off by the rows above / below the box, a lost first 0-run when the mask holds pixel
+    (0, 0), a trailing empty run when it holds the last pixel, a box of full columns."""
+    atoms = np.array([[0, 0, 1, 1, 1],
+                      [0, 0, 1, 1, 1],
+                      [2, 2, 3, 3, 1],
+                      [2, 2, 3, 3, 3]])
+    leaf_of = np.array([[0, 4], [1, 4], [2, 5], [3, 5]])  # quadrants; halves
+    sets = [[0], [3], [1, 2], [0, 1, 2, 3], [1], [4], [5]]
+    seg = SegmentProposals(atoms, leaf_of, np.cumsum([0] + [len(s) for s in sets]),
+                           np.concatenate(sets), np.linspace(1, 0.1, len(sets)))
+    masks = seg.decode()
+    assert masks[0, 0, 0] and masks[1, -1, -1] and masks[3].all() and not masks[6, 0].any()
+    want = mask_util.encode(np.asfortranarray(masks.transpose(1, 2, 0).astype(np.uint8)))
+    assert [r['counts'] for r in seg.rles] == [r['counts'] for r in want]

@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numba
 import numpy as np
 from pycocotools import mask as mask_util
 from scipy import ndimage
@@ -64,6 +65,54 @@ class _LazyRles(Sequence):
         if i not in cache:
             cache[i] = self._owner._rle(i)
         return cache[i]
+
+
+@numba.njit(cache=True)
+def _proposal_runs(atoms: np.ndarray, leaf_of: np.ndarray, leaf_boxes: np.ndarray,
+                   mine: np.ndarray, num_leaves: int) -> np.ndarray:
+    """COCO's uncompressed RLE counts of the proposal made of the leaves ``mine``."""
+    h, w = atoms.shape
+    leaves = np.zeros(num_leaves, np.bool_)
+    x0, y0, x1, y1 = w, h, 0, 0
+    for leaf in mine:
+        leaves[leaf] = True
+        x0, y0 = min(x0, leaf_boxes[leaf, 0]), min(y0, leaf_boxes[leaf, 1])
+        x1, y1 = max(x1, leaf_boxes[leaf, 2]), max(y1, leaf_boxes[leaf, 3])
+    if x1 <= x0:
+        return np.full(1, h * w, np.int64)
+    members = np.zeros(leaf_of.shape[0], np.bool_)  # the atoms in one of its leaves
+    for a in range(leaf_of.shape[0]):
+        for d in range(leaf_of.shape[1]):
+            if leaves[leaf_of[a, d]]:
+                members[a] = True
+                break
+    return _box_runs(atoms, members, x0, y0, x1, y1)
+
+
+@numba.njit(cache=True)
+def _box_runs(atoms: np.ndarray, members: np.ndarray, x0: int, y0: int, x1: int,
+              y1: int) -> np.ndarray:
+    """COCO's uncompressed RLE counts (column-major runs, starting with a 0-run) of the
+    mask ``members[atoms]`` that is empty outside the box x0, y0, x1, y1 (exclusive)."""
+    h, w = atoms.shape
+    counts = np.empty((x1 - x0) * (y1 - y0 + 1) + 1, np.int64)  # a run per pixel and gap
+    n, cur, run = 0, False, x0 * h + y0  # the columns left of the box, the rows above it
+    for x in range(x0, x1):
+        for y in range(y0, y1):
+            v = members[atoms[y, x]]
+            if v != cur:
+                counts[n] = run
+                n, cur, run = n + 1, v, 0
+            run += 1
+        gap = h - y1 + (y0 if x + 1 < x1 else 0)  # below the box, above it in the next
+        gap += (w - x1) * h if x + 1 == x1 else 0  # and the columns right of it
+        if gap:
+            if cur:
+                counts[n] = run
+                n, cur, run = n + 1, False, 0
+            run += gap
+    counts[n] = run
+    return counts[:n + 1]
 
 
 class SegmentProposals(Proposals):
@@ -244,23 +293,8 @@ class SegmentProposals(Proposals):
         """Proposal i's compressed RLE, from the runs of the columns its box spans (what
         pycocotools' encode gives for the whole mask, without a pass over the image)."""
         h, w = self.hw
-        mine = self.indices[self.indptr[i]:self.indptr[i + 1]]
-        leaves = np.zeros(self.num_leaves, bool)
-        leaves[mine] = True
-        members = leaves[self.leaf_of].any(axis=1)
-        per = self._leaf_box_table()[mine]
-        (x0, y0), (x1, y1) = per[:, :2].min(0).tolist(), per[:, 2:].max(0).tolist()
-        if x1 <= x0:
-            return mask_util.frPyObjects(dict(size=[h, w], counts=[h * w]), h, w)
-        band = np.zeros((x1 - x0, h), bool)  # the box's columns, each a row here
-        band[:, y0:y1] = np.take(members, self.atoms[y0:y1, x0:x1]).T
-        flat = np.concatenate([[False], band.ravel(), [False]])
-        edges = np.flatnonzero(flat[1:] != flat[:-1])  # starts of 1-runs and of 0-runs
-        counts = np.diff(np.concatenate([[0], edges, [flat.size - 2]]))
-        counts[0] += x0 * h  # the columns left of the box
-        counts[-1] += (w - x1) * h  # and right of it
-        if not counts[-1]:  # the mask ends on its last pixel: no empty run after it
-            counts = counts[:-1]
+        counts = _proposal_runs(self.atoms, self.leaf_of, self._leaf_box_table(),
+                                self.indices[self.indptr[i]:self.indptr[i + 1]], self.num_leaves)
         return mask_util.frPyObjects(dict(size=[h, w], counts=counts.tolist()), h, w)
 
     def _covering(self, xs: np.ndarray, ys: np.ndarray, radius: float) -> np.ndarray:
