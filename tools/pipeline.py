@@ -7,6 +7,7 @@
     python tools/pipeline.py voc --dry-run        # print the commands only
     python tools/pipeline.py demo --seeds 0 1 2   # each trained stage per seed; mean +- sd
     python tools/pipeline.py custom --data photos/ --labels labels.csv [--val val.json]
+    python tools/pipeline.py demo --detector mask-rcnn solov2   # + WISE with SOLOv2
 
 Stages: data -> proposals -> prm -> pseudo -> pseudo_improved -> prm_baseline ->
 full -> wise -> wise_improved -> table. A stage is skipped when its outputs exist
@@ -15,7 +16,9 @@ second run only re-tests what changed. ``pseudo`` / ``wise`` use the paper's
 selection (``objectness_sampling``), ``*_improved`` the one that survives an
 over-firing PRM best (:data:`IMPROVED`). The table (rows: Mask R-CNN
 full, PRM, WISE, WISE + Refine and the improved pair; columns: mAP25, mAP50,
-mAP75, ABO) is printed and saved as markdown, json and a PNG.
+mAP75, ABO) is printed and saved as markdown, json and a PNG. ``--detector`` adds a
+``wise_<name>`` stage per other instance segmenter (``DETECTORS``), trained on the
+improved pseudo masks, and its two rows.
 With ``--seeds``, the trained stages (prm -> wise) run once per seed in
 ``<work>/seed<N>/`` (the data and proposals are shared) and the table gives the
 mean and standard deviation over the seeds.
