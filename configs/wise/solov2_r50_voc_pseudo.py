@@ -1,30 +1,18 @@
 # WISE with SOLOv2 R-50-FPN instead of Mask R-CNN: a single-stage instance segmenter
 # (no boxes, no RoIs) trained on the same pseudo masks with the same data, schedule,
 # metric and refinement as mask-rcnn_r50_voc_pseudo.py. The model is mmdet's
-# solov2_r50_fpn_1x_coco.py (mmdet ships it only inside a COCO config) for VOC's 20
-# classes; its lr is the COCO recipe's 0.01 at batch 16, scaled to batch 1.
+# solov2_r50_fpn_1x_coco.py (mmdet ships it only inside a COCO config): its backbone and
+# neck are Mask R-CNN's, its head is stated here for VOC's 20 classes; its lr is the COCO
+# recipe's 0.01 at batch 16, scaled to batch 1.
 _base_ = './mask-rcnn_r50_voc_pseudo.py'
 
 model = dict(
     _delete_=True,
     type='SOLOv2',
-    data_preprocessor=dict(
-        type='DetDataPreprocessor',
-        mean=[123.675, 116.28, 103.53],
-        std=[58.395, 57.12, 57.375],
-        bgr_to_rgb=True,
-        pad_mask=True,
-        pad_size_divisor=32),
-    backbone=dict(
-        type='ResNet',
-        depth=50,
-        num_stages=4,
-        out_indices=(0, 1, 2, 3),
-        frozen_stages=1,
-        init_cfg=dict(type='Pretrained', checkpoint='torchvision://resnet50'),
-        style='pytorch'),
-    neck=dict(type='FPN', in_channels=[256, 512, 1024, 2048], out_channels=256,
-              start_level=0, num_outs=5),
+    # Mask R-CNN's R-50-FPN (the same as mmdet's SOLOv2's, defaults filled in)
+    data_preprocessor={{_base_.model.data_preprocessor}},
+    backbone={{_base_.model.backbone}},
+    neck={{_base_.model.neck}},
     mask_head=dict(
         type='SOLOV2Head',
         num_classes=20,

@@ -9,18 +9,9 @@ channels = 64
 model = dict(
     _delete_=True,
     type='SOLOv2',
-    data_preprocessor=dict(
-        type='DetDataPreprocessor',
-        mean=[123.675, 116.28, 103.53],
-        std=[58.395, 57.12, 57.375],
-        bgr_to_rgb=True,
-        pad_mask=True,
-        pad_size_divisor=32),
-    backbone=dict(type='ResNet', depth=18, base_channels=32, num_stages=4,
-                  out_indices=(0, 1, 2, 3), frozen_stages=-1, norm_eval=False,
-                  style='pytorch', init_cfg=None),
-    neck=dict(type='FPN', in_channels=[32, 64, 128, 256], out_channels=channels,
-              start_level=0, num_outs=5),
+    data_preprocessor={{_base_.model.data_preprocessor}},
+    backbone={{_base_.model.backbone}},
+    neck={{_base_.model.neck}},
     mask_head=dict(
         type='SOLOV2Head',
         num_classes=5,
