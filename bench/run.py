@@ -43,7 +43,7 @@ def _run(*cmd: str | os.PathLike, env: dict[str, str] | None = None) -> float:
 
 #: a one-core benchmark's process: every thread pool at one thread from the start.
 #: Process time counts every thread's, spinning ones included, and an OpenMP pool that
-#: threadpoolctl does not reach once loaded doubled gen_pseudo's figure.
+#: threadpoolctl does not reach once loaded made gen_pseudo's figure 1.5x.
 ONE_CORE_ENV = {k: '1' for k in ('OMP_NUM_THREADS', 'OPENBLAS_NUM_THREADS', 'MKL_NUM_THREADS',
                                  'NUMBA_NUM_THREADS')}
 
@@ -474,14 +474,12 @@ def _photograph(name: str, w: int = 500, h: int = 375):
 
 
 def _one_core() -> None:
-    """CPU times below are of this process on one core: no library threads (process time
-    counts every thread's, and idle BLAS threads spin)."""
+    """CPU times below are of this process on one core: no library threads (the pools that
+    read no environment variable; :data:`ONE_CORE_ENV` sets the others)."""
     import cv2
     import torch
-    from threadpoolctl import threadpool_limits
     cv2.setNumThreads(1)
     torch.set_num_threads(1)
-    threadpool_limits(limits=1)
 
 
 def _cpu_ms(fn: Callable[[], object], reps: int = 3) -> float:

@@ -37,7 +37,8 @@ from pathlib import Path
 
 from projects.wise.datasets.image_labels import class_list, has_instances, label_classes
 from projects.wise.proposals.precomputed import done_name
-from projects.wise.utils.custom_configs import DEFAULT_DETECTOR, DETECTORS, write_custom_configs
+from projects.wise.utils.custom_configs import (DEFAULT_DETECTOR, DETECTORS, WISE_CONFIG,
+                                                write_custom_configs)
 from projects.wise.utils.io import DataError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -185,7 +186,7 @@ def custom_preset(images: str, labels: str, val: str | None = None,
                         *(['--instances-out', f'{ann}/val_instances.json'] if val_masks else [])))
     return Preset(
         data=data, work=work, convert_args=None, prm_cfg=str(cfgs['prm']), full_cfg=None,
-        wise_cfg=str(cfgs['prm'].parent / 'wise_{}{refine}.py'), train_split='train',
+        wise_cfg=str(cfgs['prm'].parent / WISE_CONFIG), train_split='train',
         train_note=f'{labels} ({len(names)} classes)', make_data=make,
         proposals_root=f'{data}/proposals', proposal_shards=max(gpus, 1),
         proposal_args=['--max-proposals', '1000'], selections=('pseudo_improved',),

@@ -36,6 +36,8 @@ DEFAULT_DETECTOR = 'mask-rcnn'
 
 #: the PRM's recipe, inherited by a custom prm.py
 PRM_RECIPE = 'configs/wise/prm_r50_voc.py'
+#: a custom WISE config's file name: '{}' the detector, '{refine}' '' or '_refine'
+WISE_CONFIG = 'wise_{}{refine}.py'
 
 
 def _data_lines(classes: Sequence[str], data_root: str, images: str) -> list[str]:
@@ -97,9 +99,9 @@ def refine_config(name: str) -> str:
 def write_custom_configs(out_dir: str | os.PathLike, classes: Sequence[str], data_root: str,
                          images: str, val: bool, val_masks: bool,
                          detectors: Sequence[str] = (DEFAULT_DETECTOR,)) -> dict[str, Path]:
-    """Write prm.py and, per detector, wise_<name>.py and wise_<name>_refine.py (the same
-    with refinement) into ``out_dir``; a file whose text is unchanged is left alone, so
-    later stages stay fresh. Returns their paths by stem.
+    """Write prm.py and, per detector, :data:`WISE_CONFIG`: wise_<name>.py and
+    wise_<name>_refine.py (the same with refinement) into ``out_dir``; a file whose text
+    is unchanged is left alone, so later stages stay fresh. Returns their paths by stem.
 
     Args:
         classes: the class names, category ids 1..K in this order.
@@ -112,14 +114,14 @@ def write_custom_configs(out_dir: str | os.PathLike, classes: Sequence[str], dat
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     images = images if images.endswith('/') else images + '/'
-    texts = {'prm': prm_config(classes, data_root, images, val, val_masks)}
+    texts = {'prm.py': prm_config(classes, data_root, images, val, val_masks)}
     for detector in detectors:
-        name = f'wise_{detector}'
+        name, refine = (WISE_CONFIG.format(detector, refine=r) for r in ('', '_refine'))
         texts[name] = wise_config(DETECTORS[detector], classes, data_root, images, val_masks)
-        texts[f'{name}_refine'] = refine_config(name)
+        texts[refine] = refine_config(Path(name).stem)
     paths = {}
     for name, text in texts.items():
-        path = paths[name] = out_dir / f'{name}.py'
+        path = paths[Path(name).stem] = out_dir / name
         if not path.is_file() or path.read_text() != text:
             path.write_text(text)
     return paths
