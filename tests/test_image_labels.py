@@ -65,6 +65,26 @@ def test_csv_rows_to_labels_json(tmp_path: Path, photos: Path) -> None:
     assert given['images'][0]['labels'] == [1, 2] and len(given['categories']) == 4
 
 
+def test_csv_counts(tmp_path: Path, photos: Path) -> None:
+    # would catch: counts misaligned with the sorted labels, a file with counts on some
+    # rows only, a zero count or a class counted twice accepted
+    path = tmp_path / 'labels.csv'
+    path.write_text('a.jpg,dog:2;cat:1\nb.jpg,car:7\n')
+    data = labels_json(path, photos)
+    assert [(im['labels'], im['label_counts']) for im in data['images']] == [([2, 3], [1, 2]),
+                                                                       ([1], [7])]
+    for text, msg in [('a.jpg,dog:2;cat\n', 'every label a count'),
+                      ('a.jpg,dog:2\nb.jpg,car\n', 'no counts'),
+                      ('a.jpg,dog:0\n', '1 or more'),
+                      ('a.jpg,dog:1;dog:2\n', 'counted twice')]:
+        path.write_text(text)
+        with pytest.raises(DataError, match=msg) as e:
+            labels_json(path, photos)
+        assert str(path) in str(e.value)
+    path.write_text('a.jpg,dog;cat\n')
+    assert 'label_counts' not in labels_json(path, photos)['images'][0]
+
+
 def test_coco_json_labels_from_annotations_or_image_labels(tmp_path: Path,
                                                            photos: Path) -> None:
     # would catch: labels taken from image_labels where annotations exist, category ids

@@ -188,6 +188,21 @@ def test_prm_retrieval_uses_the_map_of_the_peaks_class() -> None:
     assert _retrieve(peaks, _boxes(E, B), nms_iou=None) == [0, 1]
 
 
+def test_prm_retrieval_density_term_decides() -> None:
+    """PRM + Density: B holds one object's worth of the class's density (mass 1), A,
+    the contour's pick, 0.31 of it. A - B = 0.64 - w * 0.69: ILC's w = 0.2 keeps A,
+    w = 1 takes B (a term never applied, added, or taken from the sum of the map
+    instead of its share of the count keeps A at w = 1 or loses it at 0.2)."""
+    peak = _prm_peak()
+    peak.density = np.zeros((1, 32, 32))
+    peak.density[0, 6:24, 6:24] = 32 * 32 / 18 ** 2
+    props = _boxes(B, A)
+    assert _retrieve(peak, props, density_weight=0.2) == [1]
+    assert _retrieve(peak, props, density_weight=1.0) == [0]
+    with pytest.raises(ValueError, match='density maps'):
+        _retrieve(_prm_peak(), props, density_weight=0.2)
+
+
 def test_prm_retrieval_scans_max_candidates_by_objectness() -> None:
     """Only the first max_candidates proposals by objectness are scored (PRM: 100):
     A, the best match, ranks last, so max_candidates=2 settles for C, and 1 for B."""

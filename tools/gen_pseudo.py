@@ -15,7 +15,8 @@ kill to continue; the result is byte-identical). ``--shard i/N`` or torchrun
 merges. A report (events, proposal recall, and where a ground-truth instances
 json exists the test metric of the pseudo masks) is printed and saved as
 ``<out>.report.json``. ``--oracle`` uses ground-truth instance centres instead
-of PRM peaks: the upper bound of a selection strategy. The work is done by
+of PRM peaks: the upper bound of a selection strategy; ``--counts`` keeps as many
+peaks of each class as it has objects. The work is done by
 ``projects.wise.pseudo`` (``PseudoLabeller``, ``label_shard``, ``merge``).
 """
 from __future__ import annotations
@@ -58,6 +59,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         '(score_thr), as at test time (the PRM baseline)')
     p.add_argument('--oracle', action='store_true',
                    help='ground-truth instance centres instead of PRM peaks')
+    p.add_argument('--counts', choices=['given', 'predicted'],
+                   help='as many peaks of a class as it has objects (WISE + counts): the '
+                        "split's counts, or a PRM + Density model's (docs/counts.md)")
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--shard', default='0/1', help='i/N: do every N-th image, from the i-th')
     p.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'], default='none')
@@ -81,7 +85,7 @@ def main(argv: list[str] | None = None) -> None:
     labeller = PseudoLabeller.from_config(
         cfg, args.checkpoint, args.proposals, args.selector, split=args.split,
         ann_file=args.ann_file, gt_ann_file=args.gt_ann_file, peak_thr=args.peak_thr,
-        image_labels=args.image_labels, oracle=args.oracle, seed=args.seed,
+        image_labels=args.image_labels, oracle=args.oracle, counts=args.counts, seed=args.seed,
         show_dir=args.show_dir)
     label_shard(labeller, args.out, shard, num_shards)
     if args.launcher != 'none':

@@ -1,8 +1,9 @@
 """Generate the built-in "shapes" dataset in the exact PASCAL VOC 2012 layout.
 
 The images, labels and variants are ``projects.wise.datasets.shapes``'s:
-``--variant demo`` (textured backgrounds) or ``hard`` (photographs, distractors
-in class colours, hollow / concave / elongated classes, up to 5 instances).
+``--variant demo`` (textured backgrounds), ``hard`` (photographs, distractors
+in class colours, hollow / concave / elongated classes, up to 5 instances) or
+``crowded`` (4-12 smaller instances of one or two classes: counting matters).
 
     python tools/make_shapes_dataset.py data/shapes --num-train 2000 --num-val 200
     python tools/make_shapes_dataset.py data/shapes-hard --variant hard
@@ -22,12 +23,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument('--num-val', type=int, default=200)
     p.add_argument('--variant', choices=list(VARIANTS), default='demo',
                    help='demo: plain textured backgrounds; hard: photographs, distractors, '
-                        'hollow / concave / elongated classes (its own 5 classes)')
+                        'hollow / concave / elongated classes (its own 5 classes); crowded: '
+                        '4-12 instances of 1-2 classes')
     p.add_argument('--num-classes', type=int, default=5,
                    help=f'1..{len(SHAPES)} (the demo variant: the first N shapes)')
     p.add_argument('--image-size', type=int, default=128)
     p.add_argument('--max-instances', type=int,
-                   help="most instances per image (default: the variant's, 4 or 5)")
+                   help="most instances per image (default: the variant's, 4, 5 or 12)")
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--clutter', type=float, default=1.0,
                    help='background clutter in [0, 1]: texture contrast and line count')

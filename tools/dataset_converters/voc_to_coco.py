@@ -4,7 +4,8 @@ WISE learns instance segmentation from image-level labels, so every split is
 written twice, with the same image ids:
 
 * ``<split>_labels.json``: images with their image-level ``labels`` (category
-  ids, from the VOC XML) and no annotations: all that training may see;
+  ids, from the VOC XML), their ``label_counts`` (objects per label, difficult ones not
+  counted, as ILC counts) and no annotations: all that training may see;
 * ``<split>_instances.json``: the ground-truth instance masks as COCO RLE, for
   evaluation (and the fully supervised baseline); loads in mmdet's CocoDataset
   as is. Each image also carries its VOC void region (label 255) as ``void``.
@@ -30,7 +31,7 @@ from PIL import Image, UnidentifiedImageError
 from scipy.io.matlab import MatReadError
 
 from projects.wise.datasets.image_labels import class_list
-from projects.wise.datasets.voc_layout import (VOC_CLASSES, VOID, parse_voc_xml_labels,
+from projects.wise.datasets.voc_layout import (VOC_CLASSES, VOID, parse_voc_xml_counts,
                                                read_label_png)
 from projects.wise.utils.cli import run_tool
 from projects.wise.utils.io import DataError, dump_json, read_lines
@@ -97,11 +98,12 @@ def image_size(path: Path) -> tuple[int, int]:
     return height, width
 
 
-def image_labels(xml_path: Path, classes: Sequence[str]) -> list[int] | None:
-    """Sorted category ids (1-based) of the objects in a VOC XML; None if there is no XML."""
+def image_labels(xml_path: Path, classes: Sequence[str]) -> dict[int, int] | None:
+    """Object count of each category id (1-based) in a VOC XML, in id order (difficult
+    objects labelled, not counted); None if there is no XML."""
     if not xml_path.is_file():
         return None
-    return [c + 1 for c in parse_voc_xml_labels(xml_path, classes)]
+    return {c + 1: n for c, n in sorted(parse_voc_xml_counts(xml_path, classes).items())}
 
 
 def _mat_field(struct: Any, name: str, path: Path) -> np.ndarray:
@@ -213,11 +215,13 @@ def convert_image(data_root: Path, image_id: str, classes: Sequence[str],
                         f'differs from image {jpg} {width}x{height}')
     instances = instances_from_maps(cls_map, obj_map)
 
-    labels = image_labels(data_root / 'Annotations' / f'{image_id}.xml', classes)
-    if labels is None:  # no XML: the classes the segmentation shows
-        counts = np.bincount(cls_map.ravel(), minlength=256)[1:VOID]
-        labels = (np.flatnonzero(counts) + 1).tolist()
-    image: Json = dict(file_name=jpg.name, height=height, width=width, labels=labels)
+    counts = image_labels(data_root / 'Annotations' / f'{image_id}.xml', classes)
+    if counts is None:  # no XML: the classes and objects the segmentation shows
+        shown = np.flatnonzero(np.bincount(cls_map.ravel(), minlength=256)[1:VOID]) + 1
+        objects = np.bincount([c for c, _ in instances], minlength=VOID)
+        counts = {int(c): int(objects[c]) for c in shown}
+    image: Json = dict(file_name=jpg.name, height=height, width=width,
+                       labels=list(counts), label_counts=list(counts.values()))
 
     void = (cls_map == VOID) | (obj_map == VOID)
     if void.any():

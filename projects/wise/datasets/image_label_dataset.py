@@ -41,12 +41,15 @@ def coco_cat2label(categories: Any, classes: Sequence[str], ann_file: str) -> di
     return cat2label
 
 
-def coco_image_labels(data: Any, classes: Sequence[str], ann_file: str) -> list[dict]:
+def coco_image_labels(data: Any, classes: Sequence[str], ann_file: str,
+                      with_counts: bool = False) -> list[dict]:
     """Every image of a COCO json with its ``labels`` as sorted 0-based class indices.
 
-    Returns dicts ``img_id, file_name, height, width, image_labels``.
-    Annotations are never looked at: an ``*_instances.json`` gives exactly what
-    its ``*_labels.json`` twin gives.
+    Returns dicts ``img_id, file_name, height, width, image_labels`` and, with
+    ``with_counts``, ``image_counts``: the image's ``label_counts`` (objects per label, in
+    ``image_labels`` order; 0: labelled but not counted, as VOC's difficult-only
+    classes). Annotations are never looked at: an ``*_instances.json`` gives exactly
+    what its ``*_labels.json`` twin gives.
     """
     if not isinstance(data, dict) or not isinstance(data.get('images'), list):
         raise DataError(f'{ann_file}: not a COCO json (no list "images")')
@@ -67,10 +70,29 @@ def coco_image_labels(data: Any, classes: Sequence[str], ann_file: str) -> list[
         if not isinstance(cat_ids, list) or any(c not in cat2label for c in cat_ids):
             raise DataError(f'{ann_file}: image {img_id}: labels {cat_ids!r} must be a list '
                             f'of category ids {sorted(cat2label)}')
-        records.append(dict(img_id=img_id, file_name=img['file_name'],
-                            height=int(img['height']), width=int(img['width']),
-                            image_labels=sorted({cat2label[c] for c in cat_ids})))
+        record = dict(img_id=img_id, file_name=img['file_name'], height=int(img['height']),
+                      width=int(img['width']), image_labels=sorted({cat2label[c] for c in cat_ids}))
+        if with_counts:
+            record['image_counts'] = _image_counts(img, cat2label, record['image_labels'],
+                                                   ann_file)
+        records.append(record)
     return records
+
+
+def _image_counts(img: dict, cat2label: dict[int, int], labels: list[int],
+                  ann_file: str) -> list[int]:
+    """An image's ``label_counts``, checked, in the order of its sorted class indices."""
+    counts = img.get('label_counts')
+    if counts is None:
+        raise DataError(f'{ann_file}: image {img["id"]} has no "label_counts" (the model asks '
+                        'for object counts: voc_to_coco writes them, labels_to_coco from "cat:3" '
+                        'labels)')
+    if (not isinstance(counts, list) or len(counts) != len(img['labels'])
+            or not all(isinstance(n, int) and n >= 0 for n in counts)):
+        raise DataError(f'{ann_file}: image {img["id"]}: counts {counts!r} must be a count '
+                        f'(>= 0) for each of its labels {img["labels"]}')
+    count_of = {cat2label[c]: n for c, n in zip(img['labels'], counts)}
+    return [count_of[c] for c in labels]
 
 
 def require_images(kept: list[dict], ann_file: str, skipped_by: dict | None = None) -> list[dict]:
@@ -91,6 +113,9 @@ class ImageLabelDataset(BaseDetDataset):
     ``data_prefix['img']``), ``img_id``, ``height``, ``width`` and
     ``image_labels``: the sorted 0-based indices of the classes present.
 
+    ``with_counts``: also ``image_counts``, the objects of each labelled class (for
+    models trained from counts; others never see them).
+
     ``filter_cfg`` (off in ``test_mode``, as in CocoDataset):
     ``filter_empty_gt=True`` skips images without labels, which teach a
     multi-label classifier nothing but "background"; ``min_size`` skips images
@@ -99,9 +124,13 @@ class ImageLabelDataset(BaseDetDataset):
 
     METAINFO = dict(classes=VOC_CLASSES)
 
+    def __init__(self, *args, with_counts: bool = False, **kwargs) -> None:
+        self.with_counts = with_counts
+        super().__init__(*args, **kwargs)
+
     def load_data_list(self) -> list[dict]:
         records = coco_image_labels(load_json(self.ann_file), self.metainfo['classes'],
-                                    self.ann_file)
+                                    self.ann_file, self.with_counts)
         img_dir = self.data_prefix['img']
         return [dict(img_path=safe_join(img_dir, r.pop('file_name'), self.ann_file), **r)
                 for r in records]

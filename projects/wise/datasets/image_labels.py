@@ -5,9 +5,11 @@ annotations; docs/data.md).
 Formats (``LABEL_FORMATS``):
 
 - ``csv``: one image a row, ``image,label1;label2`` (labels split on ``;`` and on
-  further columns; an optional header row ``image,...``; ``#`` comments);
+  further columns; an optional header row ``image,...``; ``#`` comments); a label
+  may carry its object count, ``cat:3`` (then every label of the file must);
 - ``coco``: a COCO json with images and categories; an image's labels are the
-  categories of its annotations, or its own ``image_labels`` list (names or ids).
+  categories of its annotations, or its own ``image_labels`` list (names or ids);
+  counted when every image's labels come from annotations.
 
 Every row is checked before anything is written: an image that is not in the image
 folder, listed twice, with no labels, or with a class not in the class list is one
@@ -41,6 +43,17 @@ class LabelRow:
     where: str
     file_name: str
     labels: list[str]
+    counts: list[int] | None = None  # objects per label, in ``labels`` order
+
+
+def _label_and_count(token: str, where: str) -> tuple[str, int | None]:
+    """``cat`` -> ('cat', None); ``cat:3`` -> ('cat', 3)."""
+    name, sep, count = token.rpartition(':')
+    if not sep or not count.strip().isdigit():
+        return token, None
+    if int(count) < 1:
+        raise DataError(f'{where}: label {token!r}: a count must be 1 or more')
+    return name.strip(), int(count)
 
 
 @LABEL_FORMATS.register_module(name='csv')
@@ -54,8 +67,14 @@ def read_csv_labels(path: Path) -> tuple[list[LabelRow], list[str] | None]:
                 continue
             if not rows and n == 1 and cells[0].lower() in HEADER_CELLS:
                 continue
-            labels = [name.strip() for cell in cells[1:] for name in cell.split(';')]
-            rows.append(LabelRow(f'{path}:{n}', cells[0], [x for x in labels if x]))
+            where = f'{path}:{n}'
+            tokens = [t.strip() for cell in cells[1:] for t in cell.split(';') if t.strip()]
+            pairs = [_label_and_count(t, where) for t in tokens]
+            counted = [c is not None for _, c in pairs]
+            if any(counted) and not all(counted):
+                raise DataError(f'{where}: give every label a count (cat:3) or none')
+            rows.append(LabelRow(where, cells[0], [x for x, _ in pairs],
+                                 [c for _, c in pairs] if pairs and all(counted) else None))
     return rows, None
 
 
@@ -74,8 +93,11 @@ def read_coco_labels(path: Path) -> tuple[list[LabelRow], list[str] | None]:
     rows = []
     for n, im in enumerate(data['images']):
         where = f'{path}: images[{n}]'
-        labels = from_anns.get(im.get('id'))
-        if labels is None:
+        labels, counts = from_anns.get(im.get('id')), None
+        if labels is not None:  # counted: every annotation is an object
+            counts = [labels.count(x) for x in dict.fromkeys(labels)]
+            labels = list(dict.fromkeys(labels))
+        else:
             given = im.get('image_labels', [])
             unknown = [x for x in given if isinstance(x, int) and x not in names]
             if unknown:
@@ -83,7 +105,9 @@ def read_coco_labels(path: Path) -> tuple[list[LabelRow], list[str] | None]:
             labels = [names[x] if isinstance(x, int) else str(x) for x in given]
         if 'file_name' not in im:
             raise DataError(f'{where}: no file_name')
-        rows.append(LabelRow(where, im['file_name'], labels))
+        rows.append(LabelRow(where, im['file_name'], labels, counts))
+    if any(row.counts is None for row in rows):  # counts of some images only: none
+        rows = [LabelRow(row.where, row.file_name, row.labels) for row in rows]
     return rows, [names[i] for i in sorted(names)]
 
 
@@ -186,6 +210,8 @@ def _checked(rows: Sequence[LabelRow], image_dir: Path,
         seen[row.file_name] = row.where
         if not row.labels:
             raise DataError(f'{row.where}: image {row.file_name} has no labels')
+        if row.counts is not None and len(set(row.labels)) < len(row.labels):
+            raise DataError(f'{row.where}: a class is counted twice ({", ".join(row.labels)})')
         unknown = sorted(set(row.labels) - known)
         if unknown:
             raise DataError(f'{row.where}: class {unknown[0]!r} is not among the classes '
@@ -213,10 +239,18 @@ def labels_json(path: str | os.PathLike, image_dir: str | os.PathLike,
         raise DataError(f'{path}: no images listed')
     classes = named if classes is None else classes
     ids = {name: i for i, name in enumerate(classes, 1)}
+    odd = next((r for r in rows if (r.counts is None) != (rows[0].counts is None)), None)
+    if odd is not None:
+        raise DataError(f'{odd.where}: {"no" if odd.counts is None else ""} counts, unlike '
+                        f'{rows[0].where}; give every image counts (cat:3) or none')
     images = []
     for n, (row, file) in enumerate(_checked(rows, image_dir, classes), 1):
         h, w = image_size(file)
-        images.append(dict(id=n, file_name=row.file_name, height=h, width=w,
-                           labels=sorted({ids[x] for x in row.labels})))
+        image = dict(id=n, file_name=row.file_name, height=h, width=w,
+                     labels=sorted({ids[x] for x in row.labels}))
+        if row.counts is not None:
+            count_of = {ids[x]: c for x, c in zip(row.labels, row.counts)}
+            image['label_counts'] = [count_of[i] for i in image['labels']]
+        images.append(image)
     return dict(images=images, annotations=[],
                 categories=[dict(id=i, name=name) for name, i in ids.items()])

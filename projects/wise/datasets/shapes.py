@@ -10,7 +10,8 @@ and this set share all code paths.
 The ``hard`` variant fails the way VOC does: hollow, concave and elongated
 classes, backgrounds cut from the real photographs scikit-image ships, distractor
 blobs in the colours of the classes present (where a colour-led PRM fires
-falsely) and up to 5 instances per image.
+falsely) and up to 5 instances per image. The ``crowded`` variant is where
+counting matters: 4-12 smaller instances of one or two classes per image.
 """
 from __future__ import annotations
 
@@ -82,12 +83,16 @@ class Variant:
     photo_backgrounds: bool = False  # crops of scikit-image's photographs
     max_distractors: int = 0  # blobs in class colours, per image
     max_instances: int = 4
+    min_instances: int = 1
+    max_classes: int | None = None  # classes per image (None: any)
+    radius: tuple[float, float] = (0.11, 0.22)  # of the image size
 
 
 VARIANTS = {
     'demo': Variant(),
     'hard': Variant(classes=('ring', 'crescent', 'bar', 'arrow', 'frame'),
                     photo_backgrounds=True, max_distractors=3, max_instances=5),
+    'crowded': Variant(min_instances=4, max_instances=12, max_classes=2, radius=(0.06, 0.11)),
 }
 
 
@@ -211,13 +216,16 @@ def render_image(rng: np.random.Generator, size: int, classes: list[str], max_in
     """
     h = w = size
     while True:
-        n = int(rng.integers(1, max_instances + 1))
+        n = int(rng.integers(variant.min_instances, max_instances + 1))
+        own = list(range(len(classes))) if variant.max_classes is None else \
+            rng.choice(len(classes), int(rng.integers(1, variant.max_classes + 1)),
+                       replace=False).tolist()
         full: list[np.ndarray] = []
         labels: list[int] = []
         centres: list[tuple[float, float, float]] = []
         for _ in range(n):
-            cls = int(rng.integers(len(classes)))
-            radius = size * rng.uniform(0.11, 0.22)
+            cls = int(own[int(rng.integers(len(own)))])
+            radius = size * rng.uniform(*variant.radius)
             if centres and rng.random() < 0.4:  # touch or overlap an earlier instance
                 ox, oy, orad = centres[int(rng.integers(len(centres)))]
                 t = rng.uniform(0, 2 * np.pi)

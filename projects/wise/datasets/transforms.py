@@ -36,7 +36,10 @@ class PackImageLabels(BaseTransform):
     the results hold ``image_labels``, the field ``gt_image_labels``: a
     LongTensor of the 0-based classes present. Unlike PackDetInputs it adds no
     (even empty) ``gt_instances``, so a model cannot mistake missing boxes for
-    "no objects"; any box or mask keys in the results are left behind.
+    "no objects"; any box or mask keys in the results are left behind. With
+    ``image_counts`` in the results (a dataset's ``with_counts``) it also packs
+    ``gt_image_counts``, a LongTensor of the objects of each class in
+    ``gt_image_labels``.
 
     Args:
         meta_keys (Sequence[str]): results keys copied into the sample's
@@ -66,6 +69,9 @@ class PackImageLabels(BaseTransform):
         if 'image_labels' in results:
             sample.gt_image_labels = torch.as_tensor(
                 np.asarray(results['image_labels'], dtype=np.int64).reshape(-1))
+        if 'image_counts' in results:
+            sample.gt_image_counts = torch.as_tensor(
+                np.asarray(results['image_counts'], dtype=np.int64).reshape(-1))
         packed['data_samples'] = sample
         return packed
 

@@ -49,12 +49,11 @@ def read_label_png(path: str | os.PathLike) -> np.ndarray:
     return label
 
 
-def parse_voc_xml_labels(path: str | os.PathLike, classes: Sequence[str]) -> list[int]:
-    """Sorted 0-based indices into ``classes`` of the objects in a VOC XML.
+def voc_xml_objects(path: str | os.PathLike, classes: Sequence[str]) -> list[tuple[int, bool]]:
+    """(0-based class index, difficult) of every object in a VOC XML.
 
-    Difficult objects count: the class is in the image, which is all an
-    image-level label claims. An object of a class not in ``classes`` is an
-    error rather than skipped, since dropping it would silently mislabel.
+    An object of a class not in ``classes`` is an error rather than skipped,
+    since dropping it would silently mislabel.
     """
     path = Path(path)
     if not path.is_file():
@@ -64,11 +63,31 @@ def parse_voc_xml_labels(path: str | os.PathLike, classes: Sequence[str]) -> lis
     except (ET.ParseError, OSError) as e:
         raise DataError(f'{path}: cannot parse XML ({e})') from None
     label_of = {name: i for i, name in enumerate(classes)}
-    labels = set()
+    objects = []
     for obj in root.iter('object'):
         name = (obj.findtext('name') or '').strip()
         if name not in label_of:
             raise DataError(f'{path}: object class {name!r} is not one of the '
                             f'{len(classes)} classes')
-        labels.add(label_of[name])
-    return sorted(labels)
+        objects.append((label_of[name], (obj.findtext('difficult') or '0').strip() == '1'))
+    return objects
+
+
+def parse_voc_xml_labels(path: str | os.PathLike, classes: Sequence[str]) -> list[int]:
+    """Sorted 0-based indices into ``classes`` of the objects in a VOC XML.
+
+    Difficult objects count: the class is in the image, which is all an
+    image-level label claims.
+    """
+    return sorted({c for c, _ in voc_xml_objects(path, classes)})
+
+
+def parse_voc_xml_counts(path: str | os.PathLike, classes: Sequence[str]) -> dict[int, int]:
+    """Objects per class of a VOC XML (0-based class index -> count), as ILC counts them:
+    difficult objects are not counted, truncated ones are. A class with difficult
+    objects only is labelled but counts 0: its count is unknown."""
+    objects = voc_xml_objects(path, classes)
+    counts = {c: 0 for c, _ in objects}
+    for c, difficult in objects:
+        counts[c] += not difficult
+    return counts

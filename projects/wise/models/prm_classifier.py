@@ -106,7 +106,12 @@ class PRMClassifier(BaseModel):
         return targets
 
     def predict(self, inputs: Tensor, data_samples: list[DetDataSample]) -> list[DetDataSample]:
-        crm = self.class_response_maps(inputs).detach()
+        return self.predict_from_crms(inputs, self.class_response_maps(inputs).detach(),
+                                      data_samples)
+
+    def predict_from_crms(self, inputs: Tensor, crm: Tensor,
+                          data_samples: list[DetDataSample]) -> list[DetDataSample]:
+        """``predict`` given the batch's (upsampled) CRMs."""
         scores, peaks = self.class_scores(crm)
         cfg = self.test_cfg
         values = crm[tuple(peaks.T)]

@@ -32,20 +32,26 @@ from ..utils.io import DataError, OptionError, read_image
 from ..utils.masks import rle_fields
 from .generator import pseudo_instances
 from .oracle import GTPoints
-from .peaks import load_prm, prm_peaks
+from .peaks import PREDICTED, load_prm, prm_peaks
 from .selectors import SELECTORS, ProposalSelector
 from .visualization import save_pseudo_masks
 
 #: proposal budgets at which the report gives best-IoU recall
 RECALL_KS = (100, 500, 1000)
+#: where ``counts`` come from: the split's own (its labels json's ``label_counts``), or the
+#: PRM + Density model's predictions
+COUNT_SOURCES = ('given', PREDICTED)
 
 
-def build_split(cfg: Config, split: str = 'train', ann_file: str | None = None):
+def build_split(cfg: Config, split: str = 'train', ann_file: str | None = None,
+                with_counts: bool = False):
     """``split``'s dataset of a PRM config with its test pipeline, in test mode so that
-    every image, labelled or not, gets a record."""
+    every image, labelled or not, gets a record; ``with_counts``: with its counts."""
     ds_cfg = cfg[f'{split}_dataloader'].dataset.copy()
     ds_cfg.pipeline = cfg.test_dataloader.dataset.pipeline
     ds_cfg.test_mode = True
+    if with_counts:
+        ds_cfg.with_counts = True
     if ann_file:
         ds_cfg.ann_file = ann_file
     return DATASETS.build(ds_cfg)
@@ -82,6 +88,9 @@ class PseudoLabeller:
             the classes the PRM scores present (the test-time PRM baseline).
         gt: ground-truth instances (proposal recall in the records; the oracle's peaks).
         oracle: ground-truth instance centres instead of PRM peaks.
+        counts: keep as many peaks of a class as it has objects (WISE + counts):
+            'given' (the dataset's ``image_counts``) or 'predicted' (a PRM + Density
+            model's); None: the peaks reaching ``peak_thr``.
         seed: seeds each image's sampling together with its index.
         show_dir: draw each image's pseudo masks there.
     """
@@ -89,7 +98,12 @@ class PseudoLabeller:
     def __init__(self, dataset, source: ProposalSource, selector: ProposalSelector,
                  model: torch.nn.Module | None = None, *, score_thr: float = 0.0,
                  peak_thr: float = 0.0, image_labels: bool = True, gt: GTPoints | None = None,
-                 oracle: bool = False, seed: int = 0, show_dir: Path | None = None) -> None:
+                 oracle: bool = False, counts: str | None = None, seed: int = 0,
+                 show_dir: Path | None = None) -> None:
+        if counts is not None and counts not in COUNT_SOURCES:
+            raise OptionError(f'--counts {counts!r}: choose one of {", ".join(COUNT_SOURCES)}')
+        if counts is not None and oracle:
+            raise OptionError('--counts and --oracle: the oracle has one peak per object')
         if oracle and gt is None:
             raise OptionError('--oracle needs ground-truth instances (--gt-ann-file)')
         if oracle and selector.needs_maps:
@@ -106,6 +120,7 @@ class PseudoLabeller:
         self.image_labels = image_labels
         self.gt = gt
         self.oracle = oracle
+        self.counts = counts
         self.seed = seed
         self.show_dir = None if show_dir is None else Path(show_dir)
         #: what the output depends on (set by from_config): parts of another run are
@@ -117,7 +132,8 @@ class PseudoLabeller:
                     selector: dict | None = None, *, split: str = 'train',
                     ann_file: str | None = None, gt_ann_file: str | None = None,
                     peak_thr: float | None = None, image_labels: bool = True,
-                    oracle: bool = False, seed: int = 0, show_dir: Path | None = None,
+                    oracle: bool = False, counts: str | None = None, seed: int = 0,
+                    show_dir: Path | None = None,
                     device: torch.device | str | None = None) -> PseudoLabeller:
         """Everything from a PRM config and checkpoint; ``proposals`` and ``selector``
         are configs of ``PROPOSAL_SOURCES`` and ``SELECTORS`` (default: the paper's
@@ -125,7 +141,7 @@ class PseudoLabeller:
         cfg = config if isinstance(config, Config) else Config.fromfile(config)
         init_default_scope(cfg.get('default_scope', 'mmdet'))
         selector = selector or dict(type='objectness_sampling')
-        dataset = build_split(cfg, split, ann_file)
+        dataset = build_split(cfg, split, ann_file, with_counts=counts == 'given')
         gt_file = gt_ann_file or default_gt_file(dataset)
         built_selector = SELECTORS.build(selector)
         if device is None:
@@ -136,18 +152,20 @@ class PseudoLabeller:
         model = None
         if not oracle:
             model = load_prm(cfg, checkpoint, len(dataset.metainfo['classes']), device,
-                             with_crm=built_selector.needs_maps)
+                             with_crm=built_selector.needs_maps,
+                             with_density=built_selector.needs_density)
         gt = GTPoints(gt_file, dataset.metainfo['classes']) if gt_file else None
         labeller = cls(dataset, PROPOSAL_SOURCES.build(proposals), built_selector, model,
                        score_thr=float(test_cfg.get('score_thr', 0.0)), peak_thr=thr,
                        image_labels=image_labels, gt=gt,
-                       oracle=oracle, seed=seed, show_dir=show_dir)
+                       oracle=oracle, counts=counts, seed=seed, show_dir=show_dir)
         config_hash = json.dumps(cfg.to_dict(), sort_keys=True, default=str)
         labeller.run = dict(config=hashlib.sha256(config_hash.encode()).hexdigest(),
                             checkpoint=None if oracle else sha256(checkpoint),
                             split=split, ann_file=ann_file, gt_ann_file=gt_file,
                             proposals=proposals, selector=selector, peak_thr=peak_thr,
-                            image_labels=image_labels, oracle=oracle, seed=seed)
+                            image_labels=image_labels, oracle=oracle, seed=seed,
+                            **({'counts': counts} if counts else {}))
         return labeller
 
     def __len__(self) -> int:
@@ -180,9 +198,12 @@ class PseudoLabeller:
         if self.oracle:
             peaks = self.gt(img_id, hw)
         else:
+            counts = dict(zip(info['image_labels'], info['image_counts'])) \
+                if self.counts == 'given' else self.counts
             peaks = prm_peaks(self.model, self._load(index, info),
                               info['image_labels'] if self.image_labels else None,
-                              self.score_thr, self.peak_thr, self.selector.needs_maps, events)
+                              self.score_thr, self.peak_thr, self.selector.needs_maps, events,
+                              counts, self.selector.needs_density)
         t1 = time.perf_counter()
         rng = np.random.default_rng([self.seed, index])
         result = pseudo_instances(peaks, dict(img_path=info['img_path'], height=hw[0],

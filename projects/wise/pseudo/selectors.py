@@ -31,7 +31,9 @@ class PeakSet:
     """The peaks of one image at its original resolution.
 
     ``prms`` (K x H x W, each summing to 1) and ``crms`` (C x H x W class
-    response maps) are only filled for selectors with ``needs_maps``.
+    response maps) are only filled for selectors with ``needs_maps``, ``density``
+    (C x H x W, PRM + Density's maps: their mean is the count) for those with
+    ``needs_density``.
     """
 
     labels: np.ndarray  # (K,) 0-based class
@@ -39,13 +41,14 @@ class PeakSet:
     scores: np.ndarray  # (K,) peak response
     prms: np.ndarray | None = None
     crms: np.ndarray | None = None
+    density: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def subset(self, idx: np.ndarray) -> PeakSet:
         return PeakSet(self.labels[idx], self.points[idx], self.scores[idx],
-                       None if self.prms is None else self.prms[idx], self.crms)
+                       None if self.prms is None else self.prms[idx], self.crms, self.density)
 
 
 def mask_nms(chosen: np.ndarray, proposals: Proposals, iou_thr: float) -> np.ndarray:
@@ -85,6 +88,7 @@ class ProposalSelector(metaclass=ABCMeta):
     """
 
     needs_maps = False
+    needs_density = False
 
     def __init__(self, cover_radius: int = 0, peak_ratio: float | None = None,
                  absorb: bool = False, class_nms_iou: float | None = None) -> None:
@@ -199,6 +203,11 @@ class PRMRetrieval(ProposalSelector):
     NMS (``nms_iou``; None: off), strongest retrieval score first; a suppressed
     peak gets :data:`SUPPRESSED`. (The released NMS also adds the suppressed peaks'
     response maps to the kept one's; masks do not depend on that.)
+
+    ``density_weight`` > 0 is PRM + Density's retrieval (ILC's released
+    ``instance_seg2``: 0.2): each score also loses ``density_weight * |1 - m|``, m
+    being the density mass of the peak's class inside the proposal (its share of
+    the count: one object's worth for a whole instance).
     """
 
     needs_maps = True
@@ -207,7 +216,7 @@ class PRMRetrieval(ProposalSelector):
                  contour_width: int = 5, max_candidates: int | None = 100,
                  size_limits: tuple[float, float] = (0.00002, 0.85), rescale_crm: bool = True,
                  require_cover: bool = False, nms_iou: float | None = 0.3,
-                 **options) -> None:
+                 density_weight: float = 0.0, **options) -> None:
         super().__init__(**options)
         self.balance = balance
         self.penalty = penalty
@@ -218,6 +227,8 @@ class PRMRetrieval(ProposalSelector):
         self.rescale_crm = rescale_crm
         self.require_cover = require_cover
         self.nms_iou = nms_iou
+        self.density_weight = density_weight
+        self.needs_density = density_weight > 0
 
     def select(self, peaks: PeakSet, proposals: Proposals,
                rng: np.random.Generator) -> np.ndarray:
@@ -230,7 +241,14 @@ class PRMRetrieval(ProposalSelector):
         prm = peaks.prms.reshape(len(peaks), -1).astype(np.float32)
         classes, of_peak = np.unique(peaks.labels, return_inverse=True)  # only their maps
         background = self.background(peaks.crms[classes])[of_peak].astype(np.float32)
-        score = np.concatenate([self._scores(prm, background, proposals[chunk].decode())
+        density = None
+        if self.needs_density:
+            if peaks.density is None:
+                raise ValueError('density_weight needs density maps (a PRMDensity model)')
+            flat = peaks.density[classes].reshape(len(classes), -1)
+            density = (flat / flat.shape[1])[of_peak].astype(np.float32)
+        score = np.concatenate([self._scores(prm, background, proposals[chunk].decode(),
+                                             density)
                                 for chunk in np.array_split(used, -(-len(used) // 64))], 1)
         if self.require_cover:
             score = np.where(self.cover(peaks, proposals[used]), score, -np.inf)
@@ -260,13 +278,18 @@ class PRMRetrieval(ProposalSelector):
             crm = np.floor((crm - lo) * (255.0 / np.maximum(hi - lo, 1e-12)) + 0.5)
         return crm < self.bg_threshold * crm.mean(1, keepdims=True)
 
-    def _scores(self, prm: np.ndarray, background: np.ndarray, masks: np.ndarray) -> np.ndarray:
-        """K x U retrieval scores of U decoded masks (chunked: U x H x W floats add up)."""
+    def _scores(self, prm: np.ndarray, background: np.ndarray, masks: np.ndarray,
+                density: np.ndarray | None = None) -> np.ndarray:
+        """K x U retrieval scores of U decoded masks (chunked: U x H x W floats add up);
+        ``density``: K x H*W, each peak's class density over H*W (sums to its count)."""
         inside = masks.reshape(len(masks), -1).astype(np.float32)
         contour = np.stack([cv2.morphologyEx(m.astype(np.uint8), cv2.MORPH_GRADIENT, self.kernel)
                             for m in masks]).reshape(len(masks), -1).astype(np.float32)
-        return (self.balance * prm @ inside.T + prm @ contour.T
-                - self.penalty * background @ inside.T)
+        score = (self.balance * prm @ inside.T + prm @ contour.T
+                 - self.penalty * background @ inside.T)
+        if density is not None:
+            score -= self.density_weight * np.abs(1 - density @ inside.T)
+        return score
 
     def _nms(self, choice: np.ndarray, score: np.ndarray, proposals: Proposals) -> np.ndarray:
         """Class-agnostic mask NMS over the peaks' chosen proposals: a peak whose mask
