@@ -9,7 +9,8 @@ ENV_KIND := $(if $(filter 1,$(WISE_CUDA)),cuda,$(if $(filter 0,$(WISE_CUDA)),cpu
 	nvidia-smi -L >/dev/null 2>&1 && echo cuda || echo cpu)))
 ENV_STAMP := $(VENV)/.wise-env-$(ENV_KIND)
 
-.PHONY: env lint test test-fast demo demo-hard bench clean-demo clean-demo-hard
+.PHONY: env lint test test-fast demo demo-hard demo-crowded bench clean-demo clean-demo-hard \
+        clean-demo-crowded
 
 env: $(ENV_STAMP)
 
@@ -40,6 +41,10 @@ demo: env
 demo-hard: env
 	$(PY) tools/pipeline.py demo-hard
 
+# Many instances of few classes an image: PRM + Density and WISE + counts (docs/counts.md)
+demo-crowded: env
+	$(PY) tools/pipeline.py demo-crowded
+
 bench: env
 	$(PY) bench/run.py
 
@@ -48,3 +53,6 @@ clean-demo:
 
 clean-demo-hard:
 	rm -rf data/shapes-hard work_dirs/demo-hard
+
+clean-demo-crowded:
+	rm -rf data/shapes-crowded work_dirs/demo-crowded

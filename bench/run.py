@@ -75,7 +75,8 @@ def _commit() -> str:
 
 @benchmark
 def prm_step_time(work: Path) -> list[dict]:
-    """Training step of the PRM classifier / the same network with average pooling."""
+    """Training step of the PRM classifier / the same network with average pooling, and
+    of PRM + Density (ILC, its second stage: every loss) / the PRM."""
     import torch
     from mmengine.config import Config
     from mmengine.registry import init_default_scope
@@ -86,23 +87,27 @@ def prm_step_time(work: Path) -> list[dict]:
 
     init_default_scope('mmdet')
     cfg = Config.fromfile(ROOT / 'configs/wise/demo/prm_r18_shapes.py')
+    density_cfg = Config.fromfile(ROOT / 'configs/wise/demo/prm-density_r18_shapes.py')
     torch.manual_seed(0)
     inputs = torch.randn(16, 3, 128, 128)
     samples = []
     for i in range(16):
         s = DetDataSample()
         s.gt_image_labels = torch.tensor([i % 5, (i + 2) % 5])
+        s.gt_image_counts = torch.tensor([1 + i % 4, 1 + i % 6])
         samples.append(s)
     models = {}
-    for name in ('PRMClassifier', 'GAPClassifier'):
+    for name, model_cfg in (('PRMClassifier', cfg.model), ('GAPClassifier', cfg.model),
+                            ('PRMDensity', density_cfg.model)):
         torch.manual_seed(0)
-        models[name] = MODELS.build({**cfg.model, 'type': name}).train()
+        models[name] = MODELS.build({**model_cfg, 'type': name}).train()
+    models['PRMDensity'].spatial_loss = True
     opts = {k: torch.optim.SGD(m.parameters(), lr=1e-3) for k, m in models.items()}
     times = {k: [] for k in models}
-    for rep in range(12):  # interleaved, so drift in machine load hits both alike
+    for rep in range(12):  # interleaved, so drift in machine load hits all alike
         for name, model in models.items():
             t0 = time.perf_counter()
-            loss = model.loss(inputs, samples)['loss_cls']
+            loss = sum(model.loss(inputs, samples).values())
             opts[name].zero_grad()
             loss.backward()
             opts[name].step()
@@ -110,10 +115,13 @@ def prm_step_time(work: Path) -> list[dict]:
                 times[name].append(time.perf_counter() - t0)
     med = {k: sorted(v)[len(v) // 2] for k, v in times.items()}
     ratio = med['PRMClassifier'] / med['GAPClassifier']
+    density = med['PRMDensity'] / med['PRMClassifier']
     return [
         _row('PRM / GAP training step time (batch 16, 128 px, demo net)', ratio, '<= 1.10',
              ratio <= 1.10, 'x'),
         _row('PRM training step (median)', med['PRMClassifier'] * 1000, 'information', None, 'ms'),
+        _row('PRM + Density (ILC, all losses) / PRM training step time (same net and batch)',
+             density, '<= 1.15', density <= 1.15, 'x'),
     ]
 
 
@@ -687,6 +695,12 @@ def gen_pseudo_cpu(work: Path) -> list[dict]:
 #: every stage of a demo preset's table
 TABLE_STAGES = ('data', 'proposals', 'prm', 'pseudo', 'pseudo_improved', 'prm_baseline', 'full',
                 'wise', 'wise_improved', 'table')
+#: PRM + Density's stages (the demo and crowded presets)
+DENSITY_STAGES = ('prm_density', 'prm_density_baseline')
+#: the crowded preset's table: no paper selection, WISE + counts beside the improved one
+CROWDED_STAGES = ('data', 'proposals', 'prm', *DENSITY_STAGES, 'pseudo_improved',
+                  'pseudo_counts', 'prm_baseline', 'full', 'wise_improved', 'wise_counts',
+                  'table')
 
 
 def _improved_vs_paper(res: dict, sd: dict) -> tuple[float, str]:
@@ -706,7 +720,8 @@ def demo_pipeline(work: Path) -> list[dict]:
     """`make demo` over 3 seeds: the paper's table on the built-in data (means; targets
     are met on the mean), with the SOLOv2 rows (--detector), and one run's end-to-end
     time."""
-    _demo_outputs(*TABLE_STAGES, 'wise_solov2', seeds=SEEDS, detectors=('mask-rcnn', 'solov2'))
+    _demo_outputs(*TABLE_STAGES, *DENSITY_STAGES, 'wise_solov2', seeds=SEEDS,
+                  detectors=('mask-rcnn', 'solov2'))
     result = json.loads((ROOT / 'work_dirs/demo/results.json').read_text())
     res, sd = result['rows'], result['sd']
     margin, where = _improved_vs_paper(res, sd)
@@ -769,6 +784,41 @@ def demo_hard_pipeline(work: Path) -> list[dict]:
              improved['mAP50'] / res['Mask R-CNN (full)']['mAP50'], 'information', None, 'x'),
     ]
     return rows
+
+
+def _counting_errors(work: Path) -> dict[str, float]:
+    """The counting metrics of a PRM (or PRM + Density) stage's last val test."""
+    return {k.split('/', 1)[1]: v for k, v in _latest_json(work / 'test').items()
+            if k.startswith('count/')}
+
+
+@benchmark
+def counts(work: Path) -> list[dict]:
+    """Counts (docs/counts.md): PRM + Density against the PRM on the demo, WISE + counts
+    and the ILC model's counting on the crowded variant (means of 3 seeds)."""
+    demo = json.loads((_demo_outputs(*TABLE_STAGES, *DENSITY_STAGES, seeds=SEEDS).parent
+                       / 'results.json').read_text())['rows']
+    _demo_outputs(*CROWDED_STAGES, seeds=SEEDS, preset='demo-crowded')
+    result = json.loads((ROOT / 'work_dirs/demo-crowded/results.json').read_text())
+    res, sd = result['rows'], result['sd']
+    density, prm = demo['PRM + Density'], demo['PRM']
+    gain = res['WISE + counts']['mAP50'] - res['WISE (improved)']['mAP50']
+    errors = [(_counting_errors(ROOT / f'work_dirs/demo-crowded/seed{s}/prm_density'),
+               _counting_errors(ROOT / f'work_dirs/demo-crowded/seed{s}/prm')) for s in SEEDS]
+    ilc = sum(d['density_mRMSE'] for d, _ in errors) / len(errors)
+    peaks = sum(p['peaks_mRMSE'] for _, p in errors) / len(errors)
+    return [
+        _row('demo: PRM + Density mAP50 - PRM mAP50 (means of 3 seeds)',
+             density['mAP50'] - prm['mAP50'], '> 0 (paper: 30.2 vs 26.8)',
+             density['mAP50'] > prm['mAP50'], 'points'),
+        _row('demo: PRM + Density ABO - PRM ABO', density['ABO'] - prm['ABO'],
+             '> 0 (paper: 44.3 vs 37.6)', density['ABO'] > prm['ABO'], 'points'),
+        _row('crowded: WISE + counts mAP50 - WISE (improved) mAP50 (means of 3 seeds)', gain,
+             f">= 3 (sd {sd['WISE + counts']['mAP50']:.1f} / "
+             f"{sd['WISE (improved)']['mAP50']:.1f})", gain >= 3, 'points'),
+        _row('crowded: counting mRMSE, ILC density / counting PRM peaks (val, means)',
+             ilc / peaks, f'< 1 (ILC {ilc:.3f}, PRM peaks {peaks:.3f})', ilc < peaks, 'x'),
+    ]
 
 
 def _clean_run_row(path: Path) -> dict:

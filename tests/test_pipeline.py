@@ -108,7 +108,8 @@ def test_detector_adds_a_wise_stage_on_the_improved_pseudo_masks(tmp_path: Path)
                     '--detector', 'solov2').stdout
     assert [line.split()[1] for line in only.splitlines() if line.startswith('[pipeline] ')
             and not line.split()[1].endswith(':') and line.split()[1] != 'all'] == [
-        'prm', 'pseudo_improved', 'prm_baseline', 'full', 'wise_solov2', 'table']
+        'prm', 'prm_density', 'prm_density_baseline', 'pseudo_improved', 'prm_baseline', 'full',
+        'wise_solov2', 'table']
     assert 'configs/wise/solov2_r50_voc_pseudo.py' in only
 
     names = ('segm_mAP25', 'segm_mAP50', 'segm_mAP75', 'segm_ABO')
@@ -121,6 +122,47 @@ def test_detector_adds_a_wise_stage_on_the_improved_pseudo_masks(tmp_path: Path)
     assert '| WISE (improved, SOLOv2) + Refine | image labels | 71.0 | 68.0 | 60.0 | 66.0 |' in md
 
 
+def _ran(out: str) -> list[str]:
+    return [line.split()[1] for line in out.splitlines() if line.startswith('[pipeline] ')
+            and not line.split()[1].endswith(':') and line.split()[1] != 'all']
+
+
+def test_counts_train_prm_density_and_wise_with_counts(tmp_path: Path) -> None:
+    """demo-crowded: PRM + Density trained from counts and retrieved with its density term
+    on val; WISE + counts on pseudo masks of the PRM's peaks as many as counted. Bug
+    caught: the PRM + Density row retrieved without the density term or from the PRM's
+    checkpoint, WISE + counts trained on the improved json (the rows would be one), or
+    --counts not adding the stages to another preset."""
+    out = run_tool('tools/pipeline.py', 'demo-crowded', '--dry-run', '--from', 'prm').stdout
+    assert _ran(out) == [
+        'prm', 'prm_density', 'prm_density_baseline', 'pseudo_improved', 'pseudo_counts',
+        'prm_baseline', 'full', 'wise_improved', 'wise_counts', 'table']
+    lines = out.splitlines()
+    density = next(x for x in lines if 'prm_density_baseline/val_prm.json' in x)
+    assert 'prm-density_r18_shapes-crowded.py $(cat work_dirs/demo-crowded/prm_density/' \
+        in density
+    assert '--selector ' + ' '.join(pipeline.DENSITY_RETRIEVAL) in density
+    counted = next(x for x in lines if 'pseudo_counts/train_pseudo.json' in x
+                   and 'gen_pseudo' in x)
+    assert 'prm_r18_shapes-crowded.py $(cat work_dirs/demo-crowded/prm/last_checkpoint)' \
+        in counted and '--counts given' in counted
+    assert f'ann_file={ROOT}/work_dirs/demo-crowded/pseudo_counts/train_pseudo.json' in out
+    assert 'pseudo_counts' in _ran(run_tool('tools/pipeline.py', 'demo', '--dry-run',
+                                            '--counts').stdout)
+    assert 'pseudo_counts' not in _ran(run_tool('tools/pipeline.py', 'demo', '--dry-run').stdout)
+
+    names = ('segm_mAP25', 'segm_mAP50', 'segm_mAP75', 'segm_ABO')
+    for f, key in (('prm_density_baseline/val_prm.json.report.json', 'quality'),
+                   ('wise_counts/metrics.metrics.json', 'metrics')):
+        (tmp_path / f).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / f).write_text(json.dumps({key: dict(zip(names, (50, 40, 20, 45)))}))
+    pipeline.write_table(tmp_path)
+    md = (tmp_path / 'results.md').read_text()
+    assert '| PRM + Density | labels + counts | 50.0 | 40.0 | 20.0 | 45.0 | 48.5 / 30.2 / ' \
+        '14.4 / 44.3 |' in md
+    assert '| WISE + counts | labels + counts |' in md
+
+
 def test_seeds_run_each_trained_stage_per_seed_and_table_the_mean(tmp_path: Path) -> None:
     """--seeds: every trained stage once per seed, seeded and in its own work dir, the
     shared data stages once; the pseudo masks of a seed train that seed's WISE (a
@@ -130,8 +172,9 @@ def test_seeds_run_each_trained_stage_per_seed_and_table_the_mean(tmp_path: Path
                    '--work-dir', 'work_dirs/x', '--from', 'data').stdout
     heads = [line for line in out.splitlines() if line.startswith('[pipeline] ')
              and ': done in' not in line and not line.startswith('[pipeline] all')]
-    assert [h.split(' ', 1)[1] for h in heads][:10] == [
-        'data', 'proposals', 'prm (seed 3)', 'pseudo (seed 3)', 'pseudo_improved (seed 3)',
+    assert [h.split(' ', 1)[1] for h in heads][:12] == [
+        'data', 'proposals', 'prm (seed 3)', 'prm_density (seed 3)',
+        'prm_density_baseline (seed 3)', 'pseudo (seed 3)', 'pseudo_improved (seed 3)',
         'prm_baseline (seed 3)', 'full (seed 3)', 'wise (seed 3)', 'wise_improved (seed 3)',
         'table (seed 3)']
     assert sum('data' in h.split() for h in heads) == 1

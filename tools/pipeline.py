@@ -8,9 +8,11 @@
     python tools/pipeline.py demo --seeds 0 1 2   # each trained stage per seed; mean +- sd
     python tools/pipeline.py custom --data photos/ --labels labels.csv [--val val.json]
     python tools/pipeline.py demo --detector mask-rcnn solov2   # + WISE with SOLOv2
+    python tools/pipeline.py demo-crowded         # 4-12 instances an image: + counts
 
-Stages: data -> proposals -> prm -> pseudo -> pseudo_improved -> prm_baseline ->
-full -> wise -> wise_improved -> table. A stage is skipped when its outputs exist
+Stages: data -> proposals -> prm -> prm_density -> prm_density_baseline -> pseudo ->
+pseudo_improved -> prm_baseline -> full -> wise -> wise_improved -> table. A stage is
+skipped when its outputs exist
 and are newer than its inputs (configs, code, earlier stages' outputs), so a
 second run only re-tests what changed. ``pseudo`` / ``wise`` use the paper's
 selection (``objectness_sampling``), ``*_improved`` the one that survives an
@@ -18,7 +20,11 @@ over-firing PRM best (:data:`IMPROVED`). The table (rows: Mask R-CNN
 full, PRM, WISE, WISE + Refine and the improved pair; columns: mAP25, mAP50,
 mAP75, ABO) is printed and saved as markdown, json and a PNG. ``--detector`` adds a
 ``wise_<name>`` stage per other instance segmenter (``DETECTORS``), trained on the
-improved pseudo masks, and its two rows.
+improved pseudo masks, and its two rows. ``prm_density`` trains PRM + Density (ILC)
+from the train split's counts, whose retrieval gives the ``PRM + Density`` row;
+``--counts`` (on by default in ``demo-crowded``) adds ``pseudo_counts`` /
+``wise_counts``: the improved selection with as many peaks of a class as it has
+objects, and the ``WISE + counts`` rows (docs/counts.md).
 With ``--seeds``, the trained stages (prm -> wise) run once per seed in
 ``<work>/seed<N>/`` (the data and proposals are shared) and the table gives the
 mean and standard deviation over the seeds.
@@ -46,6 +52,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PAPER = {  # VOC 2012 val, from the WISE paper
     'Mask R-CNN (full)': (58.9, 51.4, 32.4, None),
     'PRM': (44.3, 26.8, 9.0, 37.6),
+    'PRM + Density': (48.5, 30.2, 14.4, 44.3),  # image labels and counts; quoted by WISE
     'WISE': (48.5, 40.4, 22.2, 51.3),
     'WISE + Refine': (49.2, 41.7, 23.7, 55.2),
 }
@@ -57,13 +64,18 @@ PAPER = {  # VOC 2012 val, from the WISE paper
 IMPROVED = ['type=best_objectness', 'cover_radius=2', 'class_nms_iou=0.5']
 #: pseudo-mask stage -> its gen_pseudo selection arguments (none: the paper's, the default);
 #: the WISE stage trained on each is named alike (``wise``, ``wise_improved``)
-SELECTIONS = {'pseudo': [], 'pseudo_improved': ['--selector', *IMPROVED]}
-WISE_OF = {'pseudo': 'wise', 'pseudo_improved': 'wise_improved'}
+#: ``pseudo_counts``: the improved selection keeping as many peaks of a class as the
+#: train split's counts say (WISE + counts, docs/counts.md)
+SELECTIONS = {'pseudo': [], 'pseudo_improved': ['--selector', *IMPROVED],
+              'pseudo_counts': ['--selector', *IMPROVED, '--counts', 'given']}
+WISE_OF = {'pseudo': 'wise', 'pseudo_improved': 'wise_improved', 'pseudo_counts': 'wise_counts'}
+#: PRM + Density's instance masks: PRM's retrieval with ILC's density term
+DENSITY_RETRIEVAL = ['type=prm_retrieval', 'density_weight=0.2']
 
 
 def wise_stage_name(selection: str, detector: str) -> str:
     """The WISE stage of a pseudo-mask stage and a detector: Mask R-CNN's per selection;
-    another detector trains on the last (improved) selection only, in wise_<name>."""
+    another detector trains on the improved selection only, in wise_<name>."""
     return WISE_OF[selection] if detector == DEFAULT_DETECTOR else f'wise_{detector}'
 
 
@@ -99,6 +111,7 @@ class Preset:
     convert_args: list[str] | None  # voc_to_coco.py's (None: make_data converts)
     prm_cfg: str
     full_cfg: str | None  # None: no masks to train a fully supervised bound on
+    density_cfg: str | None  # PRM + Density (ILC), trained from counts; None: not run
     #: the WISE config of each detector: '{}' stands for its name, '{refine}' for
     #: '_refine' in the twin with the refine hook on
     wise_cfg: str
@@ -108,7 +121,8 @@ class Preset:
     proposals_root: str
     proposal_shards: int
     proposal_args: list[str] = field(default_factory=list)
-    #: the pseudo-mask stages to run (each trains its WISE stage)
+    #: the pseudo-mask stages to run (each trains its WISE stage; ``--counts`` adds
+    #: pseudo_counts)
     selections: tuple[str, ...] = ('pseudo', 'pseudo_improved')
     val: bool = True  # a val split with image labels (the PRM validates on it)
     val_masks: bool = True  # ... and instance masks (the table scores on it)
@@ -124,13 +138,14 @@ def _presets(gpus: int, data_root: str | None = None,
     # downloaded by the user (docs/data.md)
     paper = dict(data=voc, make_data=[], proposals_root=f'{voc}/proposals',
                  proposal_shards=max(gpus, 1), proposal_args=['--max-proposals', '1000'])
-    hard = 'data/shapes-hard'
+    hard, crowded = 'data/shapes-hard', 'data/shapes-crowded'
     return {
         'demo': Preset(
             data=shapes, work='work_dirs/demo', convert_args=['--classes-file',
                                                               f'{shapes}/classes.txt'],
             prm_cfg='configs/wise/demo/prm_r18_shapes.py',
             full_cfg='configs/wise/demo/mask-rcnn_r18_shapes_full.py',
+            density_cfg='configs/wise/demo/prm-density_r18_shapes.py',
             wise_cfg='configs/wise/demo/{}_r18_shapes_pseudo{refine}.py',
             train_split='train', train_note='the built-in train split (2,000 images)',
             make_data=[_py('tools/make_shapes_dataset.py', shapes, '--seed', '0')],
@@ -139,24 +154,38 @@ def _presets(gpus: int, data_root: str | None = None,
             data=hard, work='work_dirs/demo-hard',
             convert_args=['--classes-file', f'{hard}/classes.txt'],
             prm_cfg='configs/wise/demo/prm_r18_shapes-hard.py',
-            full_cfg='configs/wise/demo/mask-rcnn_r18_shapes-hard_full.py',
+            full_cfg='configs/wise/demo/mask-rcnn_r18_shapes-hard_full.py', density_cfg=None,
             wise_cfg='configs/wise/demo/{}_r18_shapes-hard_pseudo{refine}.py',
             train_split='train',
             train_note='the hard built-in train split (2,000 images)',
             make_data=[_py('tools/make_shapes_dataset.py', hard, '--variant', 'hard',
                            '--seed', '0')],
             proposals_root=f'{hard}/proposals', proposal_shards=2),
+        'demo-crowded': Preset(
+            data=crowded, work='work_dirs/demo-crowded',
+            convert_args=['--classes-file', f'{crowded}/classes.txt'],
+            prm_cfg='configs/wise/demo/prm_r18_shapes-crowded.py',
+            full_cfg='configs/wise/demo/mask-rcnn_r18_shapes-crowded_full.py',
+            density_cfg='configs/wise/demo/prm-density_r18_shapes-crowded.py',
+            wise_cfg='configs/wise/demo/{}_r18_shapes-crowded_pseudo{refine}.py',
+            train_split='train',
+            train_note='the crowded built-in train split (2,000 images)',
+            make_data=[_py('tools/make_shapes_dataset.py', crowded, '--variant', 'crowded',
+                           '--seed', '0')],
+            proposals_root=f'{crowded}/proposals', proposal_shards=2,
+            selections=('pseudo_improved', 'pseudo_counts')),
         'voc': Preset(
             **paper, work='work_dirs/voc', convert_args=[],
             prm_cfg='configs/wise/prm_r50_voc.py',
             full_cfg='configs/wise/mask-rcnn_r50_voc_full.py',
+            density_cfg='configs/wise/prm-density_r50_voc.py',
             wise_cfg='configs/wise/{}_r50_voc_pseudo{refine}.py',
             train_split='train',
             train_note="VOC 2012 train (1,464 images), the split of the authors' code"),
         'voc_aug': Preset(
             **paper, work='work_dirs/voc_aug', convert_args=['--sbd-root', sbd_root],
             prm_cfg='configs/wise/prm_r50_voc-aug.py',
-            full_cfg='configs/wise/mask-rcnn_r50_voc-aug_full.py',
+            full_cfg='configs/wise/mask-rcnn_r50_voc-aug_full.py', density_cfg=None,
             wise_cfg='configs/wise/{}_r50_voc-aug_pseudo{refine}.py',
             train_split='train_aug',
             train_note='SBD train_aug (10,582 images: more data than the paper used)'),
@@ -186,6 +215,7 @@ def custom_preset(images: str, labels: str, val: str | None = None,
                         *(['--instances-out', f'{ann}/val_instances.json'] if val_masks else [])))
     return Preset(
         data=data, work=work, convert_args=None, prm_cfg=str(cfgs['prm']), full_cfg=None,
+        density_cfg=None,
         wise_cfg=str(cfgs['prm'].parent / WISE_CONFIG), train_split='train',
         train_note=f'{labels} ({len(names)} classes)', make_data=make,
         proposals_root=f'{data}/proposals', proposal_shards=max(gpus, 1),
@@ -274,22 +304,45 @@ def stages(p: Preset, gpus: int, seed: int | None = None, prm_options: list[str]
                      if p.val_masks else [f'{work}/last_checkpoint'])
 
     def trains_on(detector: str) -> Sequence[str]:
-        return p.selections if detector == DEFAULT_DETECTOR else p.selections[-1:]
+        if detector == DEFAULT_DETECTOR:
+            return p.selections
+        return ['pseudo_improved'] if 'pseudo_improved' in p.selections else p.selections[-1:]
 
     wise = [wise_stage(selection, detector) for detector in detectors
             for selection in trains_on(detector)]
     selections = [s for s in p.selections if any(s in trains_on(d) for d in detectors)]
-    trained = {'prm_baseline', *(['full'] if p.full_cfg else []), *(s.name for s in wise)}
+    trained = {'prm_baseline', *(['full'] if p.full_cfg else []), *(s.name for s in wise),
+               *(['prm_density_baseline'] if p.density_cfg else [])}
     convert = [] if p.convert_args is None else [
         _py('tools/dataset_converters/voc_to_coco.py', d, *p.convert_args,
             '--splits', p.train_split, 'val')]
     recall = [_py('tools/gen_proposals.py', '--ann-file', f'{ann}/val_instances.json',
                   '--out-dir', p.proposals_root, '--recall', *img_root, *p.proposal_args)]
-    prm_test = [['bash', '-c', ' '.join([sys.executable, 'tools/test.py', p.prm_cfg, prm_ckpt,
-                                         '--work-dir', f'{w}/prm/test',
+
+    def prm_test(cfg: str, ckpt: str, work: str) -> list:
+        """Classification, peak and counting metrics on val, and peaks drawn."""
+        return [['bash', '-c', ' '.join([sys.executable, 'tools/test.py', cfg, ckpt,
+                                         '--work-dir', f'{work}/test',
                                          *(['--cfg-options', *test_opts] if smoke else [])])],
-                ['bash', '-c', ' '.join([sys.executable, 'tools/vis_peaks.py', p.prm_cfg,
-                                         prm_ckpt, '--out-dir', f'{w}/prm/vis', '--num', '8'])]]
+                ['bash', '-c', ' '.join([sys.executable, 'tools/vis_peaks.py', cfg, ckpt,
+                                         '--out-dir', f'{work}/vis', '--num', '8'])]]
+
+    density_ckpt = f'$(cat {w}/prm_density/last_checkpoint)'
+    density = [] if p.density_cfg is None else [
+        Stage('prm_density', [_train(p.density_cfg, f'{w}/prm_density', gpus, prm_train),
+                              *(prm_test(p.density_cfg, density_ckpt, f'{w}/prm_density')
+                                if p.val else [])],
+              inputs=[p.density_cfg, f'{ann}/{p.train_split}_labels.json',
+                      'projects/wise/models'],
+              outputs=[f'{w}/prm_density/last_checkpoint']),
+        *([Stage('prm_density_baseline', [['bash', '-c', ' '.join(
+            [sys.executable, 'tools/gen_pseudo.py', p.density_cfg, density_ckpt,
+             *([] if seed is None else ['--seed', str(seed)]), '--split', 'val',
+             '--no-image-labels', '--selector', *DENSITY_RETRIEVAL,
+             '--out', f'{w}/prm_density_baseline/val_prm.json', *proposals])]],
+            inputs=[f'{w}/prm_density/last_checkpoint', *proposals_done,
+                    'projects/wise/pseudo', 'tools/gen_pseudo.py'],
+            outputs=[f'{w}/prm_density_baseline/val_prm.json'])] if p.val_masks else [])]
     return [
         Stage('data', [*p.make_data, *convert],
               inputs=['tools/make_shapes_dataset.py', 'projects/wise/datasets/shapes.py',
@@ -308,9 +361,10 @@ def stages(p: Preset, gpus: int, seed: int | None = None, prm_options: list[str]
                       else f'{ann}/{p.train_split}_labels.json', 'projects/wise/proposals'],
               outputs=proposals_done),
         Stage('prm', [_train(p.prm_cfg, f'{w}/prm', gpus, prm_train),
-                      *(prm_test if p.val else [])],
+                      *(prm_test(p.prm_cfg, prm_ckpt, f'{w}/prm') if p.val else [])],
               inputs=[p.prm_cfg, f'{ann}/{p.train_split}_labels.json', 'projects/wise/models'],
               outputs=[f'{w}/prm/last_checkpoint']),
+        *density,
         *[pseudo_stage(name) for name in selections],
         *([Stage('prm_baseline', [['bash', '-c', ' '.join(
                   [*gen, '--split', 'val', '--no-image-labels', '--selector',
@@ -357,10 +411,13 @@ def _metrics(path: Path) -> tuple:
 ROW_FILES = {
     'Mask R-CNN (full)': 'full/metrics.metrics.json',
     'PRM': 'prm_baseline/val_prm.json.report.json',
+    'PRM + Density': 'prm_density_baseline/val_prm.json.report.json',
     'WISE': 'wise/metrics.metrics.json',
     'WISE + Refine': 'wise/refine.metrics.json',
     'WISE (improved)': 'wise_improved/metrics.metrics.json',
     'WISE (improved) + Refine': 'wise_improved/refine.metrics.json',
+    'WISE + counts': 'wise_counts/metrics.metrics.json',
+    'WISE + counts + Refine': 'wise_counts/refine.metrics.json',
     **{f'WISE (improved, {d.title}){tail}': f'wise_{name}/{file}'
        for name, d in DETECTORS.items() if name != DEFAULT_DETECTOR
        for tail, file in (('', 'metrics.metrics.json'), (' + Refine', 'refine.metrics.json'))},
@@ -402,7 +459,8 @@ def write_table(work: Path, seeds: list[int] | None = None, train: str = '') -> 
              '|---|---|' + '---|' * len(cols) + '---|']
     for name, vals in rows.items():
         paper = ' / '.join(fmt(v) for v in PAPER[name]) if name in PAPER else '-'
-        supervision = 'masks' if name == 'Mask R-CNN (full)' else 'image labels'
+        supervision = 'masks' if name == 'Mask R-CNN (full)' else \
+            'labels + counts' if 'counts' in name or 'Density' in name else 'image labels'
         lines.append(f'| {name} | {supervision} | '
                      + ' | '.join(fmt(v, sd) for v, sd in zip(vals, sds[name]))
                      + f' | {paper} |')
@@ -460,7 +518,8 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     ap.add_argument('preset', choices=[*_presets(1), 'custom'],
                     help='demo: built-in data; demo-hard: its hard variant (photographs, '
-                         "distractors); voc: VOC 2012 train (the paper's split); "
+                         'distractors); demo-crowded: 4-12 instances an image, with WISE + '
+                         "counts; voc: VOC 2012 train (the paper's split); "
                          'voc_aug: SBD train_aug; custom: your own images and labels '
                          '(--data, --labels)')
     ap.add_argument('--from', dest='start',
@@ -483,6 +542,9 @@ def main(argv: list[str] | None = None) -> None:
                     help="the instance segmenter(s) WISE trains on the pseudo masks (default: "
                          "the paper's mask-rcnn); another than mask-rcnn trains on the "
                          'improved pseudo masks, in stage wise_<name>, and adds its rows')
+    ap.add_argument('--counts', action='store_true',
+                    help='also WISE + counts: pseudo masks keeping as many peaks of a class '
+                         "as the train split's counts say (pseudo_counts, wise_counts)")
     ap.add_argument('--smoke', action='store_true',
                     help='a few iterations per training, no ImageNet weights: checks that '
                          "every stage runs with the preset's configs")
@@ -511,6 +573,8 @@ def main(argv: list[str] | None = None) -> None:
         preset = _presets(args.gpus, args.data_root, args.sbd_root)[args.preset]
     if args.work_dir:
         preset.work = args.work_dir
+    if args.counts and 'pseudo_counts' not in preset.selections:
+        preset.selections = (*preset.selections, 'pseudo_counts')
     if not preset.val_masks:
         print('[pipeline] no instance masks of val images: the PRM baseline and WISE are '
               'not scored, no table' + ('' if preset.val else '; no val split: the PRM '

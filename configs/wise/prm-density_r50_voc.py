@@ -13,6 +13,3 @@ train_cfg = dict(max_epochs=max_epochs, val_interval=10)
 param_scheduler = [dict(type='StepLR', by_epoch=True, step_size=50, gamma=0.5)]
 custom_hooks = [dict(type='SpatialCountLossHook', begin=20)]
 default_hooks = dict(checkpoint=dict(interval=10, max_keep_ckpts=2))
-val_evaluator = _base_.val_evaluator + [
-    dict(type='CountingMetric', ann_file=_base_.data_root + 'annotations/val_labels.json')]
-test_evaluator = val_evaluator

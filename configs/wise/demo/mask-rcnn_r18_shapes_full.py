@@ -23,7 +23,11 @@ model = dict(
                        num_classes=5)),
     train_cfg=dict(rpn_proposal=dict(nms_pre=1000, max_per_img=300),
                    rcnn=dict(sampler=dict(num=128))),
-    test_cfg=dict(rpn=dict(nms_pre=500, max_per_img=300)))
+    # masks cut at 0.3, not mmdet's 0.5: upsampled to a box, the 28 x 28 soft mask of a
+    # part a few pixels thick (the hard variant's rims and bars) stays under 0.5. Chosen
+    # on this model's train split (seed 0, 400 images); mAP75 at 0.5 / 0.4 / 0.3 / 0.2:
+    # demo 83.4 / 86.5 / 87.0 / -, hard 53.7 / 60.6 / 62.9 / 62.4 (docs/over_firing.md).
+    test_cfg=dict(rpn=dict(nms_pre=500, max_per_img=300), rcnn=dict(mask_thr_binary=0.3)))
 
 max_iters = 1000
 train_dataloader = dict(batch_size=4, sampler=dict(type='InfiniteSampler'), batch_sampler=None)

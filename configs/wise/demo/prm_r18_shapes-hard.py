@@ -17,5 +17,6 @@ test_dataloader = val_dataloader
 val_evaluator = [
     dict(type='MultiLabelMAP', ann_file=data_root + 'annotations/val_labels.json'),
     dict(type='PeakLocalisationMetric', ann_file=data_root + 'annotations/val_instances.json'),
+    dict(type='CountingMetric', ann_file=data_root + 'annotations/val_labels.json'),
 ]
 test_evaluator = val_evaluator

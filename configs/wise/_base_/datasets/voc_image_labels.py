@@ -32,10 +32,12 @@ val_dataloader = dict(
                  pipeline=test_pipeline))
 test_dataloader = val_dataloader
 
-# Classification mAP, and how well peaks find objects.
+# Classification mAP, how well peaks find objects, and how well they count them (with
+# PRM + Density, also its density maps).
 val_evaluator = [
     dict(type='MultiLabelMAP', ann_file=_base_.data_root + 'annotations/val_labels.json'),
     dict(type='PeakLocalisationMetric',
          ann_file=_base_.data_root + 'annotations/val_instances.json'),
+    dict(type='CountingMetric', ann_file=_base_.data_root + 'annotations/val_labels.json'),
 ]
 test_evaluator = val_evaluator

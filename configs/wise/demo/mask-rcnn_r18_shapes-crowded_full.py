@@ -1,0 +1,9 @@
+# The demo's fully supervised Mask R-CNN on the crowded built-in variant.
+_base_ = './mask-rcnn_r18_shapes_full.py'
+
+data_root = 'data/shapes-crowded/'
+train_dataloader = dict(dataset=dict(data_root=data_root))
+val_dataloader = dict(dataset=dict(data_root=data_root))
+test_dataloader = val_dataloader
+val_evaluator = dict(ann_file=data_root + 'annotations/val_instances.json')
+test_evaluator = val_evaluator

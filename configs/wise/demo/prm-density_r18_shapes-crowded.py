@@ -1,0 +1,7 @@
+# PRM + Density on the crowded built-in variant: the crowded PRM's network and data with
+# the demo ILC head, losses and peak threshold (./prm-density_r18_shapes.py).
+_base_ = './prm_r18_shapes-crowded.py'
+
+model = dict(type='PRMDensity', hidden_channels=16, test_cfg=dict(peak_thr=3.0))
+train_dataloader = dict(dataset=dict(with_counts=True))
+custom_hooks = [dict(type='SpatialCountLossHook', begin=2)]
