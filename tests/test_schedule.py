@@ -55,8 +55,9 @@ def test_pipeline_keeps_the_schedule_on_several_gpus() -> None:
     out = run_tool('tools/pipeline.py', 'voc', '--gpus', '8', '--dry-run', '--from',
                    'prm').stdout
     trains = [line for line in out.splitlines() if 'dist_train.sh' in line]
-    # PRM, full, WISE with the paper's and with the improved pseudo masks
-    assert len(trains) == 4 and all(' 8 --scale-schedule ' in t for t in trains)
+    # PRM, PRM + Density, full, WISE with the paper's and with the improved pseudo masks
+    assert len(trains) == 5 and all(' 8 --scale-schedule ' in t for t in trains)
+    assert any('prm-density_r50_voc.py 8 --scale-schedule' in t for t in trains)
 
 
 def test_train_refuses_both_lr_rescalings() -> None:
