@@ -271,8 +271,13 @@ def stages(p: Preset, gpus: int, seed: int | None = None, prm_options: list[str]
     test_opts = SMOKE_TEST if smoke else []
     prm_ckpt = f'$(cat {w}/prm/last_checkpoint)'
     proposals = ['--proposals', 'type=precomputed', f'root={p.proposals_root}']
-    gen = [sys.executable, 'tools/gen_pseudo.py', p.prm_cfg, prm_ckpt,
-           *([] if seed is None else ['--seed', str(seed)])]
+
+    def gen(cfg: str, model: str) -> list[str]:
+        """gen_pseudo.py with ``cfg`` and the checkpoint of the stage ``model``."""
+        return [sys.executable, 'tools/gen_pseudo.py', cfg,
+                f'$(cat {w}/{model}/last_checkpoint)',
+                *([] if seed is None else ['--seed', str(seed)])]
+
     shards = p.proposal_shards
     splits = (p.train_split, 'val') if p.val else (p.train_split,)
     img_root = ['--img-root', p.img_root] if p.img_root else []
@@ -287,7 +292,8 @@ def stages(p: Preset, gpus: int, seed: int | None = None, prm_options: list[str]
     def pseudo_stage(stage: str) -> Stage:
         out = pseudo_json(stage)
         return Stage(stage, [['bash', '-c', ' '.join(
-                         [*gen, '--out', out, *proposals, *SELECTIONS[stage]])]],
+                         [*gen(p.prm_cfg, 'prm'), '--out', out, *proposals,
+                          *SELECTIONS[stage]])]],
                      inputs=[f'{w}/prm/last_checkpoint', *proposals_done,
                              'projects/wise/pseudo', 'tools/gen_pseudo.py'],
                      outputs=[out])
@@ -328,6 +334,17 @@ def stages(p: Preset, gpus: int, seed: int | None = None, prm_options: list[str]
                 ['bash', '-c', ' '.join([sys.executable, 'tools/vis_peaks.py', cfg, ckpt,
                                          '--out-dir', f'{work}/vis', '--num', '8'])]]
 
+    def baseline_stage(stage: str, cfg: str, model: str, selector: list[str]) -> list[Stage]:
+        """The val split's instance masks retrieved from the peaks of the stage ``model``
+        (a table row), where val has masks to score them."""
+        out = f'{w}/{stage}/val_prm.json'
+        return [Stage(stage, [['bash', '-c', ' '.join(
+                    [*gen(cfg, model), '--split', 'val', '--no-image-labels', '--selector',
+                     *selector, '--out', out, *proposals])]],
+                      inputs=[f'{w}/{model}/last_checkpoint', *proposals_done,
+                              'projects/wise/pseudo', 'tools/gen_pseudo.py'],
+                      outputs=[out])] if p.val_masks else []
+
     density_ckpt = f'$(cat {w}/prm_density/last_checkpoint)'
     density = [] if p.density_cfg is None else [
         Stage('prm_density', [_train(p.density_cfg, f'{w}/prm_density', gpus, prm_train),
@@ -336,14 +353,8 @@ def stages(p: Preset, gpus: int, seed: int | None = None, prm_options: list[str]
               inputs=[p.density_cfg, f'{ann}/{p.train_split}_labels.json',
                       'projects/wise/models'],
               outputs=[f'{w}/prm_density/last_checkpoint']),
-        *([Stage('prm_density_baseline', [['bash', '-c', ' '.join(
-            [sys.executable, 'tools/gen_pseudo.py', p.density_cfg, density_ckpt,
-             *([] if seed is None else ['--seed', str(seed)]), '--split', 'val',
-             '--no-image-labels', '--selector', *DENSITY_RETRIEVAL,
-             '--out', f'{w}/prm_density_baseline/val_prm.json', *proposals])]],
-            inputs=[f'{w}/prm_density/last_checkpoint', *proposals_done,
-                    'projects/wise/pseudo', 'tools/gen_pseudo.py'],
-            outputs=[f'{w}/prm_density_baseline/val_prm.json'])] if p.val_masks else [])]
+        *baseline_stage('prm_density_baseline', p.density_cfg, 'prm_density',
+                        DENSITY_RETRIEVAL)]
     return [
         Stage('data', [*p.make_data, *convert],
               inputs=['tools/make_shapes_dataset.py', 'projects/wise/datasets/shapes.py',
@@ -367,13 +378,7 @@ def stages(p: Preset, gpus: int, seed: int | None = None, prm_options: list[str]
               outputs=[f'{w}/prm/last_checkpoint']),
         *density,
         *[pseudo_stage(name) for name in selections],
-        *([Stage('prm_baseline', [['bash', '-c', ' '.join(
-                  [*gen, '--split', 'val', '--no-image-labels', '--selector',
-                   'type=prm_retrieval', '--out', f'{w}/prm_baseline/val_prm.json',
-                   *proposals])]],
-                 inputs=[f'{w}/prm/last_checkpoint', *proposals_done,
-                         'projects/wise/pseudo', 'tools/gen_pseudo.py'],
-                 outputs=[f'{w}/prm_baseline/val_prm.json'])] if p.val_masks else []),
+        *baseline_stage('prm_baseline', p.prm_cfg, 'prm', ['type=prm_retrieval']),
         *([Stage('full', [_train(p.full_cfg, f'{w}/full', gpus, det_train),
                           _test(p.full_cfg, f'{w}/full', f'{w}/full/metrics', gpus,
                                 test_opts)],
