@@ -14,9 +14,7 @@ metainfo = dict(classes=('ring', 'crescent', 'bar', 'arrow', 'frame'))
 train_dataloader = dict(dataset=dict(data_root=data_root, metainfo=metainfo))
 val_dataloader = dict(dataset=dict(data_root=data_root, metainfo=metainfo))
 test_dataloader = val_dataloader
-val_evaluator = [
-    dict(type='MultiLabelMAP', ann_file=data_root + 'annotations/val_labels.json'),
-    dict(type='PeakLocalisationMetric', ann_file=data_root + 'annotations/val_instances.json'),
-    dict(type='CountingMetric', ann_file=data_root + 'annotations/val_labels.json'),
-]
+# the base's metrics, on this data root's ground truth
+val_evaluator = [dict(m, ann_file=m.ann_file.replace(_base_.data_root, data_root))
+                 for m in _base_.val_evaluator]
 test_evaluator = val_evaluator
