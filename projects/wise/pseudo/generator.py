@@ -58,10 +58,10 @@ def restrict_to_counts(peaks: PeakSet, counts: dict[int, int], peak_thr: float,
     uncounted.pop('peaks_of_absent_classes')
     events.update(uncounted)
     for c, t in counts.items():
-        mine = np.flatnonzero(peaks.labels == c)
-        mine = mine[np.argsort(-peaks.scores[mine], kind='stable')]
         if t <= 0:
             continue
+        mine = np.flatnonzero(peaks.labels == c)
+        mine = mine[np.argsort(-peaks.scores[mine], kind='stable')]
         if not len(mine):
             events['labels_without_peak'] += 1
         wanted = t if t <= max_exact else max(max_exact + 1,
