@@ -5,8 +5,13 @@ import importlib.util
 import json
 import os
 import sys
+import threading
 import time
 from pathlib import Path
+
+import pytest
+
+from projects.wise.utils.scheduler import dependencies, run_in_parallel
 
 from conftest import ROOT, run_tool
 
@@ -211,3 +216,47 @@ def test_dist_commands_run_the_pipelines_interpreter_off_path(monkeypatch) -> No
     monkeypatch.delenv('VIRTUAL_ENV', raising=False)
     monkeypatch.setenv('PORT', '29641')
     pipeline._run(['bash', 'tools/dist_run.sh', 'train.py', '1', '--help'], dry_run=False)
+
+
+def test_stages_side_by_side_wait_for_what_they_read() -> None:
+    """Bug caught: a stage started before the stage writing its input (the PRM reading
+    train_labels.json that the data stage had not declared, WISE before its pseudo
+    masks, the table before a row), or independent trainings kept one after another."""
+    run = pipeline.stages(pipeline._presets(1)['demo'], 1)
+    names = [s.name for s in run]
+    deps = dependencies([s.inputs for s in run], [s.outputs for s in run])
+    after = {names[i]: {names[j] for j in d} for i, d in enumerate(deps)}
+    assert after['proposals'] == after['prm'] == after['full'] == {'data'}
+    assert after['prm_density'] == {'data'}  # beside the PRM
+    assert after['pseudo'] == after['pseudo_improved'] == after['prm_baseline'] == \
+        {'proposals', 'prm'}
+    assert after['wise'] == {'pseudo'} and after['wise_improved'] == {'pseudo_improved'}
+    assert after['table'] == {'prm_baseline', 'prm_density_baseline', 'full', 'wise',
+                              'wise_improved'}
+
+
+def test_run_in_parallel_keeps_order_limit_and_stops_after_a_failure() -> None:
+    """Bug caught: more tasks at once than ``jobs``, a task before its dependency, or
+    new tasks started (and the error lost) after one failed."""
+    lock, events, active = threading.Lock(), [], [0, 0]
+
+    def task(key: str) -> None:
+        with lock:
+            active[0] += 1
+            active[1] = max(active)
+            events.append(f'+{key}')
+        time.sleep(0.3 if key == 'slow' else 0.05)
+        with lock:
+            active[0] -= 1
+            events.append(f'-{key}')
+        if key == 'bad':
+            raise SystemExit('bad failed')
+
+    keys = ['a', 'b', 'c', 'd']
+    run_in_parallel(keys, [set(), set(), {0}, {1, 2}], task, jobs=2)
+    assert active[1] == 2
+    assert events.index('-a') < events.index('+c') and events.index('-c') < events.index('+d')
+    events.clear()
+    with pytest.raises(SystemExit, match='bad failed'):
+        run_in_parallel(['bad', 'slow', 'later'], [set(), set(), set()], task, jobs=2)
+    assert '+later' not in events and '-slow' in events  # the running one finished

@@ -36,8 +36,10 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,8 +48,10 @@ from projects.wise.proposals.precomputed import done_name
 from projects.wise.utils.custom_configs import (DEFAULT_DETECTOR, DETECTORS, WISE_CONFIG,
                                                 write_custom_configs)
 from projects.wise.utils.io import DataError
+from projects.wise.utils.scheduler import dependencies, run_in_parallel
 
 ROOT = Path(__file__).resolve().parents[1]
+_TIMES_LOCK = threading.Lock()
 
 PAPER = {  # VOC 2012 val, from the WISE paper
     'Mask R-CNN (full)': (58.9, 51.4, 32.4, None),
@@ -343,7 +347,7 @@ def stages(p: Preset, gpus: int, seed: int | None = None, prm_options: list[str]
                      *selector, '--out', out, *proposals])]],
                       inputs=[f'{w}/{model}/last_checkpoint', *proposals_done,
                               'projects/wise/pseudo', 'tools/gen_pseudo.py'],
-                      outputs=[out])] if p.val_masks else []
+                      outputs=[out, f'{out}.report.json'])] if p.val_masks else []
 
     density_ckpt = f'$(cat {w}/prm_density/last_checkpoint)'
     density = [] if p.density_cfg is None else [
@@ -359,8 +363,9 @@ def stages(p: Preset, gpus: int, seed: int | None = None, prm_options: list[str]
         Stage('data', [*p.make_data, *convert],
               inputs=['tools/make_shapes_dataset.py', 'projects/wise/datasets/shapes.py',
                       'tools/dataset_converters', *p.data_inputs],
-              outputs=[f'{ann}/{p.train_split}_labels.json' if p.convert_args is None
-                       else f'{ann}/{p.train_split}_instances.json',
+              outputs=[f'{ann}/{p.train_split}_labels.json',
+                       *([] if p.convert_args is None
+                         else [f'{ann}/{p.train_split}_instances.json']),
                        *([f'{ann}/val_instances.json'] if p.val_masks else
                          [f'{ann}/val_labels.json'] if p.val else [])]),
         Stage('proposals', [[_py('tools/gen_proposals.py',
@@ -392,17 +397,21 @@ def stages(p: Preset, gpus: int, seed: int | None = None, prm_options: list[str]
     ]
 
 
-def _run(cmds: list, dry_run: bool) -> None:
-    """One command, or a list of commands run side by side."""
+def _run(cmds: list, dry_run: bool, threads: int | None = None, log=None) -> None:
+    """One command, or a list of commands run side by side; ``threads``: each one's
+    OpenMP threads (default: all cores), ``log``: a file for their output."""
     group = cmds if cmds and isinstance(cmds[0], list) else [cmds]
     for cmd in group:
-        print('  $ ' + ' '.join(map(str, cmd)), flush=True)
+        print('  $ ' + ' '.join(map(str, cmd)), flush=True, file=log or sys.stdout)
     if dry_run:
         return
     env = {'PYTHON': sys.executable, **os.environ}  # dist_run.sh's interpreter
     if len(group) > 1:  # side by side: one thread each, not N x all cores
-        env['OMP_NUM_THREADS'] = '1'
-    procs = [subprocess.Popen([str(c) for c in cmd], cwd=ROOT, env=env) for cmd in group]
+        threads = 1
+    if threads is not None:
+        env['OMP_NUM_THREADS'] = str(threads)
+    procs = [subprocess.Popen([str(c) for c in cmd], cwd=ROOT, env=env, stdout=log,
+                              stderr=subprocess.STDOUT if log else None) for cmd in group]
     codes = [proc.wait() for proc in procs]
     if any(codes):
         raise SystemExit(f'pipeline.py: a command failed (exit codes {codes})')
@@ -513,6 +522,11 @@ def _bar_chart(rows: dict, cols: tuple, path: Path) -> None:
 
 def _record_time(work: Path, stage: str, seconds: float) -> None:
     """Each stage's wall time when it last ran (the benchmark adds them up)."""
+    with _TIMES_LOCK:  # stages side by side finish in threads of one process
+        _write_time(work, stage, seconds)
+
+
+def _write_time(work: Path, stage: str, seconds: float) -> None:
     path = work / 'stage_times.json'
     times = json.loads(path.read_text()) if path.is_file() else {}
     times[stage] = round(seconds, 1)
@@ -532,6 +546,10 @@ def main(argv: list[str] | None = None) -> None:
                     help='rerun this stage and all after it (earlier ones are not touched)')
     ap.add_argument('--only', nargs='+', help='run just these stages (if not fresh)')
     ap.add_argument('--gpus', type=int, default=1, help='processes per training/test (torchrun)')
+    ap.add_argument('--jobs', type=int, default=1,
+                    help='stages run side by side where one does not read what another '
+                         'writes, each with cores/JOBS threads and its output in '
+                         '<work>/logs/ (make demo: 2, which a 2-core CPU finishes sooner)')
     ap.add_argument('--dry-run', action='store_true')
     ap.add_argument('--seeds', nargs='+', type=int,
                     help='run the trained stages once per seed (in <work>/seed<N>/) and '
@@ -597,21 +615,27 @@ def main(argv: list[str] | None = None) -> None:
     skipped = set(names[:names.index(args.start)]) if args.start else set()
     shared = {'data', 'proposals'}  # the same for every seed
     t_all = time.perf_counter()
-    ran_all = True
-    for i, run in enumerate(runs):
-        for stage in run:
-            if i and stage.name in shared:
-                continue
-            if (args.only and stage.name not in args.only) or stage.name in skipped:
-                ran_all = False
-                continue
-            ran = _run_stage(stage, stage.name in forced, args.dry_run, preset, args.seeds, i)
-            ran_all = ran_all and ran
+    every = [(i, stage) for i, run in enumerate(runs) for stage in run
+             if not (i and stage.name in shared)]
+    todo = [(i, stage) for i, stage in every
+            if not ((args.only and stage.name not in args.only) or stage.name in skipped)]
+    ran: list[bool] = []  # of each stage in todo: whether it ran (was not fresh)
+    jobs = 1 if args.dry_run else args.jobs
+    threads = None if jobs == 1 else max(1, (os.cpu_count() or 1) // jobs)
+
+    def run_one(k: int) -> None:
+        i, stage = todo[k]
+        ran.append(_run_stage(stage, stage.name in forced, args.dry_run, preset, args.seeds,
+                              i, threads, jobs > 1))
+
+    run_in_parallel(range(len(todo)), dependencies([s.inputs for _, s in todo],
+                                                   [s.outputs for _, s in todo]),
+                    run_one, jobs)
     if args.seeds and not args.dry_run and (not args.only or 'table' in args.only):
         write_table(ROOT / preset.work, args.seeds, preset.train_note)
     took = time.perf_counter() - t_all
     print(f'[pipeline] all stages in {took:.0f} s')
-    if ran_all and not args.dry_run:
+    if len(todo) == len(every) and all(ran) and not args.dry_run:
         _record_clean_run(ROOT / preset.work, took, args.seeds)
 
 
@@ -630,18 +654,29 @@ def source_commit() -> str:
 
 
 def _run_stage(stage: Stage, forced: bool, dry_run: bool, preset: Preset,
-               seeds: list[int] | None, i: int) -> bool:
-    """Run ``stage`` unless it is fresh; whether it ran."""
+               seeds: list[int] | None, i: int, threads: int | None = None,
+               to_log: bool = False) -> bool:
+    """Run ``stage`` unless it is fresh; whether it ran. ``to_log``: its commands'
+    output goes to ``<work>/logs/<stage>.log`` (stages running side by side)."""
     label = stage.name if not seeds or stage.name in ('data', 'proposals') \
         else f'{stage.name} (seed {seeds[i]})'
     if not forced and stage.fresh():
         print(f'[pipeline] {label}: fresh, skipped', flush=True)
         return False
-    print(f'[pipeline] {label}', flush=True)
-    t0 = time.perf_counter()
-    for cmds in stage.commands:
-        _run(cmds, dry_run)
     work = ROOT / (preset.work if not seeds else f'{preset.work}/seed{seeds[i]}')
+    log_path = work / 'logs' / f'{stage.name}.log'
+    if to_log:
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+    print(f'[pipeline] {label}' + (f' (log: {log_path.relative_to(ROOT)})' if to_log else ''),
+          flush=True)
+    t0 = time.perf_counter()
+    with open(log_path, 'w') if to_log else nullcontext() as log:
+        try:
+            for cmds in stage.commands:
+                _run(cmds, dry_run, threads, log)
+        except SystemExit as e:
+            where = f'; its log: {log_path}' if to_log else ''
+            raise SystemExit(f'{e} in stage {label}{where}') from None
     if stage.name == 'table' and not dry_run:
         write_table(work, train=preset.train_note)
     took = time.perf_counter() - t0
