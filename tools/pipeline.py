@@ -549,7 +549,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument('--jobs', type=int, default=1,
                     help='stages run side by side where one does not read what another '
                          'writes, each with cores/JOBS threads and its output in '
-                         '<work>/logs/ (make demo: 2, which a 2-core CPU finishes sooner)')
+                         '<work>/logs/ (make demo: 3; on 2 cores one-thread trainings side '
+                         'by side finish sooner than one after the other)')
     ap.add_argument('--dry-run', action='store_true')
     ap.add_argument('--seeds', nargs='+', type=int,
                     help='run the trained stages once per seed (in <work>/seed<N>/) and '
