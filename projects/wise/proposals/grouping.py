@@ -3,8 +3,9 @@
 The merge loop is sequential (a heap of adjacent pairs by similarity), so in
 Python each merge paid a dozen numpy calls; here it is one compiled loop. The
 arithmetic is numpy's, bit for bit: float32 histograms summed in numpy's
-pairwise order, float32 weighting of the histogram terms, float64 elsewhere;
-the merge order and so the proposals are those of the numpy loop it replaced.
+pairwise order, float32 weighting of the histogram terms, float64 elsewhere,
+except exp, the C library's (numpy's SIMD exp differs in the last bit on AVX-512
+CPUs); the merge order and so the proposals are those of the numpy loop it replaced.
 """
 from __future__ import annotations
 
