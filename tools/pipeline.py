@@ -581,6 +581,8 @@ def main(argv: list[str] | None = None) -> None:
                      'with instance masks also gives the table')
     own.add_argument('--classes', help='a,b,c: the class order (default: the labels sorted)')
     args = ap.parse_args(argv)
+    if args.jobs < 1:
+        ap.error('--jobs takes 1 or more')
     if args.data_root and args.preset.startswith('demo'):
         ap.error('--data-root moves the VOC presets only (the demos write data/shapes*)')
     if (args.preset == 'custom') != bool(args.data and args.labels) or \
