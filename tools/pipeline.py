@@ -522,16 +522,12 @@ def _bar_chart(rows: dict, cols: tuple, path: Path) -> None:
 
 def _record_time(work: Path, stage: str, seconds: float) -> None:
     """Each stage's wall time when it last ran (the benchmark adds them up)."""
-    with _TIMES_LOCK:  # stages side by side finish in threads of one process
-        _write_time(work, stage, seconds)
-
-
-def _write_time(work: Path, stage: str, seconds: float) -> None:
     path = work / 'stage_times.json'
-    times = json.loads(path.read_text()) if path.is_file() else {}
-    times[stage] = round(seconds, 1)
-    work.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(times, indent=2))
+    with _TIMES_LOCK:  # stages side by side finish in threads of one process
+        times = json.loads(path.read_text()) if path.is_file() else {}
+        times[stage] = round(seconds, 1)
+        work.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(times, indent=2))
 
 
 def main(argv: list[str] | None = None) -> None:

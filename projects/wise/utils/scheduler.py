@@ -34,10 +34,11 @@ def run_in_parallel(keys: Sequence[Hashable], deps: Sequence[set[int]],
     done: set[int] = set()
     running: dict[Future, int] = {}
     error: BaseException | None = None
-    with ThreadPoolExecutor(max(jobs, 1)) as pool:
+    slots = max(jobs, 1)
+    with ThreadPoolExecutor(slots) as pool:
         while True:
             for i in [i for i in pending if deps[i] <= done] if error is None else []:
-                if len(running) >= max(jobs, 1):
+                if len(running) >= slots:
                     break
                 pending.remove(i)
                 running[pool.submit(run, keys[i])] = i
