@@ -75,12 +75,18 @@ def test_python_api_labels_an_image_as_the_tool_does(reference: Path, tiny_prm_c
                                           proposals=dict(type='builtin', max_proposals=200))
     data = json.loads(reference.read_text())
     assert len(labeller) == len(data['images'])
-    for index in (0, 5):
+    # Which images the tiny PRM labels depends on the machine's float arithmetic: compare
+    # the first two that the tool labelled, and one it left empty where there is one.
+    labelled = {a['image_id'] for a in data['annotations']}
+    indices = [i for i, im in enumerate(data['images']) if im['id'] in labelled][:2]
+    indices += [i for i, im in enumerate(data['images']) if im['id'] not in labelled][:1]
+    assert len(indices) >= 2
+    for index in indices:
         record = labeller(index)
         assert record['image'] == data['images'][index]
         expected = [{k: v for k, v in a.items() if k != 'id'} for a in data['annotations']
                     if a['image_id'] == record['image']['id']]
-        assert expected and record['annotations'] == expected
+        assert record['annotations'] == expected
 
 
 def test_kill_and_rerun_gives_identical_bytes(reference: Path, tiny_prm_cfg: Path,
