@@ -35,15 +35,15 @@ test-fast: env
 # ---- demo: the whole chain on built-in data; fresh stages are reused ----------
 # (tools/pipeline.py demo --from STAGE reruns from a stage; see README)
 demo: env
-	$(PY) tools/pipeline.py demo --jobs 3
+	$(PY) tools/pipeline.py demo
 
 # The same chain on the hard variant (photographs, distractors: a PRM that over-fires)
 demo-hard: env
-	$(PY) tools/pipeline.py demo-hard --jobs 3
+	$(PY) tools/pipeline.py demo-hard
 
 # Many instances of few classes an image: PRM + Density and WISE + counts (docs/counts.md)
 demo-crowded: env
-	$(PY) tools/pipeline.py demo-crowded --jobs 3
+	$(PY) tools/pipeline.py demo-crowded
 
 bench: env
 	$(PY) bench/run.py

@@ -312,7 +312,7 @@ def _demo_outputs(*stages: str, seeds: tuple[str, ...] = SEEDS[:1], preset: str 
     """work_dirs/<preset>/seed<first seed> after running (or reusing) the given pipeline
     stages for ``seeds``."""
     _run(sys.executable, 'tools/pipeline.py', preset, '--seeds', *seeds, '--only', *stages,
-         '--detector', *detectors, '--jobs', '3')
+         '--detector', *detectors)
     return ROOT / f'work_dirs/{preset}/seed{seeds[0]}'
 
 

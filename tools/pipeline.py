@@ -131,6 +131,9 @@ class Preset:
     val: bool = True  # a val split with image labels (the PRM validates on it)
     val_masks: bool = True  # ... and instance masks (the table scores on it)
     img_root: str | None = None  # the image folder, if not <data>/JPEGImages
+    #: stages side by side by default (--jobs): the built-in demos' small one-thread
+    #: trainings finish sooner three at a time on a 2-core CPU; GPU presets take turns
+    jobs: int = 1
     data_inputs: list[str] = field(default_factory=list)  # the user's label files
 
 
@@ -153,7 +156,7 @@ def _presets(gpus: int, data_root: str | None = None,
             wise_cfg='configs/wise/demo/{}_r18_shapes_pseudo{refine}.py',
             train_split='train', train_note='the built-in train split (2,000 images)',
             make_data=[_py('tools/make_shapes_dataset.py', shapes, '--seed', '0')],
-            proposals_root=f'{shapes}/proposals', proposal_shards=2),
+            proposals_root=f'{shapes}/proposals', proposal_shards=2, jobs=3),
         'demo-hard': Preset(
             data=hard, work='work_dirs/demo-hard',
             convert_args=['--classes-file', f'{hard}/classes.txt'],
@@ -164,7 +167,7 @@ def _presets(gpus: int, data_root: str | None = None,
             train_note='the hard built-in train split (2,000 images)',
             make_data=[_py('tools/make_shapes_dataset.py', hard, '--variant', 'hard',
                            '--seed', '0')],
-            proposals_root=f'{hard}/proposals', proposal_shards=2),
+            proposals_root=f'{hard}/proposals', proposal_shards=2, jobs=3),
         'demo-crowded': Preset(
             data=crowded, work='work_dirs/demo-crowded',
             convert_args=['--classes-file', f'{crowded}/classes.txt'],
@@ -176,7 +179,7 @@ def _presets(gpus: int, data_root: str | None = None,
             train_note='the crowded built-in train split (2,000 images)',
             make_data=[_py('tools/make_shapes_dataset.py', crowded, '--variant', 'crowded',
                            '--seed', '0')],
-            proposals_root=f'{crowded}/proposals', proposal_shards=2,
+            proposals_root=f'{crowded}/proposals', proposal_shards=2, jobs=3,
             selections=('pseudo_improved', 'pseudo_counts')),
         'voc': Preset(
             **paper, work='work_dirs/voc', convert_args=[],
@@ -542,11 +545,11 @@ def main(argv: list[str] | None = None) -> None:
                     help='rerun this stage and all after it (earlier ones are not touched)')
     ap.add_argument('--only', nargs='+', help='run just these stages (if not fresh)')
     ap.add_argument('--gpus', type=int, default=1, help='processes per training/test (torchrun)')
-    ap.add_argument('--jobs', type=int, default=1,
+    ap.add_argument('--jobs', type=int,
                     help='stages run side by side where one does not read what another '
                          'writes, each with cores/JOBS threads and its output in '
-                         '<work>/logs/ (make demo: 3; on 2 cores one-thread trainings side '
-                         'by side finish sooner than one after the other)')
+                         '<work>/logs/ (default: the built-in demos 3, as on 2 cores '
+                         'one-thread trainings side by side finish sooner; others 1)')
     ap.add_argument('--dry-run', action='store_true')
     ap.add_argument('--seeds', nargs='+', type=int,
                     help='run the trained stages once per seed (in <work>/seed<N>/) and '
@@ -577,7 +580,7 @@ def main(argv: list[str] | None = None) -> None:
                      'with instance masks also gives the table')
     own.add_argument('--classes', help='a,b,c: the class order (default: the labels sorted)')
     args = ap.parse_args(argv)
-    if args.jobs < 1:
+    if args.jobs is not None and args.jobs < 1:
         ap.error('--jobs takes 1 or more')
     if args.data_root and args.preset.startswith('demo'):
         ap.error('--data-root moves the VOC presets only (the demos write data/shapes*)')
@@ -619,7 +622,7 @@ def main(argv: list[str] | None = None) -> None:
     todo = [(i, stage) for i, stage in every
             if not ((args.only and stage.name not in args.only) or stage.name in skipped)]
     ran: list[bool] = []  # of each stage in todo: whether it ran (was not fresh)
-    jobs = 1 if args.dry_run else args.jobs
+    jobs = 1 if args.dry_run else args.jobs or preset.jobs
     threads = None if jobs == 1 else max(1, (os.cpu_count() or 1) // jobs)
 
     def run_one(k: int) -> None:
