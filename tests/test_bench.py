@@ -61,3 +61,17 @@ def test_improved_selection_is_judged_on_its_worst_figure_against_the_sd() -> No
     assert (margin, where) == (-0.5, 'WISE (improved) mAP75')  # 78.5 - 80 + 1.0
     res['WISE (improved)']['mAP75'] = 79.5
     assert bench._improved_vs_paper(res, sd)[0] == 0.5  # Refine rows: 0 + 0.5
+
+
+def test_every_stage_the_bench_asks_a_preset_for_exists() -> None:
+    """Bug caught: over_firing asked the demo presets for every pseudo-mask stage of the
+    pipeline, pseudo_counts included, which they have only with --counts: the pipeline
+    refused ("unknown stage") and the benchmark failed without a figure."""
+    from conftest import run_tool
+    bench = _bench()
+    requests = [('demo', bench.OVER_FIRING_STAGES), ('demo-hard', bench.OVER_FIRING_STAGES),
+                ('demo', (*bench.TABLE_STAGES, *bench.DENSITY_STAGES, 'wise_solov2',
+                          '--detector', 'mask-rcnn', 'solov2')),
+                ('demo-hard', bench.TABLE_STAGES), ('demo-crowded', bench.CROWDED_STAGES)]
+    for preset, stages in requests:
+        run_tool('tools/pipeline.py', preset, '--dry-run', '--seeds', '0', '--only', *stages)
