@@ -1,10 +1,11 @@
 """Benchmarks: each runs in one go and prints its figure next to its target.
 
     python bench/run.py                 # all
-    python bench/run.py --only demo_pipeline
+    python bench/run.py --only demo_pipeline --out bench/results-demo
 
 Results go to bench/results.md and bench/results.json (machine, versions,
-figures, targets). Targets live here, never in timed tests.
+figures, targets; ``--out`` names another pair, for a run of some benchmarks that
+must not replace the whole run's). Targets live here, never in timed tests.
 """
 from __future__ import annotations
 
@@ -852,13 +853,14 @@ def _versions() -> dict:
                         f'{platform.processor() or platform.platform()}')
 
 
-def write_results(rows: dict[str, list[dict]]) -> None:
-    """bench/results.{json,md} from this run only: a benchmark it did not run is listed
-    as not measured, never carried over from an older run."""
+def write_results(rows: dict[str, list[dict]], out: Path, command: str) -> None:
+    """``out``.{json,md} from this run only: a benchmark it did not run is listed as not
+    measured, never carried over from an older run."""
     info = dict(commit=_commit(), date=time.strftime('%Y-%m-%d %H:%M'), **_versions())
-    (ROOT / 'bench/results.json').write_text(json.dumps(dict(env=info, results=rows), indent=2))
-    lines = ['# Benchmark results', '', 'Made by `make bench` (bench/run.py), all rows from '
-             'this one run.', '', ', '.join(f'{k}: {v}' for k, v in info.items()), '',
+    out.parent.mkdir(parents=True, exist_ok=True)
+    Path(f'{out}.json').write_text(json.dumps(dict(env=info, results=rows), indent=2))
+    lines = ['# Benchmark results', '', f'Made by `{command}`, all rows from this one run.',
+             '', ', '.join(f'{k}: {v}' for k, v in info.items()), '',
              '| benchmark | figure | value | target | met |', '|---|---|---|---|---|']
     for bench in BENCHMARKS:
         for r in rows.get(bench) or [dict(name='not measured in this run', value='-', unit='',
@@ -866,13 +868,15 @@ def write_results(rows: dict[str, list[dict]]) -> None:
             met = '-' if r['ok'] is None else 'yes' if r['ok'] else 'NO'
             lines.append(f"| {bench} | {r['name']} | {r['value']} {r['unit']} | {r['target']} | "
                          f'{met} |')
-    (ROOT / 'bench/results.md').write_text('\n'.join(lines) + '\n')
+    Path(f'{out}.md').write_text('\n'.join(lines) + '\n')
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     p.add_argument('--only', nargs='+', choices=sorted(BENCHMARKS))
     p.add_argument('--keep', action='store_true', help='keep the work folders')
+    p.add_argument('--out', type=Path, default=ROOT / 'bench/results',
+                   help='write OUT.md and OUT.json (default: bench/results)')
     p.add_argument('--one-core', choices=sorted(BENCHMARKS), help=argparse.SUPPRESS)
     p.add_argument('--work', type=Path, help=argparse.SUPPRESS)
     p.add_argument('--rows', type=Path, help=argparse.SUPPRESS)
@@ -894,7 +898,8 @@ def main(argv: list[str] | None = None) -> int:
             verdict = 'information' if r['ok'] is None else 'ok' if r['ok'] else 'MISSED'
             print(f"[bench] {name}: {r['name']} = {r['value']} {r['unit']} "
                   f"(target {r['target']}) {verdict}", flush=True)
-    write_results(rows)
+    command = ' '.join(['bench/run.py', *(sys.argv[1:] if argv is None else argv)])
+    write_results(rows, args.out, command)
     return 0 if all(r['ok'] is not False for items in rows.values() for r in items) else 1
 
 

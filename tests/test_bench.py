@@ -75,3 +75,16 @@ def test_every_stage_the_bench_asks_a_preset_for_exists() -> None:
                 ('demo-hard', bench.TABLE_STAGES), ('demo-crowded', bench.CROWDED_STAGES)]
     for preset, stages in requests:
         run_tool('tools/pipeline.py', preset, '--dry-run', '--seeds', '0', '--only', *stages)
+
+
+def test_a_partial_run_writes_where_it_is_told(tmp_path: Path) -> None:
+    """Bug caught: a run of a few benchmarks (``--only``) overwrote bench/results.md, the
+    whole run's, with rows marked not measured."""
+    bench = _bench()
+    before = (ROOT / 'bench/results.md').read_bytes()
+    row = bench._row('figure', 1.0, '>= 0', True, 'x')
+    bench.write_results({'counts': [row]}, tmp_path / 'part', 'bench/run.py --only counts')
+    md = (tmp_path / 'part.md').read_text()
+    assert 'bench/run.py --only counts' in md and '| counts | figure | 1.0 x | >= 0 | yes |' in md
+    assert json.loads((tmp_path / 'part.json').read_text())['results']['counts'] == [row]
+    assert (ROOT / 'bench/results.md').read_bytes() == before
