@@ -72,7 +72,8 @@ def test_every_stage_the_bench_asks_a_preset_for_exists() -> None:
     requests = [('demo', bench.OVER_FIRING_STAGES), ('demo-hard', bench.OVER_FIRING_STAGES),
                 ('demo', (*bench.TABLE_STAGES, *bench.DENSITY_STAGES, 'wise_solov2',
                           '--detector', 'mask-rcnn', 'solov2')),
-                ('demo-hard', bench.TABLE_STAGES), ('demo-crowded', bench.CROWDED_STAGES)]
+                ('demo-hard', bench.TABLE_STAGES), ('demo', bench.COUNTS_DEMO_STAGES),
+                ('demo-crowded', bench.CROWDED_STAGES)]
     for preset, stages in requests:
         run_tool('tools/pipeline.py', preset, '--dry-run', '--seeds', '0', '--only', *stages)
 
