@@ -359,8 +359,9 @@ def peak_grad(work: Path) -> list[dict]:
     return rows
 
 
-#: the pseudo masks of both selections, paper and improved (bench over_firing)
-OVER_FIRING_STAGES = ('data', 'proposals', 'prm', 'pseudo', 'pseudo_improved')
+#: the pipeline's pseudo-mask stage of each selection that over_firing compares
+OVER_FIRING_SELECTIONS = {'paper': 'pseudo', 'improved': 'pseudo_improved'}
+OVER_FIRING_STAGES = ('data', 'proposals', 'prm', *OVER_FIRING_SELECTIONS.values())
 
 
 def _pseudo_figures(preset: str, work: Path) -> dict[str, list[tuple[float, float, float]]]:
@@ -370,11 +371,11 @@ def _pseudo_figures(preset: str, work: Path) -> dict[str, list[tuple[float, floa
     pipeline = _pipeline()
     p = pipeline._presets(1)[preset]
     _demo_outputs(*OVER_FIRING_STAGES, seeds=SEEDS, preset=preset)
-    out: dict[str, list[tuple[float, float, float]]] = {'paper': [], 'improved': []}
+    out: dict[str, list[tuple[float, float, float]]] = {k: [] for k in OVER_FIRING_SELECTIONS}
     for seed in SEEDS:
         run = ROOT / f'work_dirs/{preset}/seed{seed}'
         ckpt = (run / 'prm/last_checkpoint').read_text().strip()
-        for name, stage in zip(out, OVER_FIRING_STAGES[-2:]):
+        for name, stage in OVER_FIRING_SELECTIONS.items():
             selection = pipeline.SELECTIONS[stage]
             oracle = work / f'{preset}-{name}-{seed}.json'
             _run(sys.executable, 'tools/gen_pseudo.py', p.prm_cfg, ckpt, '--out', oracle,

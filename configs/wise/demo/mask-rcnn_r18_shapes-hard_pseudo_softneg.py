@@ -1,7 +1,7 @@
 # WISE on the hard built-in variant with soft negatives: a background RoI overlapping no
 # pseudo instance (IoU < 0.1) may be an object the pseudo masks missed, and weighs 0.3 in
 # the classification loss (projects/wise/detection). Under test, not a pipeline row
-# (docs/over_firing.md: two seeds so far).
+# (docs/over_firing.md: WISE (improved) only, 3 seeds; the easy demo not yet measured).
 _base_ = './mask-rcnn_r18_shapes-hard_pseudo.py'
 
 model = dict(

@@ -51,7 +51,7 @@ class SoftNegativeBBoxHead(Shared2FCBBoxHead):
             sampling_results, rcnn_train_cfg, concat=False)
         for weights, result in zip(label_weights, sampling_results):
             neg = getattr(result, 'neg_weights', None)
-            if neg is not None and len(neg):
+            if neg is not None:
                 # an image's targets are its positives, then its negatives
                 weights[len(result.pos_inds):] *= neg.to(weights)
         if concat:
