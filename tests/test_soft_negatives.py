@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import torch
-from mmengine.config import Config, ConfigDict
+from mmengine.config import Config, ConfigDict, DictAction
 from mmengine.registry import init_default_scope
 from mmengine.structures import InstanceData
 
@@ -10,10 +10,14 @@ from conftest import ROOT
 
 
 def _parts():
+    """The hard demo's WISE config with the --cfg-options the pipeline trains it with."""
     import projects.wise  # noqa: F401
     from mmdet.registry import MODELS, TASK_UTILS
+    from projects.wise.utils.custom_configs import DETECTORS
     init_default_scope('mmdet')
-    cfg = Config.fromfile(ROOT / 'configs/wise/demo/mask-rcnn_r18_shapes-hard_pseudo_softneg.py')
+    cfg = Config.fromfile(ROOT / 'configs/wise/demo/mask-rcnn_r18_shapes-hard_pseudo.py')
+    cfg.merge_from_dict({key: DictAction._parse_iterable(value) for key, value in
+                         (o.split('=', 1) for o in DETECTORS['mask-rcnn'].soft_negatives)})
     rcnn = cfg.model.train_cfg.rcnn
     return (MODELS.build(cfg.model.roi_head.bbox_head), TASK_UTILS.build(rcnn.assigner),
             TASK_UTILS.build(rcnn.sampler), rcnn)

@@ -12,9 +12,9 @@
 
 Stages: data -> proposals -> prm -> prm_density -> prm_density_baseline -> pseudo ->
 pseudo_improved -> prm_baseline -> full -> wise -> wise_improved -> table. A stage is
-skipped when its outputs exist
-and are newer than its inputs (configs, code, earlier stages' outputs), so a
-second run only re-tests what changed. ``pseudo`` / ``wise`` use the paper's
+skipped when its outputs exist and are newer than its inputs (configs, code, earlier
+stages' outputs) and it last ran the same commands, so a second run only re-tests what
+changed. ``pseudo`` / ``wise`` use the paper's
 selection (``objectness_sampling``), ``*_improved`` the one that survives an
 over-firing PRM best (:data:`IMPROVED`). The table (rows: Mask R-CNN
 full, PRM, WISE, WISE + Refine and the improved pair; columns: mAP25, mAP50,
@@ -24,7 +24,9 @@ improved pseudo masks, and its two rows. ``prm_density`` trains PRM + Density (I
 from the train split's counts, whose retrieval gives the ``PRM + Density`` row;
 ``--counts`` (on by default in ``demo-crowded``) adds ``pseudo_counts`` /
 ``wise_counts``: the improved selection with as many peaks of a class as it has
-objects, and the ``WISE + counts`` rows (docs/counts.md).
+objects, and the ``WISE + counts`` rows (docs/counts.md). On the built-in demos the
+WISE stages on improved pseudo masks train Mask R-CNN with soft negatives
+(``--soft-negatives``, docs/over_firing.md).
 With ``--seeds``, the trained stages (prm -> wise) run once per seed in
 ``<work>/seed<N>/`` (the data and proposals are shared) and the table gives the
 mean and standard deviation over the seeds.
@@ -51,7 +53,7 @@ from projects.wise.utils.io import DataError
 from projects.wise.utils.scheduler import dependencies, run_in_parallel
 
 ROOT = Path(__file__).resolve().parents[1]
-_TIMES_LOCK = threading.Lock()
+_RECORD_LOCK = threading.Lock()
 
 PAPER = {  # VOC 2012 val, from the WISE paper
     'Mask R-CNN (full)': (58.9, 51.4, 32.4, None),
@@ -134,6 +136,9 @@ class Preset:
     #: stages side by side by default (--jobs): the built-in demos' small one-thread
     #: trainings finish sooner three at a time on a 2-core CPU; GPU presets take turns
     jobs: int = 1
+    #: the WISE stages on improved pseudo masks train with the detector's soft negatives
+    #: (measured on the built-in demos, docs/over_firing.md; --soft-negatives overrides)
+    soft_negatives: bool = False
     data_inputs: list[str] = field(default_factory=list)  # the user's label files
 
 
@@ -156,7 +161,8 @@ def _presets(gpus: int, data_root: str | None = None,
             wise_cfg='configs/wise/demo/{}_r18_shapes_pseudo{refine}.py',
             train_split='train', train_note='the built-in train split (2,000 images)',
             make_data=[_py('tools/make_shapes_dataset.py', shapes, '--seed', '0')],
-            proposals_root=f'{shapes}/proposals', proposal_shards=2, jobs=3),
+            proposals_root=f'{shapes}/proposals', proposal_shards=2, jobs=3,
+            soft_negatives=True),
         'demo-hard': Preset(
             data=hard, work='work_dirs/demo-hard',
             convert_args=['--classes-file', f'{hard}/classes.txt'],
@@ -167,7 +173,8 @@ def _presets(gpus: int, data_root: str | None = None,
             train_note='the hard built-in train split (2,000 images)',
             make_data=[_py('tools/make_shapes_dataset.py', hard, '--variant', 'hard',
                            '--seed', '0')],
-            proposals_root=f'{hard}/proposals', proposal_shards=2, jobs=3),
+            proposals_root=f'{hard}/proposals', proposal_shards=2, jobs=3,
+            soft_negatives=True),
         'demo-crowded': Preset(
             data=crowded, work='work_dirs/demo-crowded',
             convert_args=['--classes-file', f'{crowded}/classes.txt'],
@@ -309,11 +316,15 @@ def stages(p: Preset, gpus: int, seed: int | None = None, prm_options: list[str]
         stage, pseudo = wise_stage_name(selection, detector), pseudo_json(selection)
         work = f'{w}/{stage}'
         cfg, refine_cfg = (p.wise_cfg.format(detector, refine=r) for r in ('', '_refine'))
-        options = [*det_train, f'train_dataloader.dataset.ann_file={ROOT / pseudo}']
+        # the paper's selection trains the paper's detector
+        soft = DETECTORS[detector].soft_negatives if p.soft_negatives and \
+            selection != 'pseudo' else ()
+        options = [*det_train, f'train_dataloader.dataset.ann_file={ROOT / pseudo}', *soft]
         tests = [_test(cfg, work, f'{work}/metrics', gpus, test_opts),
                  _test(refine_cfg, work, f'{work}/refine', gpus, test_opts)]
         return Stage(stage, [_train(cfg, work, gpus, options), *(tests if p.val_masks else [])],
-                     inputs=[cfg, refine_cfg, pseudo, 'projects/wise/engine'],
+                     inputs=[cfg, refine_cfg, pseudo, 'projects/wise/engine',
+                             *(['projects/wise/detection'] if soft else [])],
                      outputs=[f'{work}/metrics.metrics.json', f'{work}/refine.metrics.json']
                      if p.val_masks else [f'{work}/last_checkpoint'])
 
@@ -400,10 +411,15 @@ def stages(p: Preset, gpus: int, seed: int | None = None, prm_options: list[str]
     ]
 
 
+def _group(cmds: list) -> list[list]:
+    """A stage's item as the list of commands it runs side by side."""
+    return cmds if cmds and isinstance(cmds[0], list) else [cmds]
+
+
 def _run(cmds: list, dry_run: bool, threads: int | None = None, log=None) -> None:
     """One command, or a list of commands run side by side; ``threads``: each one's
     OpenMP threads (default: all cores), ``log``: a file for their output."""
-    group = cmds if cmds and isinstance(cmds[0], list) else [cmds]
+    group = _group(cmds)
     for cmd in group:
         print('  $ ' + ' '.join(map(str, cmd)), flush=True, file=log or sys.stdout)
     if dry_run:
@@ -523,14 +539,26 @@ def _bar_chart(rows: dict, cols: tuple, path: Path) -> None:
     plt.close(fig)
 
 
-def _record_time(work: Path, stage: str, seconds: float) -> None:
-    """Each stage's wall time when it last ran (the benchmark adds them up)."""
-    path = work / 'stage_times.json'
-    with _TIMES_LOCK:  # stages side by side finish in threads of one process
-        times = json.loads(path.read_text()) if path.is_file() else {}
-        times[stage] = round(seconds, 1)
+def _record(work: Path, name: str, stage: str, value) -> None:
+    """``<work>/<name>``: a json of one value per stage, ``stage``'s set to ``value``."""
+    path = work / name
+    with _RECORD_LOCK:  # stages side by side finish in threads of one process
+        values = json.loads(path.read_text()) if path.is_file() else {}
+        values[stage] = value
         work.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(times, indent=2))
+        path.write_text(json.dumps(values, indent=2))
+
+
+def _recorded(work: Path, name: str, stage: str):
+    path = work / name
+    return json.loads(path.read_text()).get(stage) if path.is_file() else None
+
+
+def _command_lines(stage: Stage) -> list[str]:
+    """The stage's commands as text, the interpreter named ``python`` (a venv moved or
+    entered another way runs the same commands)."""
+    return [' '.join(map(str, cmd)).replace(sys.executable, 'python')
+            for cmds in stage.commands for cmd in _group(cmds)]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -566,6 +594,10 @@ def main(argv: list[str] | None = None) -> None:
                     help="the instance segmenter(s) WISE trains on the pseudo masks (default: "
                          "the paper's mask-rcnn); another than mask-rcnn trains on the "
                          'improved pseudo masks, in stage wise_<name>, and adds its rows')
+    ap.add_argument('--soft-negatives', action=argparse.BooleanOptionalAction,
+                    help='train WISE on the improved pseudo masks with soft negatives '
+                         '(Mask R-CNN: background RoIs far from every pseudo instance weigh '
+                         '0.3; default: on for the built-in demos, where it is measured)')
     ap.add_argument('--counts', action='store_true',
                     help='also WISE + counts: pseudo masks keeping as many peaks of a class '
                          "as the train split's counts say (pseudo_counts, wise_counts)")
@@ -599,6 +631,8 @@ def main(argv: list[str] | None = None) -> None:
         preset = _presets(args.gpus, args.data_root, args.sbd_root)[args.preset]
     if args.work_dir:
         preset.work = args.work_dir
+    if args.soft_negatives is not None:
+        preset.soft_negatives = args.soft_negatives
     if args.counts and 'pseudo_counts' not in preset.selections:
         preset.selections = (*preset.selections, 'pseudo_counts')
     if not preset.val_masks:
@@ -655,6 +689,11 @@ def source_commit() -> str:
                           capture_output=True, text=True).stdout.strip() or 'unknown'
 
 
+#: each stage's commands when it last ran, in its work folder: a stage whose commands
+#: changed (options, --soft-negatives) is not fresh, whatever its files' times
+COMMANDS = 'stage_commands.json'
+
+
 def _run_stage(stage: Stage, forced: bool, dry_run: bool, preset: Preset,
                seeds: list[int] | None, i: int, threads: int | None = None,
                to_log: bool = False) -> bool:
@@ -662,10 +701,13 @@ def _run_stage(stage: Stage, forced: bool, dry_run: bool, preset: Preset,
     output goes to ``<work>/logs/<stage>.log`` (stages running side by side)."""
     label = stage.name if not seeds or stage.name in ('data', 'proposals') \
         else f'{stage.name} (seed {seeds[i]})'
-    if not forced and stage.fresh():
-        print(f'[pipeline] {label}: fresh, skipped', flush=True)
-        return False
     work = ROOT / (preset.work if not seeds else f'{preset.work}/seed{seeds[i]}')
+    commands, ran_with = _command_lines(stage), _recorded(work, COMMANDS, stage.name)
+    if not forced and stage.fresh():
+        if ran_with in (None, commands):  # None: outputs older than the records
+            print(f'[pipeline] {label}: fresh, skipped', flush=True)
+            return False
+        print(f'[pipeline] {label}: its commands changed since it ran', flush=True)
     log_path = work / 'logs' / f'{stage.name}.log'
     if to_log:
         log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -684,7 +726,8 @@ def _run_stage(stage: Stage, forced: bool, dry_run: bool, preset: Preset,
     took = time.perf_counter() - t0
     print(f'[pipeline] {label}: done in {took:.0f} s', flush=True)
     if not dry_run:
-        _record_time(work, stage.name, took)
+        _record(work, 'stage_times.json', stage.name, round(took, 1))
+        _record(work, COMMANDS, stage.name, commands)
     return True
 
 

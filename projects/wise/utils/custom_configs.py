@@ -21,13 +21,25 @@ class Detector:
     title: str  # its name in the results table
     recipe: str  # the project's VOC config of it on pseudo masks
     num_classes: str  # the model override giving it K classes (K: the config's variable)
+    #: the --cfg-options that train it with soft negatives (projects/wise/detection);
+    #: empty: it samples no negatives to soften
+    soft_negatives: tuple[str, ...] = ()
+
+
+#: a two-stage detector's soft negatives: a sampled background RoI overlapping no pseudo
+#: instance (IoU < 0.1) weighs 0.3 in the classification loss (docs/over_firing.md)
+RCNN_SOFT_NEGATIVES = ('model.roi_head.bbox_head.type=SoftNegativeBBoxHead',
+                       'model.train_cfg.rcnn.sampler.type=FarNegativeSampler',
+                       'model.train_cfg.rcnn.sampler.iou_thr=0.1',
+                       'model.train_cfg.rcnn.sampler.far_weight=0.3')
 
 
 #: --detector name -> the segmenter; its configs are named <name>_<backbone>_<data>_pseudo.py
 DETECTORS = {
     'mask-rcnn': Detector('Mask R-CNN', 'configs/wise/mask-rcnn_r50_voc_pseudo.py',
                           'dict(roi_head=dict(bbox_head=dict(num_classes=len(classes)), '
-                          'mask_head=dict(num_classes=len(classes))))'),
+                          'mask_head=dict(num_classes=len(classes))))',
+                          RCNN_SOFT_NEGATIVES),
     'solov2': Detector('SOLOv2', 'configs/wise/solov2_r50_voc_pseudo.py',
                        'dict(mask_head=dict(num_classes=len(classes)))'),
 }
