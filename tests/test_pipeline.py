@@ -61,11 +61,12 @@ def test_a_stage_whose_commands_changed_is_not_fresh(tmp_path: Path) -> None:
     assert recorded[0].startswith('python -c ')  # the interpreter by name, not its path
 
 
-def test_soft_negatives_train_the_improved_wise_stages_of_mask_rcnn_only() -> None:
+def test_soft_negatives_train_the_improved_wise_stages_of_mask_rcnn_only(tmp_path: Path):
     """Bug caught: soft negatives in the paper's WISE row (it must stay the paper's
     recipe), on a detector without sampled RoIs (SOLOv2 has no such keys), left on by
-    --no-soft-negatives, on by default where they were never measured (VOC), or without
-    the detection code as an input (an edit there would not retrain)."""
+    --no-soft-negatives, on by default where they were never measured (VOC), without
+    the detection code as an input (an edit there would not retrain), or a table that
+    does not say its improved rows have them."""
     options = pipeline.DETECTORS['mask-rcnn'].soft_negatives
     assert options and not pipeline.DETECTORS['solov2'].soft_negatives
 
@@ -87,6 +88,13 @@ def test_soft_negatives_train_the_improved_wise_stages_of_mask_rcnn_only() -> No
         assert not any(o in train(preset, False)['wise_improved'][0] for o in options)
     assert not any(o in train('voc')['wise_improved'][0] for o in options)
     assert any(o in train('voc', True)['wise_improved'][0] for o in options)
+
+    f = tmp_path / 'wise_improved/metrics.metrics.json'
+    f.parent.mkdir()
+    f.write_text(json.dumps({'metrics': {'segm_mAP50': 60.0}}))
+    pipeline.write_table(tmp_path, improved=pipeline._presets(1)['demo-hard'].improved_note)
+    assert 'with soft negatives' in (tmp_path / 'results.md').read_text()
+    assert 'soft negatives' not in pipeline._presets(1)['voc'].improved_note
 
 
 def test_from_reruns_a_stage_and_all_after_it_only() -> None:
