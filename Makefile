@@ -9,8 +9,8 @@ ENV_KIND := $(if $(filter 1,$(WISE_CUDA)),cuda,$(if $(filter 0,$(WISE_CUDA)),cpu
 	nvidia-smi -L >/dev/null 2>&1 && echo cuda || echo cpu)))
 ENV_STAMP := $(VENV)/.wise-env-$(ENV_KIND)
 
-.PHONY: env lint test test-fast demo demo-hard demo-tables demo-crowded bench clean-demo clean-demo-hard \
-        clean-demo-crowded
+.PHONY: env lint test test-fast demo demo-hard demo-tables demo-crowded bench clean-demo \
+        clean-demo-hard clean-demo-crowded
 
 env: $(ENV_STAMP)
 
