@@ -42,7 +42,8 @@ def test_a_stage_is_fresh_only_when_its_outputs_are_newer_than_its_inputs(tmp_pa
 def test_a_stage_whose_commands_changed_is_not_fresh(tmp_path: Path) -> None:
     """Bug caught: a stage skipped as fresh after its options changed (--soft-negatives,
     --prm-cfg-options): its files are newer than its inputs, but it ran other commands;
-    or a stage rerun because the interpreter's path differs."""
+    a stage rerun because the interpreter's path differs; or a truncated record read
+    as a traceback instead of an error naming the file."""
     out = tmp_path / 'out.txt'
     preset = pipeline._presets(1)['demo']
     preset.work = str(tmp_path)
@@ -59,6 +60,9 @@ def test_a_stage_whose_commands_changed_is_not_fresh(tmp_path: Path) -> None:
     assert run(stage('b')) and out.read_text() == 'b'
     recorded = json.loads((tmp_path / pipeline.COMMANDS).read_text())['s']
     assert recorded[0].startswith('python -c ')  # the interpreter by name, not its path
+    (tmp_path / pipeline.COMMANDS).write_text('{"s": ["py')  # truncated by a crash
+    with pytest.raises(SystemExit, match=f'{tmp_path / pipeline.COMMANDS}: not valid JSON'):
+        run(stage('b'))
 
 
 def test_soft_negatives_train_the_improved_wise_stages_of_mask_rcnn_only(tmp_path: Path):

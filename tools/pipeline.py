@@ -49,7 +49,7 @@ from projects.wise.datasets.image_labels import class_list, has_instances, label
 from projects.wise.proposals.precomputed import done_name
 from projects.wise.utils.custom_configs import (DEFAULT_DETECTOR, DETECTORS, WISE_CONFIG,
                                                 write_custom_configs)
-from projects.wise.utils.io import DataError
+from projects.wise.utils.io import DataError, atomic_write
 from projects.wise.utils.scheduler import dependencies, run_in_parallel
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -550,19 +550,29 @@ def _bar_chart(rows: dict, cols: tuple, path: Path) -> None:
     plt.close(fig)
 
 
+def _records(path: Path) -> dict:
+    """A json of one value per stage (none yet: empty)."""
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise SystemExit(f'pipeline.py: error: {path}: not valid JSON ({e}); delete it and '
+                         'the stages are judged by their files\' times') from None
+
+
 def _record(work: Path, name: str, stage: str, value) -> None:
     """``<work>/<name>``: a json of one value per stage, ``stage``'s set to ``value``."""
     path = work / name
     with _RECORD_LOCK:  # stages side by side finish in threads of one process
-        values = json.loads(path.read_text()) if path.is_file() else {}
+        values = _records(path)
         values[stage] = value
-        work.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(values, indent=2))
+        with atomic_write(path) as f:  # a kill midway leaves the earlier records
+            json.dump(values, f, indent=2)
 
 
 def _recorded(work: Path, name: str, stage: str):
-    path = work / name
-    return json.loads(path.read_text()).get(stage) if path.is_file() else None
+    return _records(work / name).get(stage)
 
 
 def _command_lines(stage: Stage) -> list[str]:
