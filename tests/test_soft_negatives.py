@@ -1,8 +1,10 @@
 """Soft negatives: the sampler's weights reach the right rows of the box head's targets."""
 from __future__ import annotations
 
+import importlib.util
+
 import torch
-from mmengine.config import Config, ConfigDict, DictAction
+from mmengine.config import ConfigDict
 from mmengine.registry import init_default_scope
 from mmengine.structures import InstanceData
 
@@ -10,14 +12,19 @@ from conftest import ROOT
 
 
 def _parts():
-    """The hard demo's WISE config with the --cfg-options the pipeline trains it with."""
+    """The hard demo's WISE config with the --cfg-options the pipeline trains it with,
+    read as tools/train.py reads them."""
     import projects.wise  # noqa: F401
     from mmdet.registry import MODELS, TASK_UTILS
     from projects.wise.utils.custom_configs import DETECTORS
+    from projects.wise.utils.launch import load_tool_config
+    spec = importlib.util.spec_from_file_location('train_tool', ROOT / 'tools/train.py')
+    train = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(train)
+    args = train.parse_args([str(ROOT / 'configs/wise/demo/mask-rcnn_r18_shapes-hard_pseudo.py'),
+                             '--cfg-options', *DETECTORS['mask-rcnn'].soft_negatives])
     init_default_scope('mmdet')
-    cfg = Config.fromfile(ROOT / 'configs/wise/demo/mask-rcnn_r18_shapes-hard_pseudo.py')
-    cfg.merge_from_dict({key: DictAction._parse_iterable(value) for key, value in
-                         (o.split('=', 1) for o in DETECTORS['mask-rcnn'].soft_negatives)})
+    cfg = load_tool_config(args.config, args.launcher, args.cfg_options, args.work_dir)
     rcnn = cfg.model.train_cfg.rcnn
     return (MODELS.build(cfg.model.roi_head.bbox_head), TASK_UTILS.build(rcnn.assigner),
             TASK_UTILS.build(rcnn.sampler), rcnn)
