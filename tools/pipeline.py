@@ -557,8 +557,8 @@ def _records(path: Path) -> dict:
     try:
         return json.loads(path.read_text())
     except json.JSONDecodeError as e:
-        raise SystemExit(f'pipeline.py: error: {path}: not valid JSON ({e}); delete it and '
-                         'the stages are judged by their files\' times') from None
+        raise SystemExit(f'pipeline.py: error: {path}: not valid JSON ({e}); delete it to '
+                         'start its records afresh') from None
 
 
 def _record(work: Path, name: str, stage: str, value) -> None:
@@ -723,9 +723,10 @@ def _run_stage(stage: Stage, forced: bool, dry_run: bool, preset: Preset,
     label = stage.name if not seeds or stage.name in ('data', 'proposals') \
         else f'{stage.name} (seed {seeds[i]})'
     work = ROOT / (preset.work if not seeds else f'{preset.work}/seed{seeds[i]}')
-    commands, ran_with = _command_lines(stage), _recorded(work, COMMANDS, stage.name)
+    commands = _command_lines(stage)
     if not forced and stage.fresh():
-        if ran_with in (None, commands):  # None: outputs older than the records
+        # None: outputs older than the records
+        if _recorded(work, COMMANDS, stage.name) in (None, commands):
             print(f'[pipeline] {label}: fresh, skipped', flush=True)
             return False
         print(f'[pipeline] {label}: its commands changed since it ran', flush=True)
