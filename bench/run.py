@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import importlib.util
 import json
 import os
 import platform
@@ -23,6 +22,8 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+from projects.wise.pipeline import source_commit  # clean_run.json's: like with like
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCHMARKS: dict[str, Callable[[Path], list[dict]]] = {}
@@ -62,16 +63,10 @@ def one_core(fn: Callable[[Path], list[dict]]) -> Callable[[Path], list[dict]]:
     return in_child
 
 
-def _row(name: str, value: float, target: str, ok: bool | None, unit: str = '') -> dict:
+def row(name: str, value: float, target: str, ok: bool | None, unit: str = '') -> dict:
     """A figure against its target; ``ok=None``: information, no target to meet."""
     return dict(name=name, value=round(value, 3), unit=unit, target=target,
                 ok=None if ok is None else bool(ok))
-
-
-def _commit() -> str:
-    """The commit as tools/pipeline.py records it in clean_run.json: one definition, so
-    that the end-to-end row compares like with like."""
-    return _pipeline().source_commit()
 
 
 @benchmark
@@ -118,10 +113,10 @@ def prm_step_time(work: Path) -> list[dict]:
     ratio = med['PRMClassifier'] / med['GAPClassifier']
     density = med['PRMDensity'] / med['PRMClassifier']
     return [
-        _row('PRM / GAP training step time (batch 16, 128 px, demo net)', ratio, '<= 1.10',
+        row('PRM / GAP training step time (batch 16, 128 px, demo net)', ratio, '<= 1.10',
              ratio <= 1.10, 'x'),
-        _row('PRM training step (median)', med['PRMClassifier'] * 1000, 'information', None, 'ms'),
-        _row('PRM + Density (ILC, all losses) / PRM training step time (same net and batch)',
+        row('PRM training step (median)', med['PRMClassifier'] * 1000, 'information', None, 'ms'),
+        row('PRM + Density (ILC, all losses) / PRM training step time (same net and batch)',
              density, '<= 1.15', density <= 1.15, 'x'),
     ]
 
@@ -165,13 +160,13 @@ def builtin_proposals(work: Path) -> list[dict]:
 
     t_small, t_large = cpu_time(small), cpu_time(large)
     return [
-        _row('builtin proposals: recall@0.5 IoU, top 500 (demo val)', recall[500], '>= 90',
+        row('builtin proposals: recall@0.5 IoU, top 500 (demo val)', recall[500], '>= 90',
              recall[500] >= 90, '%'),
-        _row('builtin proposals: recall top 100 / top 1000', recall[100],
+        row('builtin proposals: recall top 100 / top 1000', recall[100],
              f'(top 1000: {recall[1000]:.1f})', None, '%'),
-        _row('builtin proposals: CPU time per 500x375 image (one core, median)', t_large,
+        row('builtin proposals: CPU time per 500x375 image (one core, median)', t_large,
              '<= 1', t_large <= 1, 's'),
-        _row('builtin proposals: CPU time per 128 px image (one core, median)', t_small,
+        row('builtin proposals: CPU time per 128 px image (one core, median)', t_small,
              'information', None, 's'),
     ]
 
@@ -271,9 +266,9 @@ def gen_pseudo_overhead(work: Path) -> list[dict]:
     sec = json.loads(Path(f'{out}.report.json').read_text())['seconds_per_image']
     ratio = sec['total'] / sec['peaks']
     return [
-        _row('gen_pseudo time / PRM time per image (R-50 448 px, 500x375, '
+        row('gen_pseudo time / PRM time per image (R-50 448 px, 500x375, '
              f'{min(counts)}-{max(counts)} proposals)', ratio, '<= 1.5', ratio <= 1.5, 'x'),
-        _row('gen_pseudo: PRM seconds per image (load + forward)', sec['peaks'],
+        row('gen_pseudo: PRM seconds per image (load + forward)', sec['peaks'],
              f"(total {sec['total']:.3f} s)", None, 's'),
     ]
 
@@ -295,11 +290,11 @@ def gen_pseudo_memory(work: Path) -> list[dict]:
                                 '--proposals', 'type=precomputed', f'root={data / "proposals"}')
     (t1, m1), (t10, m10) = stats[100], stats[1000]
     slope = (t10 - t1) / 900
-    rows.append(_row('gen_pseudo peak memory, 1000 / 100 images', m10 / m1, '<= 1.2',
+    rows.append(row('gen_pseudo peak memory, 1000 / 100 images', m10 / m1, '<= 1.2',
                      m10 / m1 <= 1.2, 'x'))
-    rows.append(_row('gen_pseudo peak memory at 100 / 1000 images', m1, f'({m10:.0f} MB)',
+    rows.append(row('gen_pseudo peak memory at 100 / 1000 images', m1, f'({m10:.0f} MB)',
                      None, 'MB'))
-    rows.append(_row('gen_pseudo time slope (demo, precomputed proposals)', slope,
+    rows.append(row('gen_pseudo time slope (demo, precomputed proposals)', slope,
                      f'(100 images {t1:.1f} s, 1000 images {t10:.1f} s)', None, 's/image'))
     return rows
 
@@ -315,17 +310,6 @@ def _demo_outputs(*stages: str, seeds: tuple[str, ...] = SEEDS[:1], preset: str 
     _run(sys.executable, 'tools/pipeline.py', preset, '--seeds', *seeds, '--only', *stages,
          '--detector', *detectors)
     return ROOT / f'work_dirs/{preset}/seed{seeds[0]}'
-
-
-def _pipeline():
-    """tools/pipeline.py as a module (its presets and selections, its source_commit)."""
-    if 'wise_pipeline' not in sys.modules:
-        spec = importlib.util.spec_from_file_location('wise_pipeline',
-                                                      ROOT / 'tools/pipeline.py')
-        module = importlib.util.module_from_spec(spec)
-        sys.modules['wise_pipeline'] = module  # dataclasses look their module up
-        spec.loader.exec_module(module)
-    return sys.modules['wise_pipeline']
 
 
 def _latest_json(folder: Path) -> dict:
@@ -354,7 +338,7 @@ def peak_grad(work: Path) -> list[dict]:
         text = ', '.join(f'{name} {m:.1f} ± {sd:.1f}' for name, (m, sd) in zip(
             ('cls mAP', 'peak precision', 'instance recall', 'pseudo ABO'),
             [stats[0], stats[1], stats[2], stats[4]]))
-        rows.append(_row(f"peak_grad='{mode}': pseudo-mask mAP50 (demo train), mean of 3 seeds",
+        rows.append(row(f"peak_grad='{mode}': pseudo-mask mAP50 (demo train), mean of 3 seeds",
                          stats[3][0], f'(sd {stats[3][1]:.1f}; {text})', None, '%'))
     return rows
 
@@ -368,8 +352,8 @@ def _pseudo_figures(preset: str, work: Path) -> dict[str, list[tuple[float, floa
     """Per selection ('paper', 'improved': the pipeline's pseudo-mask stages) and seed:
     the train pseudo masks' mAP50, the same selection's from ground-truth centres (the
     oracle) and pseudo instances per object."""
-    pipeline = _pipeline()
-    p = pipeline._presets(1)[preset]
+    from projects.wise import pipeline
+    p = pipeline.presets()[preset]
     _demo_outputs(*OVER_FIRING_STAGES, seeds=SEEDS, preset=preset)
     out: dict[str, list[tuple[float, float, float]]] = {k: [] for k in OVER_FIRING_SELECTIONS}
     for seed in SEEDS:
@@ -404,10 +388,10 @@ def over_firing(work: Path) -> list[dict]:
                       f'{statistics.mean(r[1] for r in runs):.1f})')
             judged = preset == 'demo-hard' and name == 'improved'
             floor = 0.85 if judged else 0.70 if name == 'paper' and preset == 'demo' else None
-            rows.append(_row(f'{preset}: pseudo mAP50 / oracle, {name} selection, mean of 3 '
+            rows.append(row(f'{preset}: pseudo mAP50 / oracle, {name} selection, mean of 3 '
                              'seeds', ratio, detail if floor is None else f'>= {floor} {detail}',
                              None if floor is None else ratio >= floor, 'x'))
-            rows.append(_row(f'{preset}: pseudo instances per object, {name} selection, mean',
+            rows.append(row(f'{preset}: pseudo instances per object, {name} selection, mean',
                              per_object, '0.9 - 1.1' if judged else 'information',
                              0.9 <= per_object <= 1.1 if judged else None, 'x'))
     return rows
@@ -431,9 +415,9 @@ def refine_overhead(work: Path) -> list[dict]:
                 *(['--refine', props] if on else [])))
     off, on = min(times[False]), min(times[True])
     return [
-        _row('test time with refine hook / without (demo val, 1000 proposals/image)',
+        row('test time with refine hook / without (demo val, 1000 proposals/image)',
              on / off, '<= 1.15', on / off <= 1.15, 'x'),
-        _row('tools/test.py wall time without / with the hook', off, f'({on:.1f} s)', None, 's'),
+        row('tools/test.py wall time without / with the hook', off, f'({on:.1f} s)', None, 's'),
     ]
 
 
@@ -459,13 +443,13 @@ def refine_scale(work: Path) -> list[dict]:
     per_image = hook_s[2000] / 2000
     ratio = stats[2000, True][1] / stats[2000, False][1]
     return [
-        _row('refine hook time slope, 200 -> 2,000 images (500 proposals each)', slope,
+        row('refine hook time slope, 200 -> 2,000 images (500 proposals each)', slope,
              f'linear: within 50 % of the mean {per_image:.4f} s/image (added '
              f'{hook_s[200]:.1f} s / {hook_s[2000]:.1f} s)',
              abs(slope - per_image) <= 0.5 * per_image, 's/image'),
-        _row('test.py peak memory with the hook / without, 2,000 images', ratio, '<= 1.10',
+        row('test.py peak memory with the hook / without, 2,000 images', ratio, '<= 1.10',
              ratio <= 1.1, 'x'),
-        _row('memory the hook adds at 200 / 2,000 images', hook_mb[200],
+        row('memory the hook adds at 200 / 2,000 images', hook_mb[200],
              f'({hook_mb[2000]:.0f} MB; test.py itself {stats[200, False][1]:.0f} -> '
              f'{stats[2000, False][1]:.0f} MB, its results grow with the test set)', None, 'MB'),
     ]
@@ -577,9 +561,9 @@ def refine_cpu(work: Path) -> list[dict]:
         ms[name] = float(np.median(per_image))
     what = f'500x375, {"/".join(map(str, sorted(counts)))} built-in proposals, 20 predictions'
     return [
-        _row(f'refinement CPU per image: read + match + write back ({what}; one core, median)',
+        row(f'refinement CPU per image: read + match + write back ({what}; one core, median)',
              ms['segments'], '<= 15', ms['segments'] <= 15, 'ms'),
-        _row('refinement CPU per image, the same proposals as COCO-results JSON (RLE IoU)',
+        row('refinement CPU per image, the same proposals as COCO-results JSON (RLE IoU)',
              ms['json'], 'information', None, 'ms'),
     ]
 
@@ -605,11 +589,11 @@ def proposal_files(work: Path) -> list[dict]:
             for name, src in (('segments', source),
                               ('json', PrecomputedProposals(root=str(json_dir))))}
     return [
-        _row('proposal file per 500x375 image, 1000 built-in proposals (.segments, mean)', kb,
+        row('proposal file per 500x375 image, 1000 built-in proposals (.segments, mean)', kb,
              f'<= 100 (COCO-results JSON of the same: {json_kb:.0f} KB)', kb <= 100, 'KB'),
-        _row('proposal file load CPU per image (.segments, one core, median)', load['segments'],
+        row('proposal file load CPU per image (.segments, one core, median)', load['segments'],
              '<= 5', load['segments'] <= 5, 'ms'),
-        _row('proposal file load CPU per image, the same as COCO-results JSON', load['json'],
+        row('proposal file load CPU per image, the same as COCO-results JSON', load['json'],
              'information', None, 'ms'),
     ]
 
@@ -635,9 +619,9 @@ def builtin_proposals_photos(work: Path) -> list[dict]:
     worst = max(photos, key=photos.get)
     each = ', '.join(f'{k} {v:.2f}' for k, v in photos.items())
     return [
-        _row('builtin proposals: CPU per 500x375 photograph, slowest of the 4 (one core)',
+        row('builtin proposals: CPU per 500x375 photograph, slowest of the 4 (one core)',
              photos[worst], f'<= 0.25 ({each})', photos[worst] <= 0.25, 's'),
-        _row('builtin proposals: CPU per tiled 500x375 built-in image (one core, median)',
+        row('builtin proposals: CPU per tiled 500x375 built-in image (one core, median)',
              tiles, '<= 0.25', tiles <= 0.25, 's'),
     ]
 
@@ -657,8 +641,9 @@ def gen_pseudo_cpu(work: Path) -> list[dict]:
     from projects.wise.proposals import PrecomputedProposals
     from projects.wise.pseudo.generator import pseudo_instances
     from projects.wise.pseudo.labeller import PseudoLabeller
-    from projects.wise.pseudo.selectors import SELECTORS, PeakSet
+    from projects.wise.pseudo.peak_set import PeakSet
     from projects.wise.pseudo.writer import PartsFile
+    from projects.wise.registry import PROPOSAL_SELECTORS
     _one_core()
     init_default_scope('mmdet')
     _, props, images, instances = _tiled_proposals(work)
@@ -673,28 +658,30 @@ def gen_pseudo_cpu(work: Path) -> list[dict]:
             points.append((x, y))
         peaks[image['img_id']] = PeakSet(np.array([a['category_id'] - 1 for a in anns]),
                                          np.array(points, float), np.linspace(1, 0.5, len(anns)))
-    improved = (kv.split('=', 1) for kv in _pipeline().IMPROVED)  # as gen_pseudo parses it
+    from projects.wise.pipeline import IMPROVED
+    as_option = argparse.ArgumentParser()  # the improved selection as gen_pseudo parses it
+    as_option.add_argument('--selector', nargs='+', action=DictAction)
     selections = {'paper': dict(type='objectness_sampling'),
-                  'improved': {k: DictAction._parse_iterable(v) for k, v in improved}}
+                  'improved': as_option.parse_args(['--selector', *IMPROVED]).selector}
     ms = {}
     for name, cfg in selections.items():
-        selector = SELECTORS.build(cfg)
+        selector = PROPOSAL_SELECTORS.build(cfg)
         parts = PartsFile(work / f'{name}.parts', dict(selection=name))
 
         def one(image: dict) -> None:
             rng = np.random.default_rng(image['img_id'])
             result = pseudo_instances(peaks[image['img_id']], image, source, selector, rng)
             parts.append(dict(index=image['img_id'], annotations=[
-                PseudoLabeller._annotation(image['img_id'], inst) for inst in result.instances]))
+                PseudoLabeller.annotation(image['img_id'], inst) for inst in result.instances]))
 
         ms[name] = float(np.median([_cpu_ms(lambda: one(image)) for image in images]))
         parts.close()
     per_image = np.mean([len(p) for p in peaks.values()])
     return [
-        _row(f'gen_pseudo CPU per image beside the PRM, paper selection (500x375, 1000 '
+        row(f'gen_pseudo CPU per image beside the PRM, paper selection (500x375, 1000 '
              f'proposals, {per_image:.0f} peaks; one core, median)', ms['paper'], '<= 10',
              ms['paper'] <= 10, 'ms'),
-        _row('gen_pseudo CPU per image beside the PRM, improved selection', ms['improved'],
+        row('gen_pseudo CPU per image beside the PRM, improved selection', ms['improved'],
              '<= 10', ms['improved'] <= 10, 'ms'),
     ]
 
@@ -712,7 +699,7 @@ CROWDED_STAGES = ('data', 'proposals', 'prm', 'prm_density', 'pseudo_improved',
                   'pseudo_counts', 'wise_improved', 'wise_counts', 'table')
 
 
-def _improved_vs_paper(res: dict, sd: dict) -> tuple[float, str]:
+def improved_vs_paper(res: dict, sd: dict) -> tuple[float, str]:
     """The worst (improved - paper) + paper's sd over the WISE rows and columns: >= 0
     when no figure drops by more than its seed spread."""
     margins = {}
@@ -733,36 +720,36 @@ def demo_pipeline(work: Path) -> list[dict]:
                   detectors=('mask-rcnn', 'solov2'))
     result = json.loads((ROOT / 'work_dirs/demo/results.json').read_text())
     res, sd = result['rows'], result['sd']
-    margin, where = _improved_vs_paper(res, sd)
+    margin, where = improved_vs_paper(res, sd)
     full, wise = res['Mask R-CNN (full)'], res['WISE']
     refine, prm = res['WISE + Refine'], res['PRM']
     solo, solo_refine = res['WISE (improved, SOLOv2)'], res['WISE (improved, SOLOv2) + Refine']
     ratio = wise['mAP50'] / full['mAP50']
     keys = ('mAP25', 'mAP50', 'mAP75')
     return [
-        _row('demo: WISE mAP50 / fully supervised mAP50 (means of 3 seeds)', ratio, '>= 0.80',
+        row('demo: WISE mAP50 / fully supervised mAP50 (means of 3 seeds)', ratio, '>= 0.80',
              ratio >= 0.8, 'x'),
-        _row('demo: WISE + Refine mAP50 - WISE mAP50', refine['mAP50'] - wise['mAP50'], '>= 0',
+        row('demo: WISE + Refine mAP50 - WISE mAP50', refine['mAP50'] - wise['mAP50'], '>= 0',
              refine['mAP50'] >= wise['mAP50'], 'points'),
-        _row('demo: WISE + Refine - WISE, mean of mAP25/50/75',
+        row('demo: WISE + Refine - WISE, mean of mAP25/50/75',
              sum(refine[k] - wise[k] for k in keys) / 3,
              f"(mAP75 {refine['mAP75'] - wise['mAP75']:+.1f}, ABO "
              f"{refine['ABO'] - wise['ABO']:+.1f})", None, 'points'),
-        _row('demo: WISE mAP50 - PRM baseline mAP50', wise['mAP50'] - prm['mAP50'], '> 0',
+        row('demo: WISE mAP50 - PRM baseline mAP50', wise['mAP50'] - prm['mAP50'], '> 0',
              wise['mAP50'] > prm['mAP50'], 'points'),
-        _row('demo: mAP50 sd over seeds, largest of the rows',
+        row('demo: mAP50 sd over seeds, largest of the rows',
              max(v['mAP50'] for v in sd.values()), 'information', None, 'points'),
-        _row('demo: improved selection - paper + sd, worst WISE figure', margin,
+        row('demo: improved selection - paper + sd, worst WISE figure', margin,
              f'>= 0 (no figure drops by more than its sd; worst: {where})', margin >= 0,
              'points'),
-        _row('demo: WISE (improved, SOLOv2) + Refine - WISE (improved, SOLOv2), mAP50',
+        row('demo: WISE (improved, SOLOv2) + Refine - WISE (improved, SOLOv2), mAP50',
              solo_refine['mAP50'] - solo['mAP50'],
              f">= 0 (mAP75 {solo_refine['mAP75'] - solo['mAP75']:+.1f})",
              solo_refine['mAP50'] >= solo['mAP50'], 'points'),
-        _row('demo: WISE (improved, SOLOv2) mAP50 / WISE (improved) mAP50', solo['mAP50'] /
+        row('demo: WISE (improved, SOLOv2) mAP50 / WISE (improved) mAP50', solo['mAP50'] /
              res['WISE (improved)']['mAP50'], f"information (SOLOv2 {solo['mAP50']:.1f} ± "
              f"{sd['WISE (improved, SOLOv2)']['mAP50']:.1f})", None, 'x'),
-        _clean_run_row(ROOT / 'work_dirs/demo/clean_run.json'),
+        clean_run_row(ROOT / 'work_dirs/demo/clean_run.json'),
     ]
 
 
@@ -778,18 +765,18 @@ def demo_hard_pipeline(work: Path) -> list[dict]:
     rows = []
     for col in ('mAP50', 'mAP75'):
         gain, spread = improved[col] - paper[col], max(sd['WISE'][col], sd['WISE (improved)'][col])
-        rows.append(_row(f'demo-hard: WISE improved - paper selection, {col} (means of 3 seeds)',
+        rows.append(row(f'demo-hard: WISE improved - paper selection, {col} (means of 3 seeds)',
                          gain, f'> sd ({spread:.1f})', gain > spread, 'points'))
     cols = ('mAP25', 'mAP50', 'mAP75', 'ABO')
     worst = min(cols, key=lambda c: improved[c] - prm[c])
     rows += [
-        _row('demo-hard: WISE (improved) - PRM, smallest of mAP25/50/75 and ABO',
+        row('demo-hard: WISE (improved) - PRM, smallest of mAP25/50/75 and ABO',
              improved[worst] - prm[worst], f'> 0 (at {worst})', improved[worst] > prm[worst],
              'points'),
-        _row('demo-hard: WISE (improved) + Refine - WISE (improved), mAP50',
+        row('demo-hard: WISE (improved) + Refine - WISE (improved), mAP50',
              refine['mAP50'] - improved['mAP50'], '>= 0', refine['mAP50'] >= improved['mAP50'],
              'points'),
-        _row('demo-hard: WISE (improved) mAP50 / fully supervised mAP50',
+        row('demo-hard: WISE (improved) mAP50 / fully supervised mAP50',
              improved['mAP50'] / res['Mask R-CNN (full)']['mAP50'], 'information', None, 'x'),
     ]
     return rows
@@ -817,31 +804,31 @@ def counts(work: Path) -> list[dict]:
     ilc = sum(d['density_mRMSE'] for d, _ in errors) / len(errors)
     peaks = sum(p['peaks_mRMSE'] for _, p in errors) / len(errors)
     return [
-        _row('demo: PRM + Density mAP50 - PRM mAP50 (means of 3 seeds)',
+        row('demo: PRM + Density mAP50 - PRM mAP50 (means of 3 seeds)',
              density['mAP50'] - prm['mAP50'], '> 0 (paper: 30.2 vs 26.8)',
              density['mAP50'] > prm['mAP50'], 'points'),
-        _row('demo: PRM + Density ABO - PRM ABO', density['ABO'] - prm['ABO'],
+        row('demo: PRM + Density ABO - PRM ABO', density['ABO'] - prm['ABO'],
              '> 0 (paper: 44.3 vs 37.6)', density['ABO'] > prm['ABO'], 'points'),
-        _row('crowded: WISE + counts mAP50 - WISE (improved) mAP50 (means of 3 seeds)', gain,
+        row('crowded: WISE + counts mAP50 - WISE (improved) mAP50 (means of 3 seeds)', gain,
              f">= 3 (sd {sd['WISE + counts']['mAP50']:.1f} / "
              f"{sd['WISE (improved)']['mAP50']:.1f})", gain >= 3, 'points'),
-        _row('crowded: counting mRMSE, ILC density / counting PRM peaks (val, means)',
+        row('crowded: counting mRMSE, ILC density / counting PRM peaks (val, means)',
              ilc / peaks, f'< 1 (ILC {ilc:.3f}, PRM peaks {peaks:.3f})', ilc < peaks, 'x'),
     ]
 
 
-def _clean_run_row(path: Path) -> dict:
+def clean_run_row(path: Path) -> dict:
     """`make demo`'s time from a run in which every stage ran (tools/pipeline.py writes
     clean_run.json then); judged only when that run was one seed at this commit."""
     name = 'demo: end-to-end time, make clean-demo && make demo'
     if not path.is_file():
-        return _row(f'{name}: not measured (no clean run)', float('nan'), '< 30', None, 'min')
+        return row(f'{name}: not measured (no clean run)', float('nan'), '< 30', None, 'min')
     run = json.loads(path.read_text())
     minutes, seeds = run['seconds'] / 60, run['seeds'] or [0]
-    if run['commit'] != _commit() or len(seeds) > 1:
-        return _row(f'{name} ({len(seeds)} seed(s), commit {run["commit"]}, {run["date"]})',
+    if run['commit'] != source_commit() or len(seeds) > 1:
+        return row(f'{name} ({len(seeds)} seed(s), commit {run["commit"]}, {run["date"]})',
                     minutes, '< 30 (judged on one seed at this commit)', None, 'min')
-    return _row(name, minutes, '< 30', minutes < 30, 'min')
+    return row(name, minutes, '< 30', minutes < 30, 'min')
 
 
 def _versions() -> dict:
@@ -859,7 +846,7 @@ def _versions() -> dict:
 def write_results(rows: dict[str, list[dict]], out: Path, command: str) -> None:
     """``out``.{json,md} from this run only: a benchmark it did not run is listed as not
     measured, never carried over from an older run."""
-    info = dict(commit=_commit(), date=time.strftime('%Y-%m-%d %H:%M'), **_versions())
+    info = dict(commit=source_commit(), date=time.strftime('%Y-%m-%d %H:%M'), **_versions())
     out.parent.mkdir(parents=True, exist_ok=True)
     Path(f'{out}.json').write_text(json.dumps(dict(env=info, results=rows), indent=2))
     lines = ['# Benchmark results', '', f'Made by `{command}`, all rows from this one run.',
@@ -893,7 +880,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             rows[name] = BENCHMARKS[name](work)
         except Exception as e:  # one broken benchmark must not lose the others' figures
-            rows[name] = [_row(f'failed: {type(e).__name__}: {e}', float('nan'), 'runs', False)]
+            rows[name] = [row(f'failed: {type(e).__name__}: {e}', float('nan'), 'runs', False)]
         finally:
             if not args.keep:
                 shutil.rmtree(work, ignore_errors=True)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from projects.wise.utils.io import DataError
+from projects.wise.errors import DataError
 
 from conftest import run_tool
 

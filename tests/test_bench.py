@@ -1,7 +1,6 @@
 """The bench's own measuring tools."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -25,10 +24,8 @@ def test_peak_rss_is_the_childs_own(tmp_path: Path) -> None:
 
 
 def _bench():
-    spec = importlib.util.spec_from_file_location('bench_run', ROOT / 'bench/run.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    from bench import run
+    return run
 
 
 def test_end_to_end_time_is_judged_only_on_a_clean_run_at_this_commit(tmp_path: Path) -> None:
@@ -37,15 +34,15 @@ def test_end_to_end_time_is_judged_only_on_a_clean_run_at_this_commit(tmp_path: 
     of fast reruns."""
     bench = _bench()
     path = tmp_path / 'clean_run.json'
-    assert bench._clean_run_row(path)['ok'] is None  # no clean run: not measured
-    run = dict(seconds=1200.0, seeds=None, commit=bench._commit(), date='today')
+    assert bench.clean_run_row(path)['ok'] is None  # no clean run: not measured
+    run = dict(seconds=1200.0, seeds=None, commit=bench.source_commit(), date='today')
     path.write_text(json.dumps(run))
-    assert bench._clean_run_row(path)['ok'] is True
+    assert bench.clean_run_row(path)['ok'] is True
     path.write_text(json.dumps({**run, 'seconds': 2400.0}))
-    assert bench._clean_run_row(path)['ok'] is False
+    assert bench.clean_run_row(path)['ok'] is False
     for other in ({'commit': 'abc1234'}, {'seeds': [0, 1, 2]}):
         path.write_text(json.dumps({**run, **other}))
-        assert bench._clean_run_row(path)['ok'] is None
+        assert bench.clean_run_row(path)['ok'] is None
 
 
 def test_improved_selection_is_judged_on_its_worst_figure_against_the_sd() -> None:
@@ -57,10 +54,10 @@ def test_improved_selection_is_judged_on_its_worst_figure_against_the_sd() -> No
            'WISE (improved)': {**dict.fromkeys(cols, 85.0), 'mAP75': 78.5},
            'WISE (improved) + Refine': dict.fromkeys(cols, 82.0)}
     sd = {'WISE': dict.fromkeys(cols, 1.0), 'WISE + Refine': dict.fromkeys(cols, 0.5)}
-    margin, where = bench._improved_vs_paper(res, sd)
+    margin, where = bench.improved_vs_paper(res, sd)
     assert (margin, where) == (-0.5, 'WISE (improved) mAP75')  # 78.5 - 80 + 1.0
     res['WISE (improved)']['mAP75'] = 79.5
-    assert bench._improved_vs_paper(res, sd)[0] == 0.5  # Refine rows: 0 + 0.5
+    assert bench.improved_vs_paper(res, sd)[0] == 0.5  # Refine rows: 0 + 0.5
 
 
 def test_every_stage_the_bench_asks_a_preset_for_exists() -> None:
@@ -83,7 +80,7 @@ def test_a_partial_run_writes_where_it_is_told(tmp_path: Path) -> None:
     whole run's, with rows marked not measured."""
     bench = _bench()
     before = (ROOT / 'bench/results.md').read_bytes()
-    row = bench._row('figure', 1.0, '>= 0', True, 'x')
+    row = bench.row('figure', 1.0, '>= 0', True, 'x')
     bench.write_results({'counts': [row]}, tmp_path / 'part', 'bench/run.py --only counts')
     md = (tmp_path / 'part.md').read_text()
     assert 'bench/run.py --only counts' in md and '| counts | figure | 1.0 x | >= 0 | yes |' in md

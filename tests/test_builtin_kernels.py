@@ -15,7 +15,7 @@ from skimage.segmentation import felzenszwalb
 
 from projects.wise.proposals import builtin
 from projects.wise.proposals.felzenszwalb import PixelGraph
-from projects.wise.proposals.grouping import _pairwise_sum
+from projects.wise.proposals.grouping import pairwise_sum
 from projects.wise.utils.io import read_image
 
 
@@ -33,7 +33,7 @@ def test_pixel_graph_segments_as_skimage_felzenszwalb(images: list[np.ndarray]) 
     # thresholds, a skipped min-size pass, labels not numbered by first pixel
     for img in images:
         for space in ('rgb', 'hsv', 'lab'):
-            x = builtin._to_space(img, space)
+            x = builtin.to_space(img, space)
             graph = PixelGraph(x, sigma=0.8)
             for scale in (1, 40, 300):
                 for min_size in (1, 12):
@@ -56,7 +56,7 @@ def test_pairwise_sum_is_numpys() -> None:
     rng = np.random.default_rng(0)
     for n in [*range(0, 300), 315, 1000, 4097]:
         a = (rng.random(n + 5) * rng.random()).astype(np.float32)
-        assert _pairwise_sum(a, 5, n) == a[5:].sum(), n
+        assert pairwise_sum(a, 5, n) == a[5:].sum(), n
 
 
 def _reference_codes(image: np.ndarray) -> np.ndarray:
@@ -77,8 +77,8 @@ def test_feature_codes_are_the_numpy_ones(images: list[np.ndarray]) -> None:
     # would catch: float32 responses, a fused multiply-add, a bin off at the image maximum
     for img in images:
         for space in ('hsv', 'lab'):
-            x = builtin._to_space(img, space)
-            np.testing.assert_array_equal(builtin._Pixels.of(x).codes, _reference_codes(x))
+            x = builtin.to_space(img, space)
+            np.testing.assert_array_equal(builtin.Pixels.of(x).codes, _reference_codes(x))
 
 
 def _libm_exp(x: np.ndarray) -> np.ndarray:
@@ -155,7 +155,7 @@ def test_grouping_merges_as_the_numpy_loop(images: list[np.ndarray]) -> None:
     # order), another tie order on the heap, border sums lost in a merge
     for img in images[:2]:
         area = img.shape[0] * img.shape[1]
-        px = builtin._Pixels.of(builtin._to_space(img, 'hsv'))
+        px = builtin.Pixels.of(builtin.to_space(img, 'hsv'))
         labels = PixelGraph(px.image).segment(50 * area / 128 ** 2, round(6e-4 * area) + 2)
         sp = builtin.superpixels(px, labels, builtin.edge_bins(img))
         assert len(sp.size) > 20

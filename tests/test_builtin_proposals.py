@@ -4,7 +4,6 @@ parts and merges, per-image files that round-trip, resumable and sharded runs, a
 one-line errors that leave earlier outputs untouched."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 from pathlib import Path
@@ -14,13 +13,14 @@ import numpy as np
 import pytest
 from pycocotools import mask as mask_util
 
-from projects.wise.proposals import (PROPOSAL_SOURCES, BuiltinProposals, PrecomputedProposals,
-                                     ProposalError, Proposals, SegmentProposals)
+from projects.wise.errors import DataError, ProposalError
+from projects.wise.proposals import (BuiltinProposals, PrecomputedProposals, Proposals,
+                                     SegmentProposals)
 from projects.wise.proposals.builtin import NUM_EDGE_BINS, contrast_objectness
 from projects.wise.proposals.recall import gt_rles, proposal_recall
-from projects.wise.utils.io import DataError
+from projects.wise.registry import PROPOSAL_SOURCES
 
-from conftest import ROOT, run_tool
+from conftest import run_tool
 
 TOOL = 'tools/gen_proposals.py'
 
@@ -238,9 +238,7 @@ def test_gen_proposals_bad_image_exits_2_naming_it(shapes_root: Path, tmp_path: 
 
 def test_gen_proposals_refuses_colliding_file_stems(tmp_path: Path,
                                                     capsys: pytest.CaptureFixture) -> None:
-    spec = importlib.util.spec_from_file_location('gen_proposals', ROOT / TOOL)
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    from tools import gen_proposals as tool
     ann = tmp_path / 'x.json'
     ann.write_text(json.dumps(dict(categories=[], images=[
         dict(id=i, file_name=f'{d}/x.jpg', height=4, width=4) for i, d in enumerate('ab')])))

@@ -16,10 +16,9 @@ from mmdet.structures import DetDataSample
 from projects.wise.datasets.image_label_dataset import ImageLabelDataset
 from projects.wise.datasets.shapes import VARIANTS
 from projects.wise.datasets.voc_layout import parse_voc_xml_counts
+from projects.wise.errors import DataError
 from projects.wise.evaluation.counting_metric import counting_errors
-from projects.wise.pseudo.generator import restrict_to_counts
-from projects.wise.pseudo.selectors import PeakSet
-from projects.wise.utils.io import DataError
+from projects.wise.pseudo.peak_set import PeakSet, restrict_to_counts
 
 from conftest import run_tool
 

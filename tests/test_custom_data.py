@@ -56,6 +56,7 @@ def own_data(tmp_path: Path) -> tuple[Path, Path, Path]:
     return photos, labels, val_json
 
 
+@pytest.mark.slow
 def test_custom_pipeline_runs_real_photographs_end_to_end(own_data, tmp_path: Path) -> None:
     # would catch: a stage that assumes VOC's layout or classes (images outside
     # JPEGImages/, 4 classes in three heads), configs copied instead of inherited, val
@@ -117,3 +118,56 @@ def test_custom_without_val_trains_and_says_what_it_cannot_measure(own_data,
     assert proc.returncode == 1
     assert (f'labels_to_coco.py: error: {bad}:2: image nope.jpg not found in {photos}\n'
             in proc.stderr), proc.stderr
+
+
+@pytest.mark.slow
+def test_custom_without_val_runs_every_stage_on_counted_labels(own_data, tmp_path: Path) -> None:
+    # would catch: the configs derived without a val split setting test_dataloader and
+    # test_evaluator to None but inheriting test_cfg, which mmengine's runner refuses
+    # ("should be either all None or not None"): the documented form without --val
+    # failed in stage prm; or a csv's counts lost on the way to the labels json
+    photos, _, _ = own_data
+    counted = tmp_path / 'counted.csv'
+    counted.write_text(''.join(f'{n}.jpg,{c}:1\n' for n, c in PHOTOS.items()))
+    work = tmp_path / 'w'
+    out = run_tool('tools/pipeline.py', 'custom', '--data', photos, '--labels', counted,
+                   '--work-dir', work, '--smoke', timeout=1200).stdout
+    assert 'no val split' in out
+    images = json.loads((work / 'data/annotations/train_labels.json').read_text())['images']
+    assert [im['label_counts'] for im in images] == [[1]] * 4
+    assert len(json.loads((work / 'pseudo_improved/train_pseudo.json').read_text())
+               ['images']) == 4
+    assert (work / 'wise_improved/last_checkpoint').is_file()
+    assert 'test_cfg = None' in (work / 'configs/wise_mask-rcnn.py').read_text()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('counted', [True, False], ids=['annotations', 'image_labels'])
+def test_custom_coco_labels_with_val_labels_only_train_and_test_the_prm(
+        own_data, tmp_path: Path, counted: bool) -> None:
+    # would catch: COCO train labels (counted from their annotations, or an image_labels
+    # list) or a val split of labels without masks that the derived PRM config cannot
+    # train or test on (a classification metric on val, no peak localisation)
+    photos, _, _ = own_data
+    cats = [dict(id=i, name=c) for i, c in enumerate(sorted(set(PHOTOS.values())), 1)]
+    cid = {c['name']: c['id'] for c in cats}
+    sizes = {n: Image.open(photos / f'{n}.jpg').size for n in PHOTOS}
+    images = [dict(id=i, file_name=f'{n}.jpg', width=sizes[n][0], height=sizes[n][1],
+                   **({} if counted else {'image_labels': [PHOTOS[n]]}))
+              for i, n in enumerate(PHOTOS, 1)]
+    boxes = [dict(id=i, image_id=i, category_id=cid[PHOTOS[n]], bbox=[0, 0, 9, 9], area=81,
+                  iscrowd=0) for i, n in enumerate(PHOTOS, 1)] if counted else []
+    labels = tmp_path / 'train.json'
+    labels.write_text(json.dumps(dict(images=images, categories=cats, annotations=boxes)))
+    val = tmp_path / 'val.csv'
+    val.write_text('astronaut.jpg,person\nchelsea.jpg,cat\n')
+    work = tmp_path / 'w'
+    out = run_tool('tools/pipeline.py', 'custom', '--data', photos, '--labels', labels,
+                   '--val', val, '--work-dir', work, '--smoke', '--only', 'data', 'prm',
+                   timeout=1200).stdout
+    assert 'no instance masks of val images' in out and 'no val split' not in out
+    train = json.loads((work / 'data/annotations/train_labels.json').read_text())['images']
+    assert [im['labels'] for im in train] == [[3], [1], [2], [4]]
+    assert all(('label_counts' in im) == counted for im in train)
+    metrics = json.loads(next((work / 'prm/test').glob('*/*.json')).read_text())
+    assert 'prm/mAP' in metrics and not any('peak' in k for k in metrics)

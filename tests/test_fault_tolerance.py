@@ -24,7 +24,8 @@ from conftest import ROOT, run_tool
 
 
 def test_finite_loss_hook_names_the_bad_terms() -> None:
-    from projects.wise.engine import FiniteLossHook, NonFiniteLossError
+    from projects.wise.engine import FiniteLossHook
+    from projects.wise.errors import NonFiniteLossError
     hook = FiniteLossHook()
     runner = SimpleNamespace(iter=6)
     hook.after_train_iter(runner, 0, outputs=dict(loss=torch.tensor(1.5), acc=torch.tensor(90.)))

@@ -3,7 +3,6 @@
 and how tools start their process group on GPUs."""
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -14,13 +13,9 @@ import torch
 import torch.distributed as dist
 
 from projects.wise.utils import launch
+from tools.setup import mmcv_plan as mp
 
 from conftest import ROOT
-
-_spec = importlib.util.spec_from_file_location('mmcv_plan', ROOT / 'tools/setup/mmcv_plan.py')
-mp = importlib.util.module_from_spec(_spec)
-sys.modules['mmcv_plan'] = mp  # dataclasses look their module up
-_spec.loader.exec_module(mp)
 
 TORCH_ARCHS = ['sm_75', 'sm_80', 'sm_86', 'sm_90', 'sm_100', 'sm_120']  # the cu130 wheel's
 CPU_KEY = 'mmcv-2.1.0-torch2.14.1-cpu-cp311'

@@ -1,7 +1,7 @@
-"""tools/pipeline.py: which stages run, and the table it writes."""
+"""The pipeline (projects/wise/pipeline, tools/pipeline.py): which stages run, and the
+table it writes."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import sys
@@ -11,13 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from projects.wise.utils.scheduler import dependencies, run_in_parallel
+from projects.wise import pipeline
+from projects.wise.pipeline.parallel import dependencies, run_in_parallel
 
 from conftest import ROOT, run_tool
-
-_spec = importlib.util.spec_from_file_location('pipeline', ROOT / 'tools/pipeline.py')
-pipeline = sys.modules['pipeline'] = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(pipeline)
 
 
 def test_a_stage_is_fresh_only_when_its_outputs_are_newer_than_its_inputs(tmp_path: Path):
@@ -45,15 +42,14 @@ def test_a_stage_whose_commands_changed_is_not_fresh(tmp_path: Path) -> None:
     a stage rerun because the interpreter's path differs; or a truncated record read
     as a traceback instead of an error naming the file."""
     out = tmp_path / 'out.txt'
-    preset = pipeline._presets(1)['demo']
-    preset.work = str(tmp_path)
 
     def stage(text: str) -> pipeline.Stage:
         write = f'open({str(out)!r}, "w").write({text!r})'
-        return pipeline.Stage('s', [[sys.executable, '-c', write]], outputs=[str(out)])
+        return pipeline.Stage('s', [[[sys.executable, '-c', write]]], outputs=[str(out)],
+                              work=str(tmp_path))
 
     def run(s: pipeline.Stage) -> bool:
-        return pipeline._run_stage(s, False, False, preset, None, 0)
+        return pipeline.run_stage(s)
 
     assert run(stage('a')) and out.read_text() == 'a'
     assert not run(stage('a'))  # same commands, outputs newer than the (no) inputs
@@ -75,11 +71,11 @@ def test_soft_negatives_train_the_improved_wise_stages_of_mask_rcnn_only(tmp_pat
     assert options and not pipeline.DETECTORS['solov2'].soft_negatives
 
     def train(preset: str, soft: bool | None = None) -> dict[str, tuple[str, list]]:
-        p = pipeline._presets(1)[preset]
+        p = pipeline.presets()[preset]
         if soft is not None:
             p.soft_negatives = soft
-        return {s.name: (' '.join(map(str, s.commands[0])), s.inputs)
-                for s in pipeline.stages(p, 1, 0, detectors=('mask-rcnn', 'solov2'))
+        return {s.name: (' '.join(map(str, s.steps[0][0])), s.inputs)
+                for s in pipeline.build_stages(p, 1, 0, detectors=('mask-rcnn', 'solov2'))
                 if s.name.startswith('wise')}
 
     for preset in ('demo', 'demo-hard'):
@@ -96,9 +92,9 @@ def test_soft_negatives_train_the_improved_wise_stages_of_mask_rcnn_only(tmp_pat
     f = tmp_path / 'wise_improved/metrics.metrics.json'
     f.parent.mkdir()
     f.write_text(json.dumps({'metrics': {'segm_mAP50': 60.0}}))
-    pipeline.write_table(tmp_path, improved=pipeline._presets(1)['demo-hard'].improved_note)
+    pipeline.write_table(tmp_path, improved=pipeline.presets()['demo-hard'].improved_note)
     assert 'with soft negatives' in (tmp_path / 'results.md').read_text()
-    assert 'soft negatives' not in pipeline._presets(1)['voc'].improved_note
+    assert 'soft negatives' not in pipeline.presets()['voc'].improved_note
 
 
 def test_from_reruns_a_stage_and_all_after_it_only() -> None:
@@ -270,21 +266,21 @@ def test_seeds_run_each_trained_stage_per_seed_and_table_the_mean(tmp_path: Path
 def test_dist_commands_run_the_pipelines_interpreter_off_path(monkeypatch) -> None:
     """tools/dist_run.sh runs ${PYTHON:-python}: without an activated venv, torchrun
     would start whatever `python` PATH finds (or none) and fail. The pipeline passes its
-    own interpreter; ``_run`` raises SystemExit when a command fails."""
+    own interpreter; ``run_step`` raises SystemExit when a command fails."""
     venv_bin = str(Path(sys.executable).parent)
     path = os.pathsep.join(p for p in os.environ['PATH'].split(os.pathsep) if p != venv_bin)
     monkeypatch.setenv('PATH', path)
     monkeypatch.delenv('PYTHON', raising=False)
     monkeypatch.delenv('VIRTUAL_ENV', raising=False)
     monkeypatch.setenv('PORT', '29641')
-    pipeline._run(['bash', 'tools/dist_run.sh', 'train.py', '1', '--help'], dry_run=False)
+    pipeline.run_step([['bash', 'tools/dist_run.sh', 'train.py', '1', '--help']])
 
 
 def test_stages_side_by_side_wait_for_what_they_read() -> None:
     """Bug caught: a stage started before the stage writing its input (the PRM reading
     train_labels.json that the data stage had not declared, WISE before its pseudo
     masks, the table before a row), or independent trainings kept one after another."""
-    run = pipeline.stages(pipeline._presets(1)['demo'], 1)
+    run = pipeline.build_stages(pipeline.presets()['demo'], 1)
     names = [s.name for s in run]
     deps = dependencies([s.inputs for s in run], [s.outputs for s in run])
     after = {names[i]: {names[j] for j in d} for i, d in enumerate(deps)}

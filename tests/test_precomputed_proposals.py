@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 from pycocotools import mask as mask_util
 
-from projects.wise.proposals import (PROPOSAL_SOURCES, PrecomputedProposals, ProposalError,
-                                     precomputed)
+from projects.wise.errors import ProposalError
+from projects.wise.proposals import PrecomputedProposals, precomputed
+from projects.wise.registry import PROPOSAL_SOURCES
 
 # image id -> (file stem, height, width, number of proposals); 'ñandú' is non-ASCII on purpose
 IMAGES = {1: ('2007_000032', 9, 7, 4), 'ñandú': ('ñandú', 5, 6, 3), 3: ('2007_000039', 8, 8, 0)}

@@ -22,9 +22,10 @@ from mmdet.registry import DATASETS
 from mmdet.structures import DetDataSample
 from projects.wise.datasets import PackImageLabels
 from projects.wise.datasets.voc_layout import VOC_CLASSES, parse_voc_xml_labels
+from projects.wise.errors import DataError
 from projects.wise.evaluation import MultiLabelMAP, PeakLocalisationMetric
 from projects.wise.evaluation.prm_metrics import average_precision
-from projects.wise.utils.io import DataError, read_lines
+from projects.wise.utils.io import read_lines
 
 from conftest import SHAPES_CLASSES
 

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 from pycocotools import mask as mask_util
 
-from projects.wise.proposals import ProposalError, Proposals
+from projects.wise.errors import ProposalError
+from projects.wise.proposals import Proposals
 
 H, W = 6, 8
 

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from pycocotools import mask as mask_util
 
-from projects.wise.proposals import ProposalError, Proposals
-from projects.wise.pseudo import (SELECTORS, SUPPRESSED, GTPoints, PeakSet, pseudo_instances,
-                                  restrict_to_labels)
-from projects.wise.utils.io import DataError
+from projects.wise.errors import DataError, ProposalError
+from projects.wise.proposals import Proposals
+from projects.wise.pseudo import SUPPRESSED, GTPoints, PeakSet, pseudo_instances, restrict_to_labels
+from projects.wise.registry import PROPOSAL_SELECTORS
 
 
 def _proposals() -> Proposals:
@@ -31,7 +31,7 @@ def _peaks(points, labels=None, scores=None) -> PeakSet:
 
 
 def test_best_objectness_takes_the_top_covering_proposal() -> None:
-    sel = SELECTORS.build(dict(type='best_objectness'))
+    sel = PROPOSAL_SELECTORS.build(dict(type='best_objectness'))
     choice = sel(_peaks([[10, 10], [20, 20], [28, 28], [2, 30]]), _proposals(),
                  np.random.default_rng(0))
     # (10,10): 0,1,2 cover -> 1; (20,20): only 2; (28,28): 3; (2,30): none
@@ -39,7 +39,7 @@ def test_best_objectness_takes_the_top_covering_proposal() -> None:
 
 
 def test_objectness_sampling_draws_covering_proposals_by_objectness() -> None:
-    sel = SELECTORS.build(dict(type='objectness_sampling'))
+    sel = PROPOSAL_SELECTORS.build(dict(type='objectness_sampling'))
     props = _proposals()
     rng = np.random.default_rng(0)
     draws = Counter(int(sel(_peaks([[10, 10]]), props, rng)[0]) for _ in range(3000))
@@ -53,7 +53,7 @@ def test_objectness_sampling_draws_covering_proposals_by_objectness() -> None:
 
 
 def test_prm_retrieval_follows_the_peak_response() -> None:
-    sel = SELECTORS.build(dict(type='prm_retrieval'))
+    sel = PROPOSAL_SELECTORS.build(dict(type='prm_retrieval'))
     props = _proposals()
     prm = np.zeros((1, 32, 32))
     prm[0, 5:16, 5:16] = 1  # the peak's evidence fills the medium square exactly
@@ -74,7 +74,8 @@ def test_duplicate_peaks_give_one_instance_and_uncovered_are_counted() -> None:
 
     peaks = _peaks([[10, 10], [11, 11], [2, 30], [10, 10]], labels=[0, 0, 0, 1],
                    scores=[2.0, 3.0, 1.0, 1.0])
-    result = pseudo_instances(peaks, {}, source, SELECTORS.build(dict(type='best_objectness')),
+    result = pseudo_instances(peaks, {}, source,
+                              PROPOSAL_SELECTORS.build(dict(type='best_objectness')),
                               np.random.default_rng(0))
     # two class-0 peaks pick proposal 1: one instance, scored by the stronger peak;
     # the class-1 peak on the same proposal is a different instance
@@ -89,7 +90,7 @@ def test_missing_proposals_are_counted_not_raised() -> None:
         raise ProposalError('/data/proposals/x.json: file not found')
 
     result = pseudo_instances(_peaks([[10, 10]]), {}, source,
-                              SELECTORS.build(dict(type='best_objectness')),
+                              PROPOSAL_SELECTORS.build(dict(type='best_objectness')),
                               np.random.default_rng(0))
     assert result.instances == [] and result.events['images_without_proposals'] == 1
     assert result.errors == ['/data/proposals/x.json: file not found']
@@ -129,7 +130,7 @@ def _prm_peak(crm: np.ndarray | None = None, point=(15.0, 15.0), label: int = 0)
 
 
 def _retrieve(peaks: PeakSet, props: Proposals, **cfg) -> list[int]:
-    sel = SELECTORS.build(dict(type='prm_retrieval', **cfg))
+    sel = PROPOSAL_SELECTORS.build(dict(type='prm_retrieval', **cfg))
     return sel(peaks, props, np.random.default_rng(0)).tolist()
 
 
@@ -247,7 +248,7 @@ def test_prm_retrieval_instance_nms_is_class_agnostic() -> None:
     assert _retrieve(peaks, props, nms_iou=None) == [0, 0]
     assert _retrieve(peaks, props) == [SUPPRESSED, 0]
     result = pseudo_instances(peaks, {}, lambda image: props,
-                              SELECTORS.build(dict(type='prm_retrieval')),
+                              PROPOSAL_SELECTORS.build(dict(type='prm_retrieval')),
                               np.random.default_rng(0))
     assert [i['label'] for i in result.instances] == [0]
     assert result.events['suppressed_peaks'] == 1 and result.events['uncovered_peaks'] == 0
@@ -291,8 +292,8 @@ def test_options_off_or_idle_keep_the_papers_draws(options: dict) -> None:
     """Bug caught: an option that changes the random draws of peaks it keeps (the
     paper's sampling would then differ run to run with an idle option)."""
     peaks = _peaks([[10, 10], [28, 28], [20, 20]], labels=[0, 1, 2], scores=[3.0, 2.0, 1.0])
-    plain = SELECTORS.build(dict(type='objectness_sampling'))
-    with_option = SELECTORS.build(dict(type='objectness_sampling', **options))
+    plain = PROPOSAL_SELECTORS.build(dict(type='objectness_sampling'))
+    with_option = PROPOSAL_SELECTORS.build(dict(type='objectness_sampling', **options))
     for seed in range(20):
         a = plain(peaks, _proposals(), np.random.default_rng([seed, 0]))
         b = with_option(peaks, _proposals(), np.random.default_rng([seed, 0]))
@@ -302,7 +303,7 @@ def test_options_off_or_idle_keep_the_papers_draws(options: dict) -> None:
 def test_peak_ratio_drops_weak_peaks_of_a_class_only() -> None:
     """Bug caught: a relative threshold taken over all classes (a class whose peaks
     are all weaker than another class's would lose its only instance)."""
-    sel = SELECTORS.build(dict(type='best_objectness', peak_ratio=0.5))
+    sel = PROPOSAL_SELECTORS.build(dict(type='best_objectness', peak_ratio=0.5))
     peaks = _peaks([[10, 10], [28, 28], [20, 20]], labels=[0, 0, 1], scores=[10.0, 4.0, 1.0])
     # class 0: 4 < 0.5 * 10 -> suppressed; class 1's only (weak) peak stays
     assert sel(peaks, _proposals(), np.random.default_rng(0)).tolist() == [1, SUPPRESSED, 2]
@@ -313,13 +314,13 @@ def test_absorb_merges_peaks_along_one_object_not_other_classes() -> None:
     a peak of another class inside the mask being absorbed too."""
     props = _long_object()
     peaks = _peaks([[6, 5], [22, 5], [14, 6]], labels=[0, 0, 1], scores=[3.0, 2.0, 1.0])
-    choice = SELECTORS.build(dict(type='best_objectness', absorb=True))(
+    choice = PROPOSAL_SELECTORS.build(dict(type='best_objectness', absorb=True))(
         peaks, props, np.random.default_rng(0))
     # each peak's best proposal is its half (0.6 > 0.5); the halves do not contain
     # each other's peaks: both kept
     assert choice.tolist()[:2] == [1, 2]
 
-    class Whole(type(SELECTORS.build(dict(type='best_objectness')))):
+    class Whole(type(PROPOSAL_SELECTORS.build(dict(type='best_objectness')))):
         def select(self, peaks, proposals, rng):
             return np.zeros(len(peaks), np.int64)  # every peak takes the whole bar
 
@@ -334,7 +335,7 @@ def test_class_nms_removes_overlapping_instances_of_one_class() -> None:
     or keeping the weaker of two overlapping same-class instances."""
     props = _proposals()
 
-    class Fixed(type(SELECTORS.build(dict(type='best_objectness')))):
+    class Fixed(type(PROPOSAL_SELECTORS.build(dict(type='best_objectness')))):
         def select(self, peaks, proposals, rng):
             return np.array([1, 2, 1])  # medium, large, medium
 
@@ -356,10 +357,11 @@ def test_cover_radius_reaches_a_thin_object_next_to_the_peak(selector: str) -> N
     props = Proposals.from_masks(m, [0.8, 0.01], source='crafted')
     peaks = _peaks([[16, 13]])  # two rows below the bar
     rng = np.random.default_rng(0)
-    assert SELECTORS.build(dict(type=selector))(peaks, props, rng).tolist() == [1]
-    near = SELECTORS.build(dict(type=selector, cover_radius=2))
+    assert PROPOSAL_SELECTORS.build(dict(type=selector))(peaks, props, rng).tolist() == [1]
+    near = PROPOSAL_SELECTORS.build(dict(type=selector, cover_radius=2))
     assert Counter(int(near(peaks, props, rng)[0]) for _ in range(200))[0] > 190
-    assert SELECTORS.build(dict(type=selector, cover_radius=1))(peaks, props, rng).tolist() == [1]
+    far = PROPOSAL_SELECTORS.build(dict(type=selector, cover_radius=1))
+    assert far(peaks, props, rng).tolist() == [1]
 
 
 def test_drawings_judge_peaks_and_instances_as_voc_matches_them() -> None:

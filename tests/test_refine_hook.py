@@ -19,8 +19,8 @@ from torch import nn
 from mmdet.registry import HOOKS
 from mmdet.structures import DetDataSample
 from projects.wise.engine import ProposalRefineHook, enable_refinement, refine
+from projects.wise.errors import DataError
 from projects.wise.proposals import Proposals
-from projects.wise.utils.io import DataError
 
 from conftest import ROOT, run_tool
 
@@ -103,7 +103,7 @@ class _Source:
         self.calls = 0
 
     def __call__(self, image):
-        from projects.wise.proposals import ProposalError
+        from projects.wise.errors import ProposalError
         self.calls += 1
         assert (image['height'], image['width']) == (H, W)
         if image['img_path'] not in self.by_path:

@@ -11,8 +11,9 @@ import pytest
 import torch
 from PIL import Image
 
-from projects.wise.proposals import PROPOSAL_SOURCES, ProposalError, SAMProposals
-from projects.wise.utils.io import DataError
+from projects.wise.errors import DataError, ProposalError
+from projects.wise.proposals import SAMProposals
+from projects.wise.registry import PROPOSAL_SOURCES
 
 ROOT = Path(__file__).resolve().parents[1]
 H, W = 40, 56

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from projects.wise.utils.io import DataError, safe_join
+from projects.wise.errors import DataError
+from projects.wise.utils.io import safe_join
 
 from conftest import SHAPES_CLASSES, run_tool
 

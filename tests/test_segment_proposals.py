@@ -16,8 +16,9 @@ from mmengine.structures import InstanceData
 from pycocotools import mask as mask_util
 
 from projects.wise.engine import refine
-from projects.wise.proposals import (BuiltinProposals, PrecomputedProposals, ProposalError,
-                                     Proposals, SegmentProposals)
+from projects.wise.errors import ProposalError
+from projects.wise.proposals import (BuiltinProposals, PrecomputedProposals, Proposals,
+                                     SegmentProposals)
 from projects.wise.utils.io import read_image
 
 from conftest import run_tool

@@ -1,8 +1,6 @@
 """Soft negatives: the sampler's weights reach the right rows of the box head's targets."""
 from __future__ import annotations
 
-import importlib.util
-
 import torch
 from mmengine.config import ConfigDict
 from mmengine.registry import init_default_scope
@@ -16,11 +14,9 @@ def _parts():
     read as tools/train.py reads them."""
     import projects.wise  # noqa: F401
     from mmdet.registry import MODELS, TASK_UTILS
-    from projects.wise.utils.custom_configs import DETECTORS
+    from projects.wise.pipeline.custom_configs import DETECTORS
     from projects.wise.utils.launch import load_tool_config
-    spec = importlib.util.spec_from_file_location('train_tool', ROOT / 'tools/train.py')
-    train = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(train)
+    from tools import train
     args = train.parse_args([str(ROOT / 'configs/wise/demo/mask-rcnn_r18_shapes-hard_pseudo.py'),
                              '--cfg-options', *DETECTORS['mask-rcnn'].soft_negatives])
     init_default_scope('mmdet')

@@ -8,7 +8,7 @@ from mmengine.registry import init_default_scope
 
 import projects.wise  # noqa: F401
 from mmdet.registry import DATASETS
-from projects.wise.utils.io import DataError
+from projects.wise.errors import DataError
 
 from conftest import SHAPES_CLASSES
 

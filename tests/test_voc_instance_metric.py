@@ -20,8 +20,8 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 from mmdet.structures import DetDataSample
+from projects.wise.errors import DataError
 from projects.wise.evaluation import VOCInstanceMetric
-from projects.wise.utils.io import DataError
 
 
 # ---------------------------------------------------------------- helpers

@@ -3,7 +3,6 @@ split composition, outputs that mmdet loads as is, and one-line errors that
 leave earlier outputs untouched."""
 from __future__ import annotations
 
-import importlib.util
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -14,6 +13,7 @@ import pycocotools.mask as mask_utils
 import pytest
 
 from projects.wise.datasets.voc_layout import VOC_CLASSES, VOID, write_label_png
+from tools.dataset_converters import voc_to_coco
 
 from conftest import run_tool
 from voc_tree import CAT, write_jpeg, write_lines, write_sbd_inst, write_voc_image, write_xml
@@ -21,9 +21,6 @@ from voc_tree import CAT, write_jpeg, write_lines, write_sbd_inst, write_voc_ima
 ROOT = Path(__file__).resolve().parents[1]
 TOOL = ROOT / 'tools' / 'dataset_converters' / 'voc_to_coco.py'
 
-_spec = importlib.util.spec_from_file_location('voc_to_coco', TOOL)
-voc_to_coco = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(voc_to_coco)
 
 # VOC train: A (crafted, also in SBD train), C (no XML). VOC val: B (also in SBD val).
 # SBD only: D (SBD train), E (SBD val, a single instance).

@@ -22,12 +22,13 @@ from pathlib import Path
 
 from mmengine.config import DictAction
 
-from projects.wise.proposals import (PROPOSAL_SOURCES, PrecomputedProposals, Proposals,
-                                     ProposalSource)
+from projects.wise.errors import DataError
+from projects.wise.proposals import PrecomputedProposals, Proposals, ProposalSource
 from projects.wise.proposals.precomputed import done_name, image_file
 from projects.wise.proposals.recall import gt_rles, proposal_recall
+from projects.wise.registry import PROPOSAL_SOURCES
 from projects.wise.utils.cli import run_tool
-from projects.wise.utils.io import DataError, dump_json, load_coco_json, load_json, safe_join
+from projects.wise.utils.io import dump_json, load_coco_json, load_json, safe_join
 from projects.wise.utils.launch import parse_shard
 
 RECALL_KS = (100, 500, 1000)

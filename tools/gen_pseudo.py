@@ -28,9 +28,9 @@ from pathlib import Path
 import torch.distributed as dist
 from mmengine.config import Config, DictAction
 
+from projects.wise.errors import DataError, OptionError
 from projects.wise.pseudo import PseudoLabeller, label_shard, merge
 from projects.wise.utils.cli import run_tool
-from projects.wise.utils.io import DataError, OptionError
 from projects.wise.utils.launch import init_distributed, parse_shard
 
 

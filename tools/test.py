@@ -1,9 +1,7 @@
 """Test (and evaluate) a checkpoint (mmdet's tools/test.py, CPU-distributed aware)."""
 import argparse
-import os
 import sys
 
-from mmengine.config import DictAction
 from mmengine.runner import Runner
 
 from mmdet.engine.hooks.utils import trigger_visualization_hook
@@ -11,7 +9,7 @@ from mmdet.evaluation import DumpDetResults
 from mmdet.registry import RUNNERS
 from mmdet.utils import setup_cache_size_limit_of_dynamo
 from projects.wise.engine import enable_refinement
-from projects.wise.utils.cli import run_tool
+from projects.wise.utils.cli import add_runner_arguments, parse_runner_args, run_tool
 from projects.wise.utils.launch import load_tool_config
 
 
@@ -30,15 +28,8 @@ def parse_args(argv=None):
         help="refine predicted masks with object proposals (WISE + Refine): switches on the "
              "config's ProposalRefineHook, or adds one; PROPOSALS: their folder (default: "
              '<data_root>/proposals/ of the test data)')
-    parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction,
-        help='override config settings, e.g. test_evaluator.score_thr=0.3')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
-                        default='none', help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args(argv)
-    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
-    return args
+    add_runner_arguments(parser, 'test_evaluator.score_thr=0.3')
+    return parse_runner_args(parser, argv)
 
 
 def main(argv=None) -> dict:

@@ -1,19 +1,16 @@
 """Train a model from a config (mmdet's tools/train.py, CPU-distributed aware)."""
 import argparse
-import os
 import sys
 
 import torch
-from mmengine.config import DictAction
 from mmengine.runner import Runner
 
 from mmdet.registry import RUNNERS
 from mmdet.utils import setup_cache_size_limit_of_dynamo
-from projects.wise.engine import NonFiniteLossError
-from projects.wise.utils.cli import run_tool
-from projects.wise.utils.io import OptionError
+from projects.wise.errors import NonFiniteLossError, OptionError
+from projects.wise.utils.batch_scaling import scale_schedule, world_size
+from projects.wise.utils.cli import add_runner_arguments, parse_runner_args, run_tool
 from projects.wise.utils.launch import load_tool_config
-from projects.wise.utils.schedule import scale_schedule, world_size
 
 
 def parse_args(argv=None):
@@ -31,15 +28,8 @@ def parse_args(argv=None):
         '--resume', nargs='?', type=str, const='auto',
         help='resume from this checkpoint, or without a path from the latest '
         'checkpoint in the work dir')
-    parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction,
-        help='override config settings, e.g. train_cfg.max_iters=100')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
-                        default='none', help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args(argv)
-    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
-    return args
+    add_runner_arguments(parser, 'train_cfg.max_iters=100')
+    return parse_runner_args(parser, argv)
 
 
 def main(argv=None) -> None:

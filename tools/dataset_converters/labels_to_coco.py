@@ -14,8 +14,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from projects.wise.datasets.image_labels import (LABEL_FORMATS, class_list, instances_json,
-                                                 labels_json)
+from projects.wise.datasets.label_files import class_list, instances_json, labels_json
+from projects.wise.registry import LABEL_FORMATS
 from projects.wise.utils.cli import run_tool
 from projects.wise.utils.io import dump_json
 

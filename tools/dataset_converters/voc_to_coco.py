@@ -30,11 +30,12 @@ import scipy.io
 from PIL import Image, UnidentifiedImageError
 from scipy.io.matlab import MatReadError
 
-from projects.wise.datasets.image_labels import class_list
+from projects.wise.datasets.label_files import class_list
 from projects.wise.datasets.voc_layout import (VOC_CLASSES, VOID, parse_voc_xml_counts,
                                                read_label_png)
+from projects.wise.errors import DataError
 from projects.wise.utils.cli import run_tool
-from projects.wise.utils.io import DataError, dump_json, read_lines
+from projects.wise.utils.io import dump_json, read_lines
 from projects.wise.utils.masks import encode_masks, rle_fields
 
 TRAIN_AUG = 'train_aug'

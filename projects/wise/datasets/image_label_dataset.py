@@ -15,7 +15,8 @@ from mmengine.logging import print_log
 from mmdet.datasets import BaseDetDataset
 from mmdet.registry import DATASETS
 
-from ..utils.io import DataError, load_json, safe_join
+from ..errors import DataError
+from ..utils.io import load_json, safe_join
 from .voc_layout import VOC_CLASSES
 
 _IMAGE_KEYS = ('id', 'file_name', 'height', 'width', 'labels')

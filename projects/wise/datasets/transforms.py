@@ -10,7 +10,7 @@ from mmcv.transforms import BaseTransform, LoadImageFromFile, to_tensor
 from mmdet.registry import TRANSFORMS
 from mmdet.structures import DetDataSample
 
-from ..utils.io import DataError
+from ..errors import DataError
 
 
 @TRANSFORMS.register_module()

@@ -7,7 +7,8 @@ from mmdet.datasets import CocoDataset
 from mmdet.datasets.api_wrappers import COCO
 from mmdet.registry import DATASETS
 
-from ..utils.io import DataError, load_coco_json, safe_join
+from ..errors import DataError
+from ..utils.io import load_coco_json, safe_join
 from .image_label_dataset import require_images
 from .voc_layout import VOC_CLASSES
 

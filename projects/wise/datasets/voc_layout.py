@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..utils.io import DataError, read_image
+from ..errors import DataError
+from ..utils.io import read_image
 
 VOC_CLASSES: tuple[str, ...] = (
     'aeroplane', 'bicycle', 'bird', 'boat', 'bottle', 'bus', 'car', 'cat',

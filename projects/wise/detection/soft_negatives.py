@@ -6,7 +6,7 @@ such objects under the protocol's 0.5 cut. A background RoI overlapping no pseud
 instance (IoU under ``iou_thr`` with all) may be one of them: its classification loss is
 weighted ``far_weight``. Background RoIs around a labelled object (badly placed boxes,
 surely background) keep weight 1. Opt-in: a config names both parts (the four options of
-``RCNN_SOFT_NEGATIVES`` in utils/custom_configs.py; the pipeline's ``--soft-negatives``,
+``RCNN_SOFT_NEGATIVES`` in pipeline/custom_configs.py; the pipeline's ``--soft-negatives``,
 on for the built-in demos; docs/over_firing.md).
 """
 from __future__ import annotations

@@ -9,9 +9,7 @@ from mmengine.hooks import Hook
 
 from mmdet.registry import HOOKS
 
-
-class NonFiniteLossError(RuntimeError):
-    """Training produced a NaN or infinite loss."""
+from ..errors import NonFiniteLossError
 
 
 @HOOKS.register_module()

@@ -32,8 +32,9 @@ from mmengine.model import is_model_wrapper
 
 from mmdet.registry import HOOKS
 
-from ..proposals import PROPOSAL_SOURCES, ProposalError, ProposalSource
-from ..utils.io import DataError
+from ..errors import DataError, ProposalError
+from ..proposals import ProposalSource
+from ..registry import PROPOSAL_SOURCES
 from .proposal_refiner import refine
 
 

@@ -12,7 +12,7 @@ from mmdet.registry import METRICS
 from ..datasets.image_label_dataset import coco_image_labels
 from ..utils.io import load_coco_json
 from ..utils.masks import to_numpy
-from .prm_metrics import _by_image, _classes
+from .prm_metrics import dataset_classes, results_by_image
 
 #: where a predicted count comes from: the density branch, or the PRM's reported peaks
 SOURCES = ('density', 'peaks')
@@ -67,7 +67,7 @@ class CountingMetric(BaseMetric):
         self._gt = dict(images=data['images'], categories=data['categories'])
 
     def process(self, data_batch: Any, data_samples: Sequence[dict]) -> None:
-        num_classes = len(_classes(self))
+        num_classes = len(dataset_classes(self))
         for sample in data_samples:
             result = dict(img_id=sample['img_id'])
             if 'pred_counts' in sample:
@@ -79,12 +79,12 @@ class CountingMetric(BaseMetric):
 
     def compute_metrics(self, results: list) -> dict[str, float]:
         logger: MMLogger = MMLogger.get_current_instance()
-        classes = _classes(self)
+        classes = dataset_classes(self)
         truth = {}
         for r in coco_image_labels(self._gt, classes, self.ann_file, with_counts=True):
             truth[r['img_id']] = np.zeros(len(classes))
             truth[r['img_id']][r['image_labels']] = r['image_counts']
-        preds = _by_image(results, truth, self.ann_file, logger)
+        preds = results_by_image(results, truth, self.ann_file, logger)
         gt = np.stack([truth[i] for i in preds]) if preds else np.zeros((0, len(classes)))
         metrics = {}
         for source in SOURCES:

@@ -26,7 +26,8 @@ from terminaltables import AsciiTable
 from mmdet.registry import METRICS
 
 from ..datasets.image_label_dataset import coco_cat2label, coco_image_labels
-from ..utils.io import DataError, load_coco_json
+from ..errors import DataError
+from ..utils.io import load_coco_json
 from ..utils.masks import pixel_indices, to_numpy, to_rle
 
 
@@ -52,7 +53,8 @@ def average_precision(scores: np.ndarray, positives: np.ndarray) -> float:
     return float(np.sum(new_tp * tp / ranks) / num_pos)
 
 
-def _classes(metric: BaseMetric) -> tuple:
+def dataset_classes(metric: BaseMetric) -> tuple:
+    """The class names the runner gave ``metric`` from its dataset."""
     classes = tuple((metric.dataset_meta or {}).get('classes') or ())
     if not classes:
         raise ValueError(f'{type(metric).__name__} needs dataset_meta["classes"] '
@@ -60,7 +62,7 @@ def _classes(metric: BaseMetric) -> tuple:
     return classes
 
 
-def _by_image(results: list, known: Any, ann_file: str, logger: MMLogger) -> Dict[Any, dict]:
+def results_by_image(results: list, known: Any, ann_file: str, logger: MMLogger) -> Dict[Any, dict]:
     """One result per image (the first), each image known to the ground truth."""
     preds: Dict[Any, dict] = OrderedDict()
     for r in results:
@@ -124,10 +126,10 @@ class MultiLabelMAP(BaseMetric):
 
     def compute_metrics(self, results: list) -> Dict[str, float]:
         logger: MMLogger = MMLogger.get_current_instance()
-        classes = _classes(self)
+        classes = dataset_classes(self)
         gt = {r['img_id']: r['image_labels']
               for r in coco_image_labels(self._gt, classes, self.ann_file)}
-        preds = _by_image(results, gt, self.ann_file, logger)
+        preds = results_by_image(results, gt, self.ann_file, logger)
 
         num_classes = len(classes)
         for img_id, r in preds.items():
@@ -243,9 +245,9 @@ class PeakLocalisationMetric(BaseMetric):
 
     def compute_metrics(self, results: list) -> Dict[str, float]:
         logger: MMLogger = MMLogger.get_current_instance()
-        classes = _classes(self)
+        classes = dataset_classes(self)
         cat2label = coco_cat2label(self._categories, classes, self.ann_file)
-        preds = _by_image(results, self._gt, self.ann_file, logger)
+        preds = results_by_image(results, self._gt, self.ann_file, logger)
 
         num_peaks = num_correct = num_instances = num_found = 0
         for img_id, r in preds.items():

@@ -36,7 +36,8 @@ from terminaltables import AsciiTable
 from mmdet.datasets.api_wrappers import COCO, COCOeval
 from mmdet.registry import METRICS
 
-from ..utils.io import DataError, dump_json, load_coco_json
+from ..errors import DataError
+from ..utils.io import dump_json, load_coco_json
 from ..utils.masks import encode_masks, str_counts, to_numpy, to_rle
 
 _IOU_TYPES = ('segm', 'bbox')

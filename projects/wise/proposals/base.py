@@ -15,20 +15,11 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
-from mmengine.registry import Registry
 from pycocotools import mask as mask_util
 
-from ..utils.io import DataError, dump_json
+from ..errors import ProposalError
+from ..utils.io import dump_json
 from ..utils.masks import bytes_counts, disc_window, encode_masks, pixel_indices, str_counts, to_rle
-
-# Scope 'mmdet': sources are built where mmdet is the default scope (tools,
-# hooks); another scope would make mmengine warn and fall back on every build.
-PROPOSAL_SOURCES = Registry('wise proposal source', scope='mmdet',
-                            locations=['projects.wise.proposals'])
-
-
-class ProposalError(DataError):
-    """Proposals of an image are missing or unusable; the message names the file."""
 
 
 def _as_rle(segm: Any, hw: tuple[int, int], where: str) -> dict:

@@ -57,8 +57,10 @@ from pycocotools import mask as mask_util
 from scipy import ndimage
 from threadpoolctl import threadpool_limits
 
+from ..errors import ProposalError
+from ..registry import PROPOSAL_SOURCES
 from ..utils.io import read_image
-from .base import PROPOSAL_SOURCES, ProposalError, ProposalSource
+from .base import ProposalSource
 from .felzenszwalb import PixelGraph
 from .grouping import greedy_grouping
 from .segments import SegmentProposals
@@ -74,7 +76,7 @@ EDGE_BINS = 2.0 ** (np.arange(15) / 2)
 NUM_EDGE_BINS = len(EDGE_BINS) + 1
 
 
-def _to_space(rgb: np.ndarray, space: str) -> np.ndarray:
+def to_space(rgb: np.ndarray, space: str) -> np.ndarray:
     """A uint8 H x W x 3 image in the given colour space, every channel over 0..255."""
     code = COLOUR_SPACES[space]
     return rgb if code is None else cv2.cvtColor(rgb, code)
@@ -122,7 +124,7 @@ def _histograms(labels: np.ndarray, codes: np.ndarray, n: int, dim: int) -> np.n
 
 
 @dataclass
-class _Pixels:
+class Pixels:
     """What every over-segmentation of one colour-space image shares."""
 
     image: np.ndarray  # h x w x 3 uint8
@@ -130,7 +132,7 @@ class _Pixels:
     pair_diff: np.ndarray  # colour difference of 4-neighbours (sigma-1 smoothed), as edge_bins
 
     @classmethod
-    def of(cls, image: np.ndarray) -> _Pixels:
+    def of(cls, image: np.ndarray) -> Pixels:
         """Selective search's features: colour in 25 bins a channel; texture as the
         positive Gaussian-derivative response (sigma 1) in 8 orientations a
         channel, 10 bins each."""
@@ -169,7 +171,7 @@ class _Superpixels:
     frame: np.ndarray  # n: pixel sides on the image frame
 
 
-def superpixels(px: _Pixels, labels: np.ndarray, edges: np.ndarray) -> _Superpixels:
+def superpixels(px: Pixels, labels: np.ndarray, edges: np.ndarray) -> _Superpixels:
     """The region statistics of an over-segmentation (``labels``: h x w, 0..n-1) of
     ``px.image``; ``edges`` are the image's ``edge_bins``."""
     n = int(labels.max()) + 1
@@ -392,7 +394,7 @@ class BuiltinProposals(ProposalSource):
         edges = edge_bins(work)
         segs = []
         for space in self.colour_spaces:
-            px = _Pixels.of(_to_space(work, space))
+            px = Pixels.of(to_space(work, space))
             graph = PixelGraph(px.image, self.sigma)
             segs += [superpixels(px, graph.segment(scale * work_area / 128 ** 2, min_size), edges)
                      for scale in self.scales]

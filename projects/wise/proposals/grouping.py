@@ -37,7 +37,7 @@ def _block_sum(a: np.ndarray, lo: int, n: int) -> np.float32:
 
 
 @numba.njit(cache=True)
-def _pairwise_sum(a: np.ndarray, lo: int, n: int) -> np.float32:
+def pairwise_sum(a: np.ndarray, lo: int, n: int) -> np.float32:
     """numpy's float32 pairwise summation of a[lo:lo + n] (halves cut at multiples of 8
     down to blocks of at most 128), so sums of up to 8192 (numpy's buffer) equal
     ``ndarray.sum`` to the bit. A stack, not recursion: numba cannot cache recursion."""
@@ -76,8 +76,8 @@ def _similarity(hist: np.ndarray, size: np.ndarray, bbox: np.ndarray, a: int, b:
     """Weighted colour, texture, size, fill and edge similarity of regions a and b."""
     dim = hist.shape[1]
     inter = np.minimum(hist[a], hist[b])
-    colour = _pairwise_sum(inter, 0, colour_dim)
-    texture = _pairwise_sum(inter, colour_dim, dim - colour_dim)
+    colour = pairwise_sum(inter, 0, colour_dim)
+    texture = pairwise_sum(inter, colour_dim, dim - colour_dim)
     joint = size[a] + size[b]
     bw = max(bbox[a, 2], bbox[b, 2]) - min(bbox[a, 0], bbox[b, 0])
     bh = max(bbox[a, 3], bbox[b, 3]) - min(bbox[a, 1], bbox[b, 1])

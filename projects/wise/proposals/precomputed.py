@@ -18,8 +18,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Iterator
 
+from ..errors import ProposalError
+from ..registry import PROPOSAL_SOURCES
 from ..utils.io import atomic_write
-from .base import PROPOSAL_SOURCES, ProposalError, Proposals, ProposalSource
+from .base import Proposals, ProposalSource
 from .segments import SegmentProposals
 
 _CHUNK = 1 << 20

@@ -11,8 +11,10 @@ from typing import Any
 
 import torch
 
-from ..utils.io import DataError, read_image
-from .base import PROPOSAL_SOURCES, ProposalError, Proposals, ProposalSource
+from ..errors import DataError, ProposalError
+from ..registry import PROPOSAL_SOURCES
+from ..utils.io import read_image
+from .base import Proposals, ProposalSource
 
 
 def load_sam_weights(model: torch.nn.Module, checkpoint: str) -> None:

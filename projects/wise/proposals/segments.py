@@ -33,9 +33,10 @@ import numpy as np
 from pycocotools import mask as mask_util
 from scipy import ndimage
 
+from ..errors import ProposalError
 from ..utils.io import atomic_write
 from ..utils.masks import disc_window
-from .base import ProposalError, Proposals
+from .base import Proposals
 
 #: x0, y0, x1, y1 of nothing: neutral under min (x0, y0) and max (x1, y1)
 _NO_BOX = np.array([np.iinfo(np.int64).max] * 2 + [-1] * 2, np.int64)

@@ -26,14 +26,16 @@ from mmengine.registry import init_default_scope
 
 from mmdet.registry import DATASETS
 
-from ..proposals import PROPOSAL_SOURCES, ProposalSource
+from ..errors import DataError, OptionError
+from ..proposals import ProposalSource
 from ..proposals.recall import proposal_recall
-from ..utils.io import DataError, OptionError, read_image
+from ..registry import PROPOSAL_SELECTORS, PROPOSAL_SOURCES
+from ..utils.io import read_image
 from ..utils.masks import rle_fields
 from .generator import pseudo_instances
 from .oracle import GTPoints
 from .peaks import PREDICTED, load_prm, prm_peaks
-from .selectors import SELECTORS, ProposalSelector
+from .selectors import ProposalSelector
 from .visualization import save_pseudo_masks
 
 #: proposal budgets at which the report gives best-IoU recall
@@ -125,7 +127,7 @@ class PseudoLabeller:
         self.show_dir = None if show_dir is None else Path(show_dir)
         #: what the output depends on (set by from_config): parts of another run are
         #: never resumed or merged
-        self.run: dict[str, Any] = {}
+        self.fingerprint: dict[str, Any] = {}
 
     @classmethod
     def from_config(cls, config: str | Config, checkpoint: str | None, proposals: dict,
@@ -136,14 +138,14 @@ class PseudoLabeller:
                     show_dir: Path | None = None,
                     device: torch.device | str | None = None) -> PseudoLabeller:
         """Everything from a PRM config and checkpoint; ``proposals`` and ``selector``
-        are configs of ``PROPOSAL_SOURCES`` and ``SELECTORS`` (default: the paper's
+        are configs of ``PROPOSAL_SOURCES`` and ``PROPOSAL_SELECTORS`` (default: the paper's
         objectness sampling)."""
         cfg = config if isinstance(config, Config) else Config.fromfile(config)
         init_default_scope(cfg.get('default_scope', 'mmdet'))
         selector = selector or dict(type='objectness_sampling')
         dataset = build_split(cfg, split, ann_file, with_counts=counts == 'given')
         gt_file = gt_ann_file or default_gt_file(dataset)
-        built_selector = SELECTORS.build(selector)
+        built_selector = PROPOSAL_SELECTORS.build(selector)
         if device is None:
             device = torch.device(f'cuda:{int(os.environ.get("LOCAL_RANK", 0))}'
                                   if torch.cuda.is_available() else 'cpu')
@@ -160,7 +162,7 @@ class PseudoLabeller:
                        image_labels=image_labels, gt=gt,
                        oracle=oracle, counts=counts, seed=seed, show_dir=show_dir)
         config_hash = json.dumps(cfg.to_dict(), sort_keys=True, default=str)
-        labeller.run = dict(config=hashlib.sha256(config_hash.encode()).hexdigest(),
+        labeller.fingerprint = dict(config=hashlib.sha256(config_hash.encode()).hexdigest(),
                             checkpoint=None if oracle else sha256(checkpoint),
                             split=split, ann_file=ann_file, gt_ann_file=gt_file,
                             proposals=proposals, selector=selector, peak_thr=peak_thr,
@@ -210,7 +212,7 @@ class PseudoLabeller:
                                               width=hw[1], img_id=img_id),
                                   self.source, self.selector, rng)
         result.events.update(events)
-        record['annotations'] = [self._annotation(img_id, inst) for inst in result.instances]
+        record['annotations'] = [self.annotation(img_id, inst) for inst in result.instances]
         if self.gt is not None and result.proposals is not None:
             gts = self.gt.rles(img_id, hw)
             if gts:
@@ -237,7 +239,8 @@ class PseudoLabeller:
             raise DataError(f'{info["img_path"]}: cannot load image ({e})') from None
 
     @staticmethod
-    def _annotation(img_id: int, inst: dict) -> dict:
+    def annotation(img_id: int, inst: dict) -> dict:
+        """A pseudo instance as a COCO annotation of image ``img_id``."""
         return dict(image_id=img_id, category_id=inst['label'] + 1, **rle_fields(inst['rle']),
                     iscrowd=0, score=round(inst['score'], 4),
                     objectness=round(inst['objectness'], 4), point=inst['point'])

@@ -11,9 +11,10 @@ import cv2
 import numpy as np
 from pycocotools import mask as mask_util
 
-from ..utils.io import DataError, load_json
+from ..errors import DataError
+from ..utils.io import load_json
 from ..utils.masks import to_rle
-from .selectors import PeakSet
+from .peak_set import PeakSet
 
 
 class GTPoints:

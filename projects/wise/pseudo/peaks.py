@@ -14,9 +14,8 @@ from mmengine.runner import CheckpointLoader, load_state_dict
 
 from mmdet.registry import MODELS
 
-from ..utils.io import DataError
-from .generator import restrict_to_counts, restrict_to_labels
-from .selectors import PeakSet
+from ..errors import DataError
+from .peak_set import PeakSet, restrict_to_counts, restrict_to_labels
 
 #: ``prm_peaks(counts=PREDICTED)``: the model's own counts (PRM + Density)
 PREDICTED = 'predicted'

@@ -10,45 +10,17 @@ NMS removed the peak's instance).
 from __future__ import annotations
 
 from abc import ABCMeta, abstractmethod
-from dataclasses import dataclass
 
 import cv2
 import numpy as np
-from mmengine.registry import Registry
 from pycocotools import mask as mask_util
 
 from ..proposals import Proposals
-
-SELECTORS = Registry('wise proposal selector', scope='mmdet',  # as PROPOSAL_SOURCES
-                     locations=['projects.wise.pseudo'])
+from ..registry import PROPOSAL_SELECTORS
+from .peak_set import PeakSet
 
 #: a selector's choice for a peak whose instance its own NMS removed
 SUPPRESSED = -2
-
-
-@dataclass
-class PeakSet:
-    """The peaks of one image at its original resolution.
-
-    ``prms`` (K x H x W, each summing to 1) and ``crms`` (C x H x W class
-    response maps) are only filled for selectors with ``needs_maps``, ``density``
-    (C x H x W, PRM + Density's maps: their mean is the count) for those with
-    ``needs_density``.
-    """
-
-    labels: np.ndarray  # (K,) 0-based class
-    points: np.ndarray  # (K, 2) x, y pixels
-    scores: np.ndarray  # (K,) peak response
-    prms: np.ndarray | None = None
-    crms: np.ndarray | None = None
-    density: np.ndarray | None = None
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def subset(self, idx: np.ndarray) -> PeakSet:
-        return PeakSet(self.labels[idx], self.points[idx], self.scores[idx],
-                       None if self.prms is None else self.prms[idx], self.crms, self.density)
 
 
 def mask_nms(chosen: np.ndarray, proposals: Proposals, iou_thr: float) -> np.ndarray:
@@ -159,7 +131,7 @@ class ProposalSelector(metaclass=ABCMeta):
         return out
 
 
-@SELECTORS.register_module(name='objectness_sampling')
+@PROPOSAL_SELECTORS.register_module(name='objectness_sampling')
 class ObjectnessSampling(ProposalSelector):
     """The paper's choice: a covering proposal drawn with p ~ objectness."""
 
@@ -176,7 +148,7 @@ class ObjectnessSampling(ProposalSelector):
         return choice
 
 
-@SELECTORS.register_module(name='best_objectness')
+@PROPOSAL_SELECTORS.register_module(name='best_objectness')
 class BestObjectness(ProposalSelector):
     """The authors' released code: the covering proposal of highest objectness."""
 
@@ -187,7 +159,7 @@ class BestObjectness(ProposalSelector):
         return np.where(cover.any(1), scores.argmax(1) if len(proposals) else -1, -1)
 
 
-@SELECTORS.register_module(name='prm_retrieval')
+@PROPOSAL_SELECTORS.register_module(name='prm_retrieval')
 class PRMRetrieval(ProposalSelector):
     """PRM's instance retrieval, as its released ``instance_seg`` runs it.
 

@@ -20,7 +20,8 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from ..utils.io import DataError, atomic_write
+from ..errors import DataError
+from ..utils.io import atomic_write
 
 
 def parts_path(out: Path, shard: int, num_shards: int) -> Path:

@@ -2,13 +2,16 @@
 traceback from deep inside mmcv, and a distributed process group is always closed."""
 from __future__ import annotations
 
+import argparse
 import errno
+import os
 import sys
 from typing import Any, Callable
 
 import torch.distributed as dist
+from mmengine.config import DictAction
 
-from .io import DataError, OptionError
+from ..errors import DataError, OptionError
 
 #: Exit status for bad data or an output that cannot be written.
 EXIT_ERROR = 1
@@ -72,3 +75,22 @@ def run_tool(prog: str, main: Callable[[], Any],
 def _fail(prog: str, line: str, status: int = EXIT_ERROR) -> int:
     print(f'{prog}: error: {line}', file=sys.stderr, flush=True)
     return status
+
+
+def add_runner_arguments(parser: argparse.ArgumentParser, example: str) -> None:
+    """The options every runner tool takes as mmdet's do: --cfg-options (``example``: a
+    setting it is often given), --launcher and --local-rank."""
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help=f'override config settings, e.g. {example}')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
+                        default='none', help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+
+
+def parse_runner_args(parser: argparse.ArgumentParser,
+                      argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line, with LOCAL_RANK exported for a launcher that passes it as an
+    option (torch.distributed.launch) rather than in the environment."""
+    args = parser.parse_args(argv)
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args

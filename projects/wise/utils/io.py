@@ -11,14 +11,7 @@ from typing import Any, Iterator
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-
-class DataError(RuntimeError):
-    """Bad or missing input data; the message names the offending path."""
-
-
-class OptionError(ValueError):
-    """Options that contradict each other or the data (a tool exits 2, as argparse
-    does for a bad command line)."""
+from ..errors import DataError
 
 
 @contextlib.contextmanager

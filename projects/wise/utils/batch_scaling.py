@@ -16,7 +16,7 @@ import os
 
 from mmengine.config import Config
 
-from .io import OptionError
+from ..errors import OptionError
 
 
 def world_size(launcher: str) -> int:

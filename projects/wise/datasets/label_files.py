@@ -23,12 +23,11 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from mmengine.registry import Registry
 from PIL import Image, UnidentifiedImageError
 
-from ..utils.io import DataError, load_coco_json, safe_join
-
-LABEL_FORMATS = Registry('wise image-label format')
+from ..errors import DataError
+from ..registry import LABEL_FORMATS
+from ..utils.io import load_coco_json, safe_join
 
 #: first cells that mark a csv header row
 HEADER_CELLS = {'image', 'file', 'filename', 'file_name', 'path'}

@@ -1,7 +1,7 @@
 """Configs for a user's own data, derived from it: the VOC recipes (inherited, not
 copied) with the data's classes, class counts, files and image folder.
 
-tools/pipeline.py custom writes them into its work dir, where they can be read,
+``tools/pipeline.py custom`` writes them into its work dir, where they can be read,
 edited and rerun with the ordinary tools/train.py and tools/test.py.
 """
 from __future__ import annotations
@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[3]
+from .paths import CONFIGS
 
 
 @dataclass(frozen=True)
@@ -19,7 +19,7 @@ class Detector:
     """An mmdet instance segmenter that WISE trains on the pseudo masks."""
 
     title: str  # its name in the results table
-    recipe: str  # the project's VOC config of it on pseudo masks
+    recipe: str  # the project's VOC config of it on pseudo masks, in configs/wise/
     num_classes: str  # the model override giving it K classes (K: the config's variable)
     #: the --cfg-options that train it with soft negatives (projects/wise/detection);
     #: empty: it samples no negatives to soften
@@ -36,18 +36,18 @@ RCNN_SOFT_NEGATIVES = ('model.roi_head.bbox_head.type=SoftNegativeBBoxHead',
 
 #: --detector name -> the segmenter; its configs are named <name>_<backbone>_<data>_pseudo.py
 DETECTORS = {
-    'mask-rcnn': Detector('Mask R-CNN', 'configs/wise/mask-rcnn_r50_voc_pseudo.py',
+    'mask-rcnn': Detector('Mask R-CNN', 'mask-rcnn_r50_voc_pseudo.py',
                           'dict(roi_head=dict(bbox_head=dict(num_classes=len(classes)), '
                           'mask_head=dict(num_classes=len(classes))))',
                           RCNN_SOFT_NEGATIVES),
-    'solov2': Detector('SOLOv2', 'configs/wise/solov2_r50_voc_pseudo.py',
+    'solov2': Detector('SOLOv2', 'solov2_r50_voc_pseudo.py',
                        'dict(mask_head=dict(num_classes=len(classes)))'),
 }
 #: the paper's detector (tools/pipeline.py's unless --detector says otherwise)
 DEFAULT_DETECTOR = 'mask-rcnn'
 
-#: the PRM's recipe, inherited by a custom prm.py
-PRM_RECIPE = 'configs/wise/prm_r50_voc.py'
+#: the PRM's recipe in configs/wise/, inherited by a custom prm.py
+PRM_RECIPE = 'prm_r50_voc.py'
 #: a custom WISE config's file name: '{}' the detector, '{refine}' '' or '_refine'
 WISE_CONFIG = 'wise_{}{refine}.py'
 
@@ -64,13 +64,16 @@ def _loader(ann_file: str) -> str:
             f'metainfo=metainfo, ann_file={ann_file!r}))')
 
 
+#: no split to validate or test on: mmengine's runner takes a loop only with its
+#: dataloader and evaluator, so each of the three goes (an inherited test_cfg with no
+#: test_dataloader fails the runner's check)
 NO_VAL = ['val_cfg = None', 'val_dataloader = None', 'val_evaluator = None',
-          'test_dataloader = None', 'test_evaluator = None']
+          'test_cfg = None', 'test_dataloader = None', 'test_evaluator = None']
 
 
 def prm_config(classes: Sequence[str], data_root: str, images: str, val: bool,
                val_masks: bool) -> str:
-    lines = [f'_base_ = {str(ROOT / PRM_RECIPE)!r}', *_data_lines(classes, data_root, images),
+    lines = [f'_base_ = {str(CONFIGS / PRM_RECIPE)!r}', *_data_lines(classes, data_root, images),
              'model = dict(num_classes=len(classes))',
              f'train_dataloader = {_loader("annotations/train_labels.json")}']
     if not val:
@@ -89,7 +92,7 @@ def prm_config(classes: Sequence[str], data_root: str, images: str, val: bool,
 
 def wise_config(detector: Detector, classes: Sequence[str], data_root: str, images: str,
                 val_masks: bool) -> str:
-    lines = [f'_base_ = {str(ROOT / detector.recipe)!r}',
+    lines = [f'_base_ = {str(CONFIGS / detector.recipe)!r}',
              *_data_lines(classes, data_root, images),
              f'model = {detector.num_classes}',
              f'train_dataloader = {_loader("annotations/train_pseudo.json")}']

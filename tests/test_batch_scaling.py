@@ -5,8 +5,8 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from projects.wise.utils.io import OptionError
-from projects.wise.utils.schedule import scale_schedule
+from projects.wise.errors import OptionError
+from projects.wise.utils.batch_scaling import scale_schedule
 
 from conftest import ROOT, run_tool
 

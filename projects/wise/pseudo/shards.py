@@ -3,7 +3,7 @@
 Each worker labels every N-th image from its shard index and appends the records
 to its own parts file (``writer``); whoever finds every shard finished merges them
 into one COCO json and a report. Parts are resumed and merged only by the run that
-wrote them (``PseudoLabeller.run``).
+wrote them (``PseudoLabeller.fingerprint``).
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from .writer import PartsFile, iter_records, parts_path, write_coco
 def label_shard(labeller: PseudoLabeller, out: Path, shard: int = 0,
                 num_shards: int = 1) -> None:
     """Label the shard's images not done yet, one fsynced record each."""
-    parts = PartsFile(parts_path(out, shard, num_shards), labeller.run)
+    parts = PartsFile(parts_path(out, shard, num_shards), labeller.fingerprint)
     if parts.restarted:
         print(f'[gen_pseudo] {parts.path}: {parts.restarted}: starting this shard over',
               flush=True)
@@ -43,7 +43,7 @@ def merge(labeller: PseudoLabeller, out: Path, num_shards: int, config: str | No
     """Write the COCO json ``out`` and ``<out>.report.json`` from every shard's parts
     (a DataError names what is missing if a shard has not finished); the report names
     the ``config`` and ``checkpoint`` files and the run's options."""
-    run = labeller.run
+    run = labeller.fingerprint
     paths = [parts_path(out, i, num_shards) for i in range(num_shards)]
     classes = labeller.classes
     categories = [dict(id=i + 1, name=c) for i, c in enumerate(classes)]

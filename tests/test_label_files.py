@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from projects.wise.datasets.image_labels import (class_list, has_instances, instances_json,
-                                                 labels_json)
-from projects.wise.utils.io import DataError, read_image
+from projects.wise.datasets.label_files import (class_list, has_instances, instances_json,
+                                                labels_json)
+from projects.wise.errors import DataError
+from projects.wise.utils.io import read_image
 
 from conftest import run_tool
 

@@ -1,0 +1,248 @@
+"""The stage graph of a preset: which stages run, with what commands, reading and
+writing what.
+
+data -> proposals -> prm -> prm_density -> prm_density_baseline -> pseudo ->
+pseudo_improved -> prm_baseline -> full -> wise -> wise_improved -> table. ``pseudo`` /
+``wise`` use the paper's selection (``objectness_sampling``), ``*_improved`` the one
+that survives an over-firing PRM best (:data:`~.presets.IMPROVED`); another detector
+adds ``wise_<name>`` on the improved pseudo masks; ``prm_density`` (ILC) trains from
+counts and its retrieval gives the PRM + Density row; ``pseudo_counts`` /
+``wise_counts`` keep as many peaks of a class as it has objects (docs/counts.md).
+With a seed, the trained stages run in ``<work>/seed<N>/``; the data and proposals are
+shared by the seeds.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+
+from ..proposals.precomputed import done_name
+from . import commands as cmd
+from .custom_configs import DEFAULT_DETECTOR, DETECTORS
+from .paths import ROOT
+from .presets import DENSITY_RETRIEVAL, SELECTIONS, Preset, wise_stage_name
+from .stage import Stage
+from .table import ROW_FILES, write_table
+
+#: stages run once for all seeds
+SHARED = ('data', 'proposals')
+
+
+@dataclass
+class Plan:
+    """One run of a preset's chain: its options and the paths every stage uses."""
+
+    preset: Preset
+    gpus: int = 1
+    seed: int | None = None
+    prm_options: Sequence[str] = ()
+    smoke: bool = False
+    detectors: Sequence[str] = (DEFAULT_DETECTOR,)
+    work: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        p = self.preset
+        self.work = p.work if self.seed is None else f'{p.work}/seed{self.seed}'
+
+    @property
+    def seeded(self) -> list[str]:
+        return [] if self.seed is None else [f'randomness.seed={self.seed}']
+
+    @property
+    def prm_train(self) -> list[str]:
+        smoke = [*cmd.SMOKE_TRAIN, *cmd.SMOKE_PRM] if self.smoke else []
+        return [*self.seeded, *smoke, *self.prm_options]
+
+    @property
+    def detector_train(self) -> list[str]:
+        return [*self.seeded, *([*cmd.SMOKE_TRAIN, *cmd.SMOKE_DETECTOR] if self.smoke else [])]
+
+    @property
+    def test_options(self) -> tuple[str, ...]:
+        return cmd.SMOKE_TEST if self.smoke else ()
+
+    @property
+    def proposals(self) -> list[str]:
+        """gen_pseudo's arguments reading the proposals stage's files."""
+        return ['--proposals', 'type=precomputed', f'root={self.preset.proposals_root}']
+
+    @property
+    def splits(self) -> tuple[str, ...]:
+        p = self.preset
+        return (p.train_split, 'val') if p.val else (p.train_split,)
+
+    @property
+    def proposals_done(self) -> list[str]:
+        """The proposals are done when recall is measured, or (no masks) when every
+        shard is."""
+        p = self.preset
+        if p.val_masks:
+            return [f'{p.proposals_root}/recall.json']
+        labels = [Path(p.annotations) / f'{split}_labels.json' for split in self.splits]
+        return [f'{p.proposals_root}/{done_name(f, i, p.proposal_shards)}'
+                for f in labels for i in range(p.proposal_shards)]
+
+    def stage(self, name: str, steps: list, inputs: list[str], outputs: list[str],
+              **kwargs) -> Stage:
+        shared = name in SHARED
+        return Stage(name, steps, inputs, outputs, work=self.preset.work if shared else self.work,
+                     seed=None if shared else self.seed, **kwargs)
+
+    def pseudo_json(self, selection: str) -> str:
+        return f'{self.work}/{selection}/{self.preset.train_split}_pseudo.json'
+
+    def trains_on(self, detector: str) -> Sequence[str]:
+        """The pseudo-mask stages a detector trains on: Mask R-CNN every selection,
+        another the improved one."""
+        p = self.preset
+        if detector == DEFAULT_DETECTOR:
+            return p.selections
+        return ['pseudo_improved'] if 'pseudo_improved' in p.selections else p.selections[-1:]
+
+
+def data_stage(plan: Plan) -> Stage:
+    p, ann = plan.preset, plan.preset.annotations
+    convert = [] if p.convert_args is None else [
+        cmd.python('tools/dataset_converters/voc_to_coco.py', p.data, *p.convert_args,
+                   '--splits', p.train_split, 'val')]
+    val_out = ([f'{ann}/val_instances.json'] if p.val_masks
+               else [f'{ann}/val_labels.json'] if p.val else [])
+    return plan.stage(
+        'data', [[c] for c in [*p.make_data, *convert]],
+        inputs=['tools/make_shapes_dataset.py', 'projects/wise/datasets/shapes.py',
+                'tools/dataset_converters', *p.data_inputs],
+        outputs=[f'{ann}/{p.train_split}_labels.json',
+                 *([] if p.convert_args is None else [f'{ann}/{p.train_split}_instances.json']),
+                 *val_out])
+
+
+def proposals_stage(plan: Plan) -> Stage:
+    """Every split's proposals, in shards side by side; then their recall on val."""
+    p, ann = plan.preset, plan.preset.annotations
+    img_root = ['--img-root', p.img_root] if p.img_root else []
+    shards = [cmd.python('tools/gen_proposals.py', '--ann-file', f'{ann}/{split}_labels.json',
+                         '--out-dir', p.proposals_root,
+                         '--shard', f'{i}/{p.proposal_shards}', *img_root, *p.proposal_args)
+              for split in plan.splits for i in range(p.proposal_shards)]
+    recall = [[cmd.python('tools/gen_proposals.py', '--ann-file', f'{ann}/val_instances.json',
+                          '--out-dir', p.proposals_root, '--recall', *img_root,
+                          *p.proposal_args)]] if p.val_masks else []
+    return plan.stage('proposals', [shards, *recall],
+                      inputs=[f'{ann}/val_instances.json' if p.val_masks
+                              else f'{ann}/{p.train_split}_labels.json',
+                              'projects/wise/proposals'],
+                      outputs=plan.proposals_done)
+
+
+def classifier_stage(plan: Plan, name: str, cfg: str) -> Stage:
+    """A peak classifier (PRM, PRM + Density) trained on the image labels, and tested
+    on val where there is one."""
+    p, work = plan.preset, f'{plan.work}/{name}'
+    tests = cmd.prm_test(cfg, work, plan.test_options) if p.val else []
+    return plan.stage(name, [[cmd.train(cfg, work, plan.gpus, plan.prm_train)],
+                             *[[c] for c in tests]],
+                      inputs=[cfg, f'{p.annotations}/{p.train_split}_labels.json',
+                              'projects/wise/models'],
+                      outputs=[f'{work}/last_checkpoint'])
+
+
+def pseudo_stage(plan: Plan, selection: str) -> Stage:
+    """The train split's pseudo masks from the PRM's peaks, by one selection."""
+    out = plan.pseudo_json(selection)
+    line = cmd.gen_pseudo(plan.preset.prm_cfg, f'{plan.work}/prm', plan.seed, '--out', out,
+                          *plan.proposals, *SELECTIONS[selection])
+    return plan.stage(selection, [[line]],
+                      inputs=[f'{plan.work}/prm/last_checkpoint', *plan.proposals_done,
+                              'projects/wise/pseudo', 'tools/gen_pseudo.py'],
+                      outputs=[out])
+
+
+def baseline_stage(plan: Plan, name: str, cfg: str, model: str,
+                   selector: Sequence[str]) -> Stage:
+    """The val split's instance masks retrieved from the peaks of the stage ``model``
+    (a table row)."""
+    out = f'{plan.work}/{name}/val_prm.json'
+    line = cmd.gen_pseudo(cfg, f'{plan.work}/{model}', plan.seed, '--split', 'val',
+                          '--no-image-labels', '--selector', *selector, '--out', out,
+                          *plan.proposals)
+    return plan.stage(name, [[line]],
+                      inputs=[f'{plan.work}/{model}/last_checkpoint', *plan.proposals_done,
+                              'projects/wise/pseudo', 'tools/gen_pseudo.py'],
+                      outputs=[out, f'{out}.report.json'])
+
+
+def full_stage(plan: Plan) -> Stage:
+    """The fully supervised bound: the detector on the ground-truth masks."""
+    p, work = plan.preset, f'{plan.work}/full'
+    return plan.stage('full', [[cmd.train(p.full_cfg, work, plan.gpus, plan.detector_train)],
+                               [cmd.test(p.full_cfg, work, f'{work}/metrics', plan.gpus,
+                                         plan.test_options)]],
+                      inputs=[p.full_cfg, f'{p.annotations}/{p.train_split}_instances.json'],
+                      outputs=[f'{work}/metrics.metrics.json'])
+
+
+def wise_stage(plan: Plan, selection: str, detector: str) -> Stage:
+    """A detector trained on one selection's pseudo masks, tested without and with
+    the refine hook where val has masks."""
+    p = plan.preset
+    name, pseudo = wise_stage_name(selection, detector), plan.pseudo_json(selection)
+    work = f'{plan.work}/{name}'
+    cfg, refine_cfg = (p.wise_cfg.format(detector, refine=r) for r in ('', '_refine'))
+    # the paper's selection trains the paper's detector
+    soft = DETECTORS[detector].soft_negatives if p.soft_negatives and \
+        selection != 'pseudo' else ()
+    options = [*plan.detector_train, f'train_dataloader.dataset.ann_file={ROOT / pseudo}', *soft]
+    tests = [[cmd.test(cfg, work, f'{work}/metrics', plan.gpus, plan.test_options)],
+             [cmd.test(refine_cfg, work, f'{work}/refine', plan.gpus, plan.test_options)]]
+    return plan.stage(name, [[cmd.train(cfg, work, plan.gpus, options)],
+                             *(tests if p.val_masks else [])],
+                      inputs=[cfg, refine_cfg, pseudo, 'projects/wise/engine',
+                              *(['projects/wise/detection'] if soft else [])],
+                      outputs=[f'{work}/metrics.metrics.json', f'{work}/refine.metrics.json']
+                      if p.val_masks else [f'{work}/last_checkpoint'])
+
+
+def table_stage(plan: Plan, trained: set[str]) -> Stage:
+    """The table of the rows whose stages this run has."""
+    p, work = plan.preset, plan.work
+    return plan.stage('table', [],
+                      inputs=[f'{work}/{f}' for f in ROW_FILES.values()
+                              if f.split('/')[0] in trained],
+                      outputs=[f'{work}/results.md', f'{work}/results.json',
+                               f'{work}/results.png'],
+                      action=partial(write_table, ROOT / work, train=p.train_note,
+                                     improved=p.improved_note))
+
+
+def build_stages(preset: Preset, gpus: int = 1, seed: int | None = None,
+                 prm_options: Sequence[str] = (), smoke: bool = False,
+                 detectors: Sequence[str] = (DEFAULT_DETECTOR,)) -> list[Stage]:
+    """The preset's stages in order, WISE's for each of ``detectors``; with ``seed``,
+    the trained ones seeded and in ``seed<N>/``; with ``smoke``, cut to a few
+    iterations (:data:`~.commands.SMOKE_TRAIN`)."""
+    plan = Plan(preset, gpus, seed, prm_options, smoke, detectors)
+    p = preset
+    wise = [wise_stage(plan, selection, detector) for detector in detectors
+            for selection in plan.trains_on(detector)]
+    selections = [s for s in p.selections if any(s in plan.trains_on(d) for d in detectors)]
+    scored = p.val_masks  # val has masks: the baselines and the table
+    density = [] if p.density_cfg is None else [
+        classifier_stage(plan, 'prm_density', p.density_cfg),
+        *([baseline_stage(plan, 'prm_density_baseline', p.density_cfg, 'prm_density',
+                          DENSITY_RETRIEVAL)] if scored else [])]
+    trained = {'prm_baseline', *(['full'] if p.full_cfg else []), *(s.name for s in wise),
+               *(['prm_density_baseline'] if p.density_cfg else [])}
+    return [
+        data_stage(plan),
+        proposals_stage(plan),
+        classifier_stage(plan, 'prm', p.prm_cfg),
+        *density,
+        *[pseudo_stage(plan, s) for s in selections],
+        *([baseline_stage(plan, 'prm_baseline', p.prm_cfg, 'prm', ['type=prm_retrieval'])]
+          if scored else []),
+        *([full_stage(plan)] if p.full_cfg else []),
+        *wise,
+        *([table_stage(plan, trained)] if scored else []),
+    ]

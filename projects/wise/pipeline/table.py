@@ -1,0 +1,133 @@
+"""The results table, like the paper's: one row per method, mAP at IoU 0.25 / 0.5 /
+0.75 and ABO, beside the paper's VOC 2012 val figures; with seeds, mean ± sd."""
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+from .custom_configs import DEFAULT_DETECTOR, DETECTORS
+
+COLUMNS = ('mAP25', 'mAP50', 'mAP75', 'ABO')
+#: VOC 2012 val, from the WISE paper
+PAPER = {
+    'Mask R-CNN (full)': (58.9, 51.4, 32.4, None),
+    'PRM': (44.3, 26.8, 9.0, 37.6),
+    'PRM + Density': (48.5, 30.2, 14.4, 44.3),  # image labels and counts; quoted by WISE
+    'WISE': (48.5, 40.4, 22.2, 51.3),
+    'WISE + Refine': (49.2, 41.7, 23.7, 55.2),
+}
+#: row -> the metrics file of its stage, in the work dir
+ROW_FILES = {
+    'Mask R-CNN (full)': 'full/metrics.metrics.json',
+    'PRM': 'prm_baseline/val_prm.json.report.json',
+    'PRM + Density': 'prm_density_baseline/val_prm.json.report.json',
+    'WISE': 'wise/metrics.metrics.json',
+    'WISE + Refine': 'wise/refine.metrics.json',
+    'WISE (improved)': 'wise_improved/metrics.metrics.json',
+    'WISE (improved) + Refine': 'wise_improved/refine.metrics.json',
+    'WISE + counts': 'wise_counts/metrics.metrics.json',
+    'WISE + counts + Refine': 'wise_counts/refine.metrics.json',
+    **{f'WISE (improved, {d.title}){tail}': f'wise_{name}/{file}'
+       for name, d in DETECTORS.items() if name != DEFAULT_DETECTOR
+       for tail, file in (('', 'metrics.metrics.json'), (' + Refine', 'refine.metrics.json'))},
+}
+
+Row = tuple[float | None, ...]
+
+
+def metrics(path: Path) -> Row:
+    """A row's figures from a test's metrics or a gen_pseudo report."""
+    data = json.loads(path.read_text())
+    m = data['quality'] if 'quality' in data else data['metrics']
+    return tuple(m.get(f'segm_{c}') for c in COLUMNS)
+
+
+def rows(work: Path) -> dict[str, Row]:
+    """The table's rows whose stage has run (``--only`` may leave some out)."""
+    return {name: metrics(work / f) for name, f in ROW_FILES.items() if (work / f).is_file()}
+
+
+def mean_sd(values: Sequence[float | None]) -> tuple[float | None, float | None]:
+    """Mean and sample sd (0 for one value); None where a value is missing."""
+    if any(v is None for v in values):
+        return None, None
+    mean = sum(values) / len(values)
+    if len(values) < 2:
+        return mean, 0.0
+    return mean, (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5
+
+
+def supervision(name: str) -> str:
+    if name == 'Mask R-CNN (full)':
+        return 'masks'
+    return 'labels + counts' if 'counts' in name or 'Density' in name else 'image labels'
+
+
+def write_table(work: Path, seeds: Sequence[int] | None = None, train: str = '',
+                improved: str = '') -> None:
+    """Results like the paper's table, as markdown, json and a bar chart: of the run
+    in ``work``, or the mean ± sd of the runs in ``work/seed<N>`` for ``seeds``;
+    ``train`` says which training images they come from, ``improved`` what the
+    improved rows are."""
+    seeds = list(seeds) if seeds else None
+    runs = [rows(work)] if not seeds else [rows(work / f'seed{s}') for s in seeds]
+    means, sds = {}, {}
+    for name in [n for n in runs[0] if all(n in run for run in runs)]:
+        stats = [mean_sd([run[name][j] for run in runs]) for j in range(len(COLUMNS))]
+        means[name] = tuple(m for m, _ in stats)
+        sds[name] = tuple(sd for _, sd in stats)
+
+    def fmt(v, sd=None):
+        if v is None:
+            return '-'
+        return f'{v:.1f}' if not seeds or sd is None else f'{v:.1f} ± {sd:.1f}'
+
+    lines = ['| method | supervision | ' + ' | '.join(COLUMNS) + ' | paper (VOC 2012 val) |',
+             '|---|---|' + '---|' * len(COLUMNS) + '---|']
+    for name, vals in means.items():
+        paper = ' / '.join(fmt(v) for v in PAPER[name]) if name in PAPER else '-'
+        lines.append(f'| {name} | {supervision(name)} | '
+                     + ' | '.join(fmt(v, sd) for v, sd in zip(vals, sds[name]))
+                     + f' | {paper} |')
+    full = means.get('Mask R-CNN (full)', (None,) * 4)[1]
+    ratio = means['WISE'][1] / full if full and 'WISE' in means else 0
+    lines.append('')
+    if train:
+        lines.append(f'Trained on {train}.')
+    if improved and any('improved' in name for name in means):
+        lines.append(f'WISE (improved): {improved}.')
+    if seeds:
+        lines.append(f'Mean ± sd over seeds {", ".join(map(str, seeds))}.')
+    if ratio:
+        lines.append(f'WISE / fully supervised mAP50: {ratio:.2f} (paper: 40.4 / 51.4 = 0.79)')
+    md = '\n'.join(lines) + '\n'
+    (work / 'results.md').write_text(md)
+    result = dict(columns=COLUMNS, rows={k: dict(zip(COLUMNS, v)) for k, v in means.items()},
+                  paper={k: dict(zip(COLUMNS, v)) for k, v in PAPER.items()},
+                  wise_over_full_mAP50=round(ratio, 3), train=train, improved=improved)
+    if seeds:
+        result.update(seeds=seeds, sd={k: dict(zip(COLUMNS, v)) for k, v in sds.items()},
+                      runs=[{k: dict(zip(COLUMNS, v)) for k, v in run.items()} for run in runs])
+    (work / 'results.json').write_text(json.dumps(result, indent=2))
+    _bar_chart(means, work / 'results.png')
+    print(md)
+
+
+def _bar_chart(means: dict[str, Row], path: Path) -> None:
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(7, 3.5), dpi=100)
+    width = 0.8 / len(means)
+    for i, (name, vals) in enumerate(means.items()):
+        xs = [j + i * width for j in range(len(COLUMNS))]
+        ax.bar(xs, [v or 0 for v in vals], width, label=name)
+    ax.set_xticks([j + 0.4 - width / 2 for j in range(len(COLUMNS))], COLUMNS)
+    ax.set_ylabel('%')
+    ax.set_ylim(0, 100)
+    ax.legend(fontsize=8, ncol=2)
+    ax.set_title('built-in val split' if 'demo' in str(path) else 'val split')
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
