@@ -142,9 +142,8 @@ def test_custom_without_val_runs_every_stage_on_counted_labels(own_data, tmp_pat
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize('counted', [True, False], ids=['annotations', 'image_labels'])
-def test_custom_coco_labels_with_val_labels_only_train_and_test_the_prm(
-        own_data, tmp_path: Path, counted: bool) -> None:
+def test_custom_coco_labels_with_val_labels_only_train_and_test_the_prm(own_data,
+                                                                        tmp_path: Path) -> None:
     # would catch: COCO train labels (counted from their annotations, or an image_labels
     # list) or a val split of labels without masks that the derived PRM config cannot
     # train or test on (a classification metric on val, no peak localisation)
@@ -152,22 +151,27 @@ def test_custom_coco_labels_with_val_labels_only_train_and_test_the_prm(
     cats = [dict(id=i, name=c) for i, c in enumerate(sorted(set(PHOTOS.values())), 1)]
     cid = {c['name']: c['id'] for c in cats}
     sizes = {n: Image.open(photos / f'{n}.jpg').size for n in PHOTOS}
-    images = [dict(id=i, file_name=f'{n}.jpg', width=sizes[n][0], height=sizes[n][1],
-                   **({} if counted else {'image_labels': [PHOTOS[n]]}))
-              for i, n in enumerate(PHOTOS, 1)]
-    boxes = [dict(id=i, image_id=i, category_id=cid[PHOTOS[n]], bbox=[0, 0, 9, 9], area=81,
-                  iscrowd=0) for i, n in enumerate(PHOTOS, 1)] if counted else []
-    labels = tmp_path / 'train.json'
-    labels.write_text(json.dumps(dict(images=images, categories=cats, annotations=boxes)))
     val = tmp_path / 'val.csv'
     val.write_text('astronaut.jpg,person\nchelsea.jpg,cat\n')
-    work = tmp_path / 'w'
-    out = run_tool('tools/pipeline.py', 'custom', '--data', photos, '--labels', labels,
-                   '--val', val, '--work-dir', work, '--smoke', '--only', 'data', 'prm',
-                   timeout=1200).stdout
+
+    def run(counted: bool, *stages: str) -> tuple[Path, str]:
+        images = [dict(id=i, file_name=f'{n}.jpg', width=sizes[n][0], height=sizes[n][1],
+                       **({} if counted else {'image_labels': [PHOTOS[n]]}))
+                  for i, n in enumerate(PHOTOS, 1)]
+        boxes = [dict(id=i, image_id=i, category_id=cid[PHOTOS[n]], bbox=[0, 0, 9, 9],
+                      area=81, iscrowd=0) for i, n in enumerate(PHOTOS, 1)] if counted else []
+        labels, work = tmp_path / f'train{counted}.json', tmp_path / f'w{counted}'
+        labels.write_text(json.dumps(dict(images=images, categories=cats, annotations=boxes)))
+        out = run_tool('tools/pipeline.py', 'custom', '--data', photos, '--labels', labels,
+                       '--val', val, '--work-dir', work, '--smoke', '--only', *stages,
+                       timeout=1200).stdout
+        train = json.loads((work / 'data/annotations/train_labels.json').read_text())['images']
+        assert [im['labels'] for im in train] == [[3], [1], [2], [4]]
+        assert all(('label_counts' in im) == counted for im in train)
+        return work, out
+
+    run(False, 'data')  # the image_labels form: only its conversion differs
+    work, out = run(True, 'data', 'prm')
     assert 'no instance masks of val images' in out and 'no val split' not in out
-    train = json.loads((work / 'data/annotations/train_labels.json').read_text())['images']
-    assert [im['labels'] for im in train] == [[3], [1], [2], [4]]
-    assert all(('label_counts' in im) == counted for im in train)
     metrics = json.loads(next((work / 'prm/test').glob('*/*.json')).read_text())
     assert 'prm/mAP' in metrics and not any('peak' in k for k in metrics)

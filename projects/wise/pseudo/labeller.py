@@ -48,9 +48,15 @@ COUNT_SOURCES = ('given', PREDICTED)
 def build_split(cfg: Config, split: str = 'train', ann_file: str | None = None,
                 with_counts: bool = False):
     """``split``'s dataset of a PRM config with its test pipeline, in test mode so that
-    every image, labelled or not, gets a record; ``with_counts``: with its counts."""
+    every image, labelled or not, gets a record; ``with_counts``: with its counts. A
+    config with nothing to test on (no val split: ``test_dataloader = None``) lends
+    its ``test_pipeline``."""
     ds_cfg = cfg[f'{split}_dataloader'].dataset.copy()
-    ds_cfg.pipeline = cfg.test_dataloader.dataset.pipeline
+    test = cfg.get('test_dataloader')
+    ds_cfg.pipeline = test.dataset.pipeline if test else cfg.get('test_pipeline')
+    if ds_cfg.pipeline is None:
+        raise OptionError(f'{cfg.filename}: neither test_dataloader nor test_pipeline: '
+                          'gen_pseudo reads the images through the test pipeline')
     ds_cfg.test_mode = True
     if with_counts:
         ds_cfg.with_counts = True
