@@ -20,7 +20,7 @@ def _parts():
     args = train.parse_args([str(ROOT / 'configs/wise/demo/mask-rcnn_r18_shapes-hard_pseudo.py'),
                              '--cfg-options', *DETECTORS['mask-rcnn'].soft_negatives])
     init_default_scope('mmdet')
-    cfg = load_tool_config(args.config, args.launcher, args.cfg_options, args.work_dir)
+    cfg = load_tool_config(args)
     rcnn = cfg.model.train_cfg.rcnn
     return (MODELS.build(cfg.model.roi_head.bbox_head), TASK_UTILS.build(rcnn.assigner),
             TASK_UTILS.build(rcnn.sampler), rcnn)

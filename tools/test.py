@@ -7,7 +7,6 @@ from mmengine.runner import Runner
 from mmdet.engine.hooks.utils import trigger_visualization_hook
 from mmdet.evaluation import DumpDetResults
 from mmdet.registry import RUNNERS
-from mmdet.utils import setup_cache_size_limit_of_dynamo
 from projects.wise.engine import enable_refinement
 from projects.wise.utils.cli import add_runner_arguments, parse_runner_args, run_tool
 from projects.wise.utils.launch import load_tool_config
@@ -34,8 +33,7 @@ def parse_args(argv=None):
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    setup_cache_size_limit_of_dynamo()
-    cfg = load_tool_config(args.config, args.launcher, args.cfg_options, args.work_dir)
+    cfg = load_tool_config(args)
     cfg.load_from = args.checkpoint
     if args.refine is not None:
         enable_refinement(cfg, args.refine or None)

@@ -6,7 +6,6 @@ import torch
 from mmengine.runner import Runner
 
 from mmdet.registry import RUNNERS
-from mmdet.utils import setup_cache_size_limit_of_dynamo
 from projects.wise.errors import NonFiniteLossError, OptionError
 from projects.wise.utils.batch_scaling import scale_schedule, world_size
 from projects.wise.utils.cli import add_runner_arguments, parse_runner_args, run_tool
@@ -34,8 +33,7 @@ def parse_args(argv=None):
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    setup_cache_size_limit_of_dynamo()
-    cfg = load_tool_config(args.config, args.launcher, args.cfg_options, args.work_dir)
+    cfg = load_tool_config(args)
 
     if args.amp:
         if not torch.cuda.is_available():  # mmengine's AmpOptimWrapper would assert deep inside

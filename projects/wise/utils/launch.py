@@ -18,6 +18,8 @@ import torch.distributed as dist
 from mmengine.config import Config
 from mmengine.dist import init_dist
 
+from mmdet.utils import setup_cache_size_limit_of_dynamo
+
 
 def _export_slurm_env(port: str | None = None) -> None:
     """Translate SLURM variables into torchrun's, as mmengine's slurm launcher does."""
@@ -92,9 +94,13 @@ def require_mmcv_cuda_ops() -> None:
         raise SystemExit(problem)
 
 
-def load_tool_config(config: str, launcher: str, cfg_options: dict | None,
-                     work_dir: str | None) -> Config:
-    """Config as mmdet's tools build it: CLI overrides, then a default work_dir."""
+def load_tool_config(args: argparse.Namespace) -> Config:
+    """The config of a runner tool's command line (``config``, ``launcher``,
+    ``cfg_options``, ``work_dir``) as mmdet's tools build it: CLI overrides, then a
+    default work_dir; torch.compile's cache sized as mmdet's tools size it."""
+    setup_cache_size_limit_of_dynamo()
+    config, launcher, cfg_options, work_dir = (args.config, args.launcher, args.cfg_options,
+                                               args.work_dir)
     cfg = Config.fromfile(config)
     cfg.launcher = launcher
     if cfg_options is not None:
