@@ -1,5 +1,6 @@
 """Shared fixtures: a tiny built-in dataset in VOC layout, converted to COCO json,
-configs that train the demo models on it in seconds, and a PRM trained once.
+configs that train the demo models on it in seconds (tests/data/), and a PRM trained
+once.
 
 The data and the PRM are built once per test run, also under pytest-xdist: the
 first worker to need them builds them under a file lock in the run's shared
@@ -11,15 +12,17 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
 from filelock import FileLock
+from mmengine.config import Config
 
 from tool_process import run_forked
 
 ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / 'tests/data'  # the tests' configs
 
 SHAPES_CLASSES = ('circle', 'square', 'triangle', 'star', 'cross')
 
@@ -77,89 +80,44 @@ def shapes_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return built_once(tmp_path_factory, 'shapes', _make_shapes)
 
 
-def _tiny_detector_cfg(base: Path, data_root: Path, cfg: Path) -> Path:
-    """A demo detector config ``base`` on the tiny data: 96 px, batch 2, 4 iterations,
-    trained on the ground-truth instances."""
-    cfg.write_text(f'''
-_base_ = {str(base)!r}
-data_root = {str(data_root) + '/'!r}
-train_pipeline = [
-    dict(type='LoadImageChecked'),
-    dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
-    dict(type='Resize', scale=(96, 96), keep_ratio=True),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='PackDetInputs'),
-]
-test_pipeline = [
-    dict(type='LoadImageChecked'),
-    dict(type='Resize', scale=(96, 96), keep_ratio=True),
-    dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
-    dict(type='PackDetInputs',
-         meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')),
-]
-train_dataloader = dict(batch_size=2, num_workers=0, persistent_workers=False,
-                        dataset=dict(data_root=data_root, pipeline=train_pipeline,
-                                     ann_file='annotations/train_instances.json'))
-val_dataloader = dict(num_workers=0, persistent_workers=False,
-                      dataset=dict(data_root=data_root, pipeline=test_pipeline))
-test_dataloader = val_dataloader
-val_evaluator = dict(ann_file=data_root + 'annotations/val_instances.json')
-test_evaluator = val_evaluator
-train_cfg = dict(max_iters=4, val_interval=100)
-param_scheduler = [dict(type='ConstantLR', factor=1.0, by_epoch=False)]
-default_hooks = dict(logger=dict(interval=1), checkpoint=dict(interval=2, max_keep_ckpts=5))
-''')
-    return cfg
+def child_cfg(base: str | os.PathLike, path: Path, **keys) -> Path:
+    """Write ``path``: a config that inherits ``base`` and sets ``keys``, plain Python values
+    (mmengine merges a dict into the base's; a list or any other value replaces it)."""
+    path.write_text(''.join(f'{k} = {v!r}\n' for k, v in {'_base_': str(base), **keys}.items()))
+    return path
 
 
 @pytest.fixture(scope='session')
-def tiny_full_cfg(shapes_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The demo's fully supervised Mask R-CNN on the tiny data."""
-    return _tiny_detector_cfg(ROOT / 'configs/wise/demo/mask-rcnn_r18_shapes_full.py',
-                              shapes_root, tmp_path_factory.mktemp('cfg') / 'tiny_full.py')
+def tiny_data(shapes_root: Path) -> Iterator[Path]:
+    """The tiny data, where the tests/data configs read it: $WISE_TEST_DATA, set for the
+    session (the tools it runs inherit it; every xdist worker sets the same folder)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv('WISE_TEST_DATA', str(shapes_root))
+        yield shapes_root
 
 
 @pytest.fixture(scope='session')
-def tiny_solov2_cfg(shapes_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The demo's WISE SOLOv2 (a single-stage segmenter, no boxes) on the tiny data."""
-    return _tiny_detector_cfg(ROOT / 'configs/wise/demo/solov2_r18_shapes_pseudo.py',
-                              shapes_root, tmp_path_factory.mktemp('cfg') / 'tiny_solov2.py')
+def tiny_full_cfg(tiny_data: Path) -> Path:
+    """The demo's fully supervised Mask R-CNN on the tiny data: 96 px, batch 2, 4
+    iterations, trained on the ground-truth instances."""
+    return DATA / 'tiny_full.py'
 
 
 @pytest.fixture(scope='session')
-def tiny_prm_cfg(shapes_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def tiny_solov2_cfg(tiny_full_cfg: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo's WISE SOLOv2 (a single-stage segmenter, no boxes) on the tiny data: the
+    tiny Mask R-CNN config with the demo SOLOv2 config's model, metric settings and hooks."""
+    solo = Config.fromfile(ROOT / 'configs/wise/demo/solov2_r18_shapes_pseudo.py').to_dict()
+    metric = {k: v for k, v in solo['val_evaluator'].items() if k != 'ann_file'}
+    return child_cfg(tiny_full_cfg, tmp_path_factory.mktemp('cfg') / 'tiny_solov2.py',
+                     model=dict(solo['model'], _delete_=True), val_evaluator=metric,
+                     test_evaluator=metric, custom_hooks=solo['custom_hooks'])
+
+
+@pytest.fixture(scope='session')
+def tiny_prm_cfg(tiny_data: Path) -> Path:
     """The demo PRM config on the tiny data: 64 px, batch 4, 2 epochs."""
-    cfg = tmp_path_factory.mktemp('cfg') / 'tiny_prm.py'
-    base = ROOT / 'configs/wise/demo/prm_r18_shapes.py'
-    cfg.write_text(f'''
-_base_ = {str(base)!r}
-data_root = {str(shapes_root) + '/'!r}
-train_pipeline = [
-    dict(type='LoadImageChecked'),
-    dict(type='Resize', scale=(64, 64), keep_ratio=False),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='PackImageLabels'),
-]
-test_pipeline = [
-    dict(type='LoadImageChecked'),
-    dict(type='Resize', scale=(64, 64), keep_ratio=False),
-    dict(type='PackImageLabels'),
-]
-train_dataloader = dict(batch_size=4, num_workers=0, persistent_workers=False,
-                        dataset=dict(data_root=data_root, pipeline=train_pipeline))
-val_dataloader = dict(batch_size=4, num_workers=0, persistent_workers=False,
-                      dataset=dict(data_root=data_root, pipeline=test_pipeline))
-test_dataloader = val_dataloader
-val_evaluator = [
-    dict(type='MultiLabelMAP', ann_file=data_root + 'annotations/val_labels.json'),
-    dict(type='PeakLocalisationMetric', ann_file=data_root + 'annotations/val_instances.json'),
-]
-test_evaluator = val_evaluator
-train_cfg = dict(max_epochs=2, val_interval=100)
-param_scheduler = []
-default_hooks = dict(logger=dict(interval=1), checkpoint=dict(interval=1, max_keep_ckpts=5))
-''')
-    return cfg
+    return DATA / 'tiny_prm.py'
 
 
 @pytest.fixture(scope='session')

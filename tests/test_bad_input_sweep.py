@@ -19,7 +19,7 @@ from pycocotools import mask as mask_util
 
 from projects.wise.proposals import PrecomputedProposals
 
-from conftest import SHAPES_CLASSES, run_tool
+from conftest import SHAPES_CLASSES, child_cfg, run_tool
 
 SQUARE = SHAPES_CLASSES.index('square') + 1
 H, W = 48, 64
@@ -105,32 +105,28 @@ def odd_voc(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return _voc_root(tmp_path_factory.mktemp('odd_voc'))
 
 
+def _odd_cfg(base: Path, root: Path, out: Path, loader: dict, evaluator, schedule: dict) -> Path:
+    """``base`` on the images under ``root``: ``loader`` (its dataset reads ``root``) for
+    every split, ``evaluator`` and ``schedule`` (train_cfg) in place of the base's."""
+    loader = dict(loader, dataset=dict(loader['dataset'], data_root=f'{root}/'))
+    return child_cfg(base, out, train_dataloader=loader, val_dataloader=loader,
+                     test_dataloader=loader, val_evaluator=evaluator, test_evaluator=evaluator,
+                     train_cfg=schedule)
+
+
 def _prm_cfg(tiny_prm_cfg: Path, root: Path, out: Path) -> Path:
     a = f'{root}/annotations/'
-    out.write_text(f'''_base_ = {str(tiny_prm_cfg)!r}
-_data = dict(data_root={str(root) + '/'!r}, ann_file='annotations/odd_labels.json')
-train_dataloader = dict(batch_size=2, dataset=_data)
-val_dataloader = dict(batch_size=2, dataset=_data)
-test_dataloader = val_dataloader
-val_evaluator = [dict(type='MultiLabelMAP', ann_file={a + 'odd_labels.json'!r}),
-                 dict(type='PeakLocalisationMetric', ann_file={a + 'odd_instances.json'!r})]
-test_evaluator = val_evaluator
-train_cfg = dict(max_epochs=1)
-''')
-    return out
+    return _odd_cfg(tiny_prm_cfg, root, out,
+                    dict(batch_size=2, dataset=dict(ann_file='annotations/odd_labels.json')),
+                    [dict(type='MultiLabelMAP', ann_file=a + 'odd_labels.json'),
+                     dict(type='PeakLocalisationMetric', ann_file=a + 'odd_instances.json')],
+                    dict(max_epochs=1))
 
 
 def _full_cfg(tiny_full_cfg: Path, root: Path, out: Path) -> Path:
-    out.write_text(f'''_base_ = {str(tiny_full_cfg)!r}
-_data = dict(data_root={str(root) + '/'!r}, ann_file='annotations/odd_instances.json')
-train_dataloader = dict(dataset=_data)
-val_dataloader = dict(dataset=_data)
-test_dataloader = val_dataloader
-val_evaluator = dict(ann_file={f'{root}/annotations/odd_instances.json'!r})
-test_evaluator = val_evaluator
-train_cfg = dict(max_iters=2)
-''')
-    return out
+    return _odd_cfg(tiny_full_cfg, root, out,
+                    dict(dataset=dict(ann_file='annotations/odd_instances.json')),
+                    dict(ann_file=f'{root}/annotations/odd_instances.json'), dict(max_iters=2))
 
 
 def _lines(proc) -> list[str]:

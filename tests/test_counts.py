@@ -170,18 +170,9 @@ def test_counts_decide_how_many_peaks() -> None:
 @pytest.fixture(scope='module')
 def tiny_density(tiny_prm_cfg: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple:
     """The demo PRM + Density config on the tiny data, trained 2 epochs (spatial losses
-    from the second)."""
+    from the second): tests/data/tiny_density.py, beside the PRM's."""
     base = tmp_path_factory.mktemp('density')
-    cfg = base / 'tiny_density.py'
-    cfg.write_text(f'''
-_base_ = {str(tiny_prm_cfg)!r}
-model = dict(type='PRMDensity', hidden_channels=16)
-train_dataloader = dict(dataset=dict(with_counts=True))
-custom_hooks = [dict(type='SpatialCountLossHook', begin=1)]
-val_evaluator = _base_.val_evaluator + [
-    dict(type='CountingMetric', ann_file=_base_.data_root + 'annotations/val_labels.json')]
-test_evaluator = val_evaluator
-''')
+    cfg = tiny_prm_cfg.with_name('tiny_density.py')
     run_tool('tools/train.py', cfg, '--work-dir', base / 'work')
     return cfg, base / 'work'
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, child_cfg
 
 pytestmark = pytest.mark.slow  # torchrun with 2 processes
 
@@ -44,10 +44,11 @@ class RankProbeHook(Hook):
 
 # (config fixture, schedule override, steps per rank, the one checkpoint)
 CASES = {
-    'mask-rcnn': ('tiny_full_cfg', 'train_cfg = dict(max_iters=3)\n'
-                  'default_hooks = dict(checkpoint=dict(interval=3))', 3, 'iter_3.pth'),
+    'mask-rcnn': ('tiny_full_cfg', dict(train_cfg=dict(max_iters=3),
+                                        default_hooks=dict(checkpoint=dict(interval=3))),
+                  3, 'iter_3.pth'),
     # 12 images over 2 ranks with batch 4: 2 steps per rank in one epoch.
-    'prm': ('tiny_prm_cfg', 'train_cfg = dict(max_epochs=1)', 2, 'epoch_1.pth'),
+    'prm': ('tiny_prm_cfg', dict(train_cfg=dict(max_epochs=1)), 2, 'epoch_1.pth'),
 }
 
 
@@ -56,12 +57,10 @@ def test_dist_train_two_cpu_processes(case: str, request: pytest.FixtureRequest,
                                       tmp_path: Path) -> None:
     fixture, schedule, steps, ckpt = CASES[case]
     (tmp_path / 'rank_probe.py').write_text(PROBE)
-    cfg = tmp_path / 'dist.py'
-    cfg.write_text(f'''_base_ = {str(request.getfixturevalue(fixture))!r}
-custom_imports = dict(imports=['projects.wise', 'rank_probe'], allow_failed_imports=False)
-custom_hooks = [dict(type='RankProbeHook', out_dir={str(tmp_path)!r})]
-{schedule}
-''')
+    cfg = child_cfg(request.getfixturevalue(fixture), tmp_path / 'dist.py',
+                    custom_imports=dict(imports=['projects.wise', 'rank_probe'],
+                                        allow_failed_imports=False),
+                    custom_hooks=[dict(type='RankProbeHook', out_dir=str(tmp_path))], **schedule)
     work = tmp_path / 'work'
     env = {**os.environ, 'PYTHON': sys.executable, 'PORT': '29531',
            'PYTHONPATH': str(tmp_path)}

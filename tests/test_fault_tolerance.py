@@ -52,12 +52,7 @@ def _scalars(work: Path) -> list[dict]:
 
 
 def test_kill_9_then_resume_continues_the_schedule(tiny_full_cfg: Path, tmp_path: Path) -> None:
-    cfg = tmp_path / 'warmup.py'
-    cfg.write_text(f'''_base_ = {str(tiny_full_cfg)!r}
-train_cfg = dict(max_iters=8)
-param_scheduler = [dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=8)]
-default_hooks = dict(checkpoint=dict(interval=1, max_keep_ckpts=10))
-''')
+    cfg = tiny_full_cfg.with_name('tiny_warmup.py')  # 8 iterations of warmup, each saved
     straight = tmp_path / 'straight'
     run_tool('tools/train.py', cfg, '--work-dir', straight)
     lr = {r['iter']: r['lr'] for r in _scalars(straight)}

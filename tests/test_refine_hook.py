@@ -22,7 +22,7 @@ from projects.wise.engine import ProposalRefineHook, enable_refinement, refine
 from projects.wise.errors import DataError
 from projects.wise.proposals import Proposals
 
-from conftest import ROOT, run_tool
+from conftest import ROOT, child_cfg, run_tool
 
 H, W = 40, 50
 
@@ -186,15 +186,10 @@ def gt_proposals(shapes_root: Path, tmp_path_factory: pytest.TempPathFactory) ->
     return root
 
 
-def child_cfg(base: Path, path: Path, body: str) -> Path:
-    path.write_text(f'_base_ = {str(base)!r}\n{body}\n')
-    return path
-
-
 def refine_cfg(base: Path, proposals: Path, path: Path, enabled: bool = True) -> Path:
-    return child_cfg(base, path, f"""custom_hooks = [dict(type='ProposalRefineHook',
-                     proposals=dict(type='precomputed', root={str(proposals)!r}),
-                     min_iou=0.0, enabled={enabled})]""")
+    return child_cfg(base, path, custom_hooks=[dict(
+        type='ProposalRefineHook', proposals=dict(type='precomputed', root=str(proposals)),
+        min_iou=0.0, enabled=enabled)])
 
 
 def test_metrics(cfg: Path, ckpt: Path, out: Path, *args: str | Path) -> tuple[dict, str]:
@@ -266,8 +261,8 @@ def test_refine_option_finds_the_hook_behind_another(tiny_full_cfg, checkpoint, 
                                                      refined, tmp_path):
     """The bug: ``--cfg-options custom_hooks.0.enabled=True`` switched on whichever hook a
     config lists first; ``--refine`` finds the refine hook by its type."""
-    cfg = child_cfg(tiny_full_cfg, tmp_path / 'cfg.py', """custom_hooks = [
-    dict(type='EmptyCacheHook'), dict(type='ProposalRefineHook', enabled=False)]""")
+    cfg = child_cfg(tiny_full_cfg, tmp_path / 'cfg.py', custom_hooks=[
+        dict(type='EmptyCacheHook'), dict(type='ProposalRefineHook', enabled=False)])
     metrics, log = test_metrics(cfg, checkpoint, tmp_path / 'out', '--refine', gt_proposals)
     assert 'ProposalRefineHook (test): ' in log and metrics == refined[0]
 
@@ -281,9 +276,9 @@ def test_proposals_default_to_the_test_data_root(tiny_full_cfg, shapes_root, che
                          ('annotations', shapes_root / 'annotations'),
                          ('proposals', gt_proposals)):
         (data / name).symlink_to(target)
-    cfg = child_cfg(tiny_full_cfg, tmp_path / 'cfg.py', f"""
-test_dataloader = dict(dataset=dict(data_root={str(data) + '/'!r}))
-custom_hooks = [dict(type='ProposalRefineHook')]""")
+    cfg = child_cfg(tiny_full_cfg, tmp_path / 'cfg.py',
+                    test_dataloader=dict(dataset=dict(data_root=f'{data}/')),
+                    custom_hooks=[dict(type='ProposalRefineHook')])
     metrics, log = test_metrics(cfg, checkpoint, tmp_path / 'out')
     assert 'ProposalRefineHook (test): ' in log and metrics == refined[0]
 

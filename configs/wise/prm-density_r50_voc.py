@@ -1,15 +1,15 @@
 # PRM + Density (ILC, Cholakkal et al. CVPR 2019), as its released code trains it
 # (GuoleiSun/CountSeg, VOC 2007 counting config), on VOC 2012's image labels and counts:
 # the PRM's ImageNet ResNet-50 with BatchNorm training, no sub-pixel upsampling, a
-# shared 1x1 conv to 3C = 60 channels, class and density branches; SGD lr 0.01
-# (backbone 0.01x), halved every 50 of 300 epochs; spatial losses from epoch 20.
-_base_ = './prm_r50_voc.py'
+# shared 1x1 conv to 3C = 60 channels, class and density branches
+# (./_base_/models/prm-density.py); SGD lr 0.01 (backbone 0.01x), halved every 50 of 300
+# epochs; spatial losses from epoch 20.
+_base_ = ['./prm_r50_voc.py', './_base_/models/prm-density.py']
 
-model = dict(type='PRMDensity', backbone=dict(norm_eval=False), hidden_channels=60,
-             sub_pixel_scale=1, test_cfg=dict(peak_thr=20.0))  # ILC's demo threshold
+model = dict(_base_.prm_density, backbone=dict(norm_eval=False), hidden_channels=60,
+             sub_pixel_scale=1)
 train_dataloader = dict(dataset=dict(with_counts=True))
 max_epochs = 300
 train_cfg = dict(max_epochs=max_epochs, val_interval=10)
 param_scheduler = [dict(type='StepLR', by_epoch=True, step_size=50, gamma=0.5)]
-custom_hooks = [dict(type='SpatialCountLossHook', begin=20)]
 default_hooks = dict(checkpoint=dict(interval=10, max_keep_ckpts=2))
