@@ -132,7 +132,8 @@ def builtin_proposals(work: Path) -> list[dict]:
 
     py = sys.executable
     data, out = work / 'shapes', work / 'proposals'
-    _run(py, 'tools/make_shapes_dataset.py', data, '--seed', '0')  # the demo's val images
+    _run(py, 'tools/make_shapes_dataset.py', data, '--seed', '0',  # the demo's val images
+         '--num-test', '0')
     _run(py, 'tools/dataset_converters/voc_to_coco.py', data, '--classes-file',
          data / 'classes.txt', '--splits', 'val')
     _run(py, 'tools/gen_proposals.py', '--ann-file', data / 'annotations/val_instances.json',
@@ -181,7 +182,7 @@ def _tiled_dataset(work: Path, num: int, seed: int = 0) -> Path:
     py = sys.executable
     src, root = work / 'tiles_src', work / 'tiles'
     _run(py, 'tools/make_shapes_dataset.py', src, '--num-train', str(12 * num), '--num-val', '0',
-         '--seed', str(seed))
+         '--num-test', '0', '--seed', str(seed))
     _run(py, 'tools/dataset_converters/voc_to_coco.py', src, '--classes-file',
          src / 'classes.txt', '--splits', 'train')
     coco = json.loads((src / 'annotations/train_instances.json').read_text())

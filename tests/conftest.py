@@ -69,7 +69,7 @@ def built_once(tmp_path_factory: pytest.TempPathFactory, name: str,
 
 def _make_shapes(root: Path) -> None:
     run_tool('tools/make_shapes_dataset.py', root, '--num-train', '12', '--num-val', '4',
-             '--image-size', '96', '--seed', '1')
+             '--num-test', '0', '--image-size', '96', '--seed', '1')
     run_tool('tools/dataset_converters/voc_to_coco.py', root, '--classes-file',
              root / 'classes.txt', '--splits', 'train', 'val')
 

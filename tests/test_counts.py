@@ -68,7 +68,7 @@ def test_crowded_variant_counts(tmp_path: Path) -> None:
     # would catch: the crowded variant drawing too few instances or too many classes (the
     # counts it exists for), or counts that disagree with its instance masks
     run_tool('tools/make_shapes_dataset.py', tmp_path, '--variant', 'crowded', '--num-train',
-             '10', '--num-val', '1', '--seed', '3')
+             '10', '--num-val', '1', '--num-test', '0', '--seed', '3')
     run_tool('tools/dataset_converters/voc_to_coco.py', tmp_path, '--classes-file',
              tmp_path / 'classes.txt', '--splits', 'train')
     coco = json.loads((tmp_path / 'annotations/train_instances.json').read_text())

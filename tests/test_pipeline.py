@@ -54,11 +54,37 @@ def test_a_stage_whose_commands_changed_is_not_fresh(tmp_path: Path) -> None:
     assert run(stage('a')) and out.read_text() == 'a'
     assert not run(stage('a'))  # same commands, outputs newer than the (no) inputs
     assert run(stage('b')) and out.read_text() == 'b'
-    recorded = json.loads((tmp_path / pipeline.COMMANDS).read_text())['s']
-    assert recorded[0].startswith('python -c ')  # the interpreter by name, not its path
-    (tmp_path / pipeline.COMMANDS).write_text('{"s": ["py')  # truncated by a crash
-    with pytest.raises(SystemExit, match=f'{tmp_path / pipeline.COMMANDS}: not valid JSON'):
+    recorded = json.loads((tmp_path / pipeline.RECORDS).read_text())['s']
+    assert recorded['commands'][0].startswith('python -c ')  # the interpreter by name
+    (tmp_path / pipeline.RECORDS).write_text('{"s": ["py')  # truncated by a crash
+    with pytest.raises(SystemExit, match=f'{tmp_path / pipeline.RECORDS}: not valid JSON'):
         run(stage('b'))
+
+
+def test_a_stage_is_reused_only_with_a_record_of_its_configs_and_source(tmp_path: Path):
+    """Bug caught: outputs reused whatever made them: with no record at all (a bench
+    reading trainings of an earlier commit), after an edit to a config's base (the
+    stage's own file unchanged, so its time said fresh), or after the package's code
+    changed; while a comment in a base retrains nothing."""
+    from projects.wise.pipeline.provenance import stale_because
+    out, base, cfg = tmp_path / 'out.txt', tmp_path / 'base.py', tmp_path / 'cfg.py'
+    base.write_text('lr = 0.1\n')
+    cfg.write_text(f'_base_ = {str(base)!r}\nepochs = 2\n')
+    write = f'open({str(out)!r}, "w").write("x")'
+    stage = pipeline.Stage('s', [[[sys.executable, '-c', write]]], inputs=[str(cfg)],
+                           outputs=[str(out)], work=str(tmp_path))
+    time.sleep(0.01)
+    out.write_text('made by hand')
+    assert pipeline.run_stage(stage)  # no record: made again
+    assert not pipeline.run_stage(stage)
+    base.write_text('# the learning rate\nlr = 0.1\n')
+    assert not pipeline.run_stage(stage)  # the resolved config is the same
+    base.write_text('lr = 0.2\n')
+    assert pipeline.run_stage(stage)
+    record = json.loads((tmp_path / pipeline.RECORDS).read_text())['s']
+    assert {'commands', 'configs', 'source', 'commit', 'date'} <= set(record)
+    assert stale_because(record, {**record, 'source': 'other'}) == \
+        'the package or tools source changed since it ran'
 
 
 def test_soft_negatives_train_the_improved_wise_stages_of_mask_rcnn_only(tmp_path: Path):
@@ -201,7 +227,7 @@ def test_counts_train_prm_density_and_wise_with_counts(tmp_path: Path) -> None:
         'prm', 'prm_density', 'prm_density_baseline', 'pseudo_improved', 'pseudo_counts',
         'prm_baseline', 'full', 'wise_improved', 'wise_counts', 'table']
     lines = out.splitlines()
-    density = next(x for x in lines if 'prm_density_baseline/val_prm.json' in x)
+    density = next(x for x in lines if 'prm_density_baseline/test_prm.json' in x)
     assert 'prm-density_r18_shapes-crowded.py $(cat work_dirs/demo-crowded/prm_density/' \
         in density
     assert '--selector ' + ' '.join(pipeline.DENSITY_RETRIEVAL) in density
@@ -215,11 +241,11 @@ def test_counts_train_prm_density_and_wise_with_counts(tmp_path: Path) -> None:
     assert 'pseudo_counts' not in _ran(run_tool('tools/pipeline.py', 'demo', '--dry-run').stdout)
 
     names = ('segm_mAP25', 'segm_mAP50', 'segm_mAP75', 'segm_ABO')
-    for f, key in (('prm_density_baseline/val_prm.json.report.json', 'quality'),
+    for f, key in (('prm_density_baseline/test_prm.json.report.json', 'quality'),
                    ('wise_counts/metrics.metrics.json', 'metrics')):
         (tmp_path / f).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / f).write_text(json.dumps({key: dict(zip(names, (50, 40, 20, 45)))}))
-    pipeline.write_table(tmp_path)
+    pipeline.write_table(tmp_path, split='test')
     md = (tmp_path / 'results.md').read_text()
     assert '| PRM + Density | labels + counts | 50.0 | 40.0 | 20.0 | 45.0 | 48.5 / 30.2 / ' \
         '14.4 / 44.3 |' in md
@@ -318,3 +344,25 @@ def test_run_in_parallel_keeps_order_limit_and_stops_after_a_failure() -> None:
     with pytest.raises(SystemExit, match='bad failed'):
         run_in_parallel(['bad', 'slow', 'later'], [set(), set(), set()], task, jobs=2)
     assert '+later' not in events and '-slow' in events  # the running one finished
+
+
+def test_built_in_tables_score_a_held_out_test_split_and_voc_its_val() -> None:
+    """Bug caught: a built-in table scored on val, the split its options were chosen on
+    (so "met" partly meant "selected"), or on a test split that the configs, the
+    retrieval rows and the proposals do not all read; VOC keeps the paper's val."""
+    from mmengine.config import Config
+    for name, split in (('demo', 'test'), ('demo-hard', 'test'), ('demo-crowded', 'test'),
+                        ('voc', 'val'), ('voc_aug', 'val')):
+        p = pipeline.presets()[name]
+        stages = {s.name: s for s in pipeline.build_stages(p)}
+        assert f'--split {split} ' in stages['prm_baseline'].command_lines()[0], name
+        assert f'{p.work}/prm_baseline/{split}_prm.json.report.json' in stages['table'].inputs
+        proposals = ' '.join(stages['proposals'].command_lines())
+        assert f'annotations/{split}_labels.json' in proposals
+        assert f'annotations/{split}_instances.json --out-dir' in proposals  # its recall
+        for cfg in (p.prm_cfg, p.full_cfg, p.wise_cfg.format('mask-rcnn', refine='')):
+            c = Config.fromfile(ROOT / cfg)
+            assert c.test_dataloader.dataset.ann_file.startswith(f'annotations/{split}_'), cfg
+            assert c.val_dataloader.dataset.ann_file.startswith('annotations/val_'), cfg
+    assert '--splits train val test' in ' '.join(
+        pipeline.build_stages(pipeline.presets()['demo'])[0].command_lines())

@@ -46,7 +46,7 @@ def test_hard_variant_writes_its_own_classes_in_voc_layout(tmp_path: Path) -> No
     """Bug caught: --variant hard writing the demo's classes (configs and converters
     would then mislabel every instance) or more instances than it allows."""
     run_tool('tools/make_shapes_dataset.py', tmp_path, '--variant', 'hard', '--num-train', '8',
-             '--num-val', '2', '--image-size', '96', '--seed', '2')
+             '--num-val', '2', '--num-test', '0', '--image-size', '96', '--seed', '2')
     assert (tmp_path / 'classes.txt').read_text().split() == list(VARIANTS['hard'].classes)
     run_tool('tools/dataset_converters/voc_to_coco.py', tmp_path, '--classes-file',
              tmp_path / 'classes.txt', '--splits', 'train')
@@ -54,3 +54,23 @@ def test_hard_variant_writes_its_own_classes_in_voc_layout(tmp_path: Path) -> No
     per_image = np.bincount([a['image_id'] for a in coco['annotations']])
     assert len(coco['images']) == 8 and per_image.max() <= VARIANTS['hard'].max_instances
     assert [c['name'] for c in coco['categories']] == list(VARIANTS['hard'].classes)
+
+
+def test_a_test_split_follows_val_and_leaves_train_and_val_as_they_were(tmp_path: Path):
+    """Bug caught: a test split drawn from the train or val images (reported figures on
+    images that chose the options), or one that shifts the train / val images (every
+    earlier measurement was made on them)."""
+    from projects.wise.datasets.shapes import make_dataset
+    sets = {}
+    for n in (0, 3):
+        out = tmp_path / str(n)
+        make_dataset(out, 4, 2, 5, 64, None, 7, num_test=n)
+        sets[n] = {s: (out / f'ImageSets/Segmentation/{s}.txt').read_text().split()
+                   for s in ('train', 'val', 'test', 'trainval')
+                   if (out / f'ImageSets/Segmentation/{s}.txt').is_file()}
+        sets[n]['bytes'] = [(out / f'JPEGImages/{i}.jpg').read_bytes()
+                            for i in sets[n]['train'] + sets[n]['val']]
+    assert 'test' not in sets[0] and len(sets[3]['test']) == 3
+    assert sets[3]['train'] == sets[0]['train'] and sets[3]['val'] == sets[0]['val']
+    assert sets[3]['bytes'] == sets[0]['bytes']
+    assert not set(sets[3]['test']) & set(sets[3]['trainval'])

@@ -5,7 +5,7 @@ The images, labels and variants are ``projects.wise.datasets.shapes``'s:
 in class colours, hollow / concave / elongated classes, up to 5 instances) or
 ``crowded`` (4-12 smaller instances of one or two classes: counting matters).
 
-    python tools/make_shapes_dataset.py data/shapes --num-train 2000 --num-val 200
+    python tools/make_shapes_dataset.py data/shapes --num-train 2000 --num-val 200 --num-test 200
     python tools/make_shapes_dataset.py data/shapes-hard --variant hard
 """
 from __future__ import annotations
@@ -20,7 +20,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     p.add_argument('out', type=Path, help='output root (becomes a VOC2012-style folder)')
     p.add_argument('--num-train', type=int, default=2000)
-    p.add_argument('--num-val', type=int, default=200)
+    p.add_argument('--num-val', type=int, default=200,
+                   help='images for choosing options, thresholds and checkpoints')
+    p.add_argument('--num-test', type=int, default=200,
+                   help='held-out images, for reporting only (0: none)')
     p.add_argument('--variant', choices=list(VARIANTS), default='demo',
                    help='demo: plain textured backgrounds; hard: photographs, distractors, '
                         'hollow / concave / elongated classes (its own 5 classes); crowded: '
@@ -43,7 +46,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     a = parse_args(argv)
     make_dataset(a.out, a.num_train, a.num_val, a.num_classes, a.image_size,
-                 a.max_instances, a.seed, a.clutter, a.max_rotation, a.hue_jitter, a.variant)
+                 a.max_instances, a.seed, a.clutter, a.max_rotation, a.hue_jitter, a.variant,
+                 a.num_test)
 
 
 if __name__ == '__main__':

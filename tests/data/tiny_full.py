@@ -13,7 +13,8 @@ train_dataloader = dict(batch_size=2, num_workers=0, persistent_workers=False,
                         dataset=dict(data_root=data_root, pipeline=train_pipeline,
                                      ann_file='annotations/train_instances.json'))
 val_dataloader = dict(num_workers=0, persistent_workers=False,
-                      dataset=dict(data_root=data_root, pipeline=test_pipeline))
+                      dataset=dict(data_root=data_root, pipeline=test_pipeline,
+                                   ann_file='annotations/val_instances.json'))
 test_dataloader = val_dataloader
 val_evaluator = dict(ann_file=data_root + 'annotations/val_instances.json')
 test_evaluator = val_evaluator

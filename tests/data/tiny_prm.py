@@ -12,7 +12,8 @@ test_pipeline = [dict(t, scale=(64, 64)) if t.type == 'Resize' else t
 train_dataloader = dict(batch_size=4, num_workers=0, persistent_workers=False,
                         dataset=dict(data_root=data_root, pipeline=train_pipeline))
 val_dataloader = dict(batch_size=4, num_workers=0, persistent_workers=False,
-                      dataset=dict(data_root=data_root, pipeline=test_pipeline))
+                      dataset=dict(data_root=data_root, pipeline=test_pipeline,
+                                   ann_file='annotations/val_labels.json'))
 test_dataloader = val_dataloader
 val_evaluator = [dict(m, ann_file=m.ann_file.replace(_base_.data_root, data_root))
                  for m in _base_.val_evaluator if m.type != 'CountingMetric']

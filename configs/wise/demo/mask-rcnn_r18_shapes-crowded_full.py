@@ -4,6 +4,6 @@ _base_ = './mask-rcnn_r18_shapes_full.py'
 data_root = 'data/shapes-crowded/'
 train_dataloader = dict(dataset=dict(data_root=data_root))
 val_dataloader = dict(dataset=dict(data_root=data_root))
-test_dataloader = val_dataloader
+test_dataloader = dict(dataset=dict(data_root=data_root))
 val_evaluator = dict(ann_file=data_root + 'annotations/val_instances.json')
-test_evaluator = val_evaluator
+test_evaluator = dict(ann_file=data_root + 'annotations/test_instances.json')

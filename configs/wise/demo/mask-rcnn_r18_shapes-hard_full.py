@@ -5,6 +5,6 @@ data_root = 'data/shapes-hard/'
 metainfo = dict(classes=('ring', 'crescent', 'bar', 'arrow', 'frame'))
 train_dataloader = dict(dataset=dict(data_root=data_root, metainfo=metainfo))
 val_dataloader = dict(dataset=dict(data_root=data_root, metainfo=metainfo))
-test_dataloader = val_dataloader
+test_dataloader = dict(dataset=dict(data_root=data_root, metainfo=metainfo))
 val_evaluator = dict(ann_file=data_root + 'annotations/val_instances.json')
-test_evaluator = val_evaluator
+test_evaluator = dict(ann_file=data_root + 'annotations/test_instances.json')

@@ -9,8 +9,9 @@ model = dict(backbone=dict(strides=(1, 2, 1, 1), dilations=(1, 1, 2, 4)),
 data_root = 'data/shapes-crowded/'
 train_dataloader = dict(dataset=dict(data_root=data_root))
 val_dataloader = dict(dataset=dict(data_root=data_root))
-test_dataloader = val_dataloader
+test_dataloader = dict(dataset=dict(data_root=data_root))
 # the base's metrics, on this data root's ground truth
 val_evaluator = [dict(m, ann_file=m.ann_file.replace(_base_.data_root, data_root))
                  for m in _base_.val_evaluator]
-test_evaluator = val_evaluator
+test_evaluator = [dict(m, ann_file=m.ann_file.replace(_base_.data_root, data_root))
+                  for m in _base_.test_evaluator]

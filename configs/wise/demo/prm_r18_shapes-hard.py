@@ -13,8 +13,9 @@ data_root = 'data/shapes-hard/'
 metainfo = dict(classes=('ring', 'crescent', 'bar', 'arrow', 'frame'))
 train_dataloader = dict(dataset=dict(data_root=data_root, metainfo=metainfo))
 val_dataloader = dict(dataset=dict(data_root=data_root, metainfo=metainfo))
-test_dataloader = val_dataloader
+test_dataloader = dict(dataset=dict(data_root=data_root, metainfo=metainfo))
 # the base's metrics, on this data root's ground truth
 val_evaluator = [dict(m, ann_file=m.ann_file.replace(_base_.data_root, data_root))
                  for m in _base_.val_evaluator]
-test_evaluator = val_evaluator
+test_evaluator = [dict(m, ann_file=m.ann_file.replace(_base_.data_root, data_root))
+                  for m in _base_.test_evaluator]

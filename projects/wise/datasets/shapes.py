@@ -302,7 +302,10 @@ def _write_lines(path: Path, lines: list[str]) -> None:
 def make_dataset(out: Path, num_train: int, num_val: int, num_classes: int, size: int,
                  max_instances: int | None, seed: int, clutter: float = 1.0,
                  max_rotation: float = 180.0, hue_jitter: float = 180.0,
-                 variant: str = 'demo') -> None:
+                 variant: str = 'demo', num_test: int = 0) -> None:
+    """Write ``num_train`` + ``num_val`` + ``num_test`` images in VOC's layout. The
+    splits follow one another in image order and each image has its own generator, so
+    adding a test split leaves the train and val images as they were."""
     style = VARIANTS[variant]
     if style.classes is not None:
         classes = list(style.classes)
@@ -314,11 +317,13 @@ def make_dataset(out: Path, num_train: int, num_val: int, num_classes: int, size
     for sub in ('JPEGImages', 'Annotations', 'SegmentationClass', 'SegmentationObject',
                 'ImageSets/Main', 'ImageSets/Segmentation'):
         (out / sub).mkdir(parents=True, exist_ok=True)
-    splits = {'train': [], 'val': []}
-    present: dict[str, list[set[int]]] = {'train': [], 'val': []}
-    total = num_train + num_val
+    ends = {'train': num_train, 'val': num_train + num_val,
+            **({'test': num_train + num_val + num_test} if num_test else {})}
+    splits: dict[str, list[str]] = {s: [] for s in ends}
+    present: dict[str, list[set[int]]] = {s: [] for s in ends}
+    total = max(ends.values())
     for idx in range(total):
-        split = 'train' if idx < num_train else 'val'
+        split = next(s for s, end in ends.items() if idx < end)
         image_id = f'2026_{idx:06d}'
         # One generator per image: any image can be regenerated on its own.
         rng = np.random.default_rng([seed, idx])
@@ -342,5 +347,6 @@ def make_dataset(out: Path, num_train: int, num_val: int, num_classes: int, size
             _write_lines(out / 'ImageSets' / 'Main' / f'{name}_{split}.txt',
                          [f'{i} {1 if c in p else -1:2d}' for i, p in zip(ids, present[split])])
     _write_lines(out / 'classes.txt', classes)
-    print(f'[shapes] wrote {total} images ({num_train} train / {num_val} val), '
+    print(f'[shapes] wrote {total} images ({num_train} train / {num_val} val'
+          + (f' / {num_test} test' if num_test else '') + '), '
           f'classes: {", ".join(classes)} -> {out}')

@@ -12,11 +12,11 @@ from .graph import SHARED, build_stages
 from .paths import CONFIGS, ROOT
 from .presets import (DENSITY_RETRIEVAL, IMPROVED, SELECTIONS, Preset, custom_preset, presets,
                       wise_stage_name)
-from .runner import COMMANDS, RunOptions, run_pipeline, run_stage, run_step, source_commit
+from .runner import RECORDS, RunOptions, run_pipeline, run_stage, run_step, source_commit
 from .stage import Command, Stage, Step
 from .table import PAPER, ROW_FILES, write_table
 
-__all__ = ['COMMANDS', 'CONFIGS', 'Command', 'DEFAULT_DETECTOR', 'DENSITY_RETRIEVAL',
+__all__ = ['RECORDS', 'CONFIGS', 'Command', 'DEFAULT_DETECTOR', 'DENSITY_RETRIEVAL',
            'DETECTORS', 'Detector', 'IMPROVED', 'PAPER', 'Preset', 'ROOT', 'ROW_FILES',
            'RunOptions', 'SELECTIONS', 'SHARED', 'Stage', 'Step', 'build_stages',
            'custom_preset', 'presets', 'run_pipeline', 'run_stage', 'run_step',

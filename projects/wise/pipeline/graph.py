@@ -69,18 +69,13 @@ class Plan:
         return ['--proposals', 'type=precomputed', f'root={self.preset.proposals_root}']
 
     @property
-    def splits(self) -> tuple[str, ...]:
-        p = self.preset
-        return (p.train_split, 'val') if p.val else (p.train_split,)
-
-    @property
     def proposals_done(self) -> list[str]:
         """The proposals are done when recall is measured, or (no masks) when every
         shard is."""
         p = self.preset
         if p.val_masks:
             return [f'{p.proposals_root}/recall.json']
-        labels = [Path(p.annotations) / f'{split}_labels.json' for split in self.splits]
+        labels = [Path(p.annotations) / f'{split}_labels.json' for split in p.splits]
         return [f'{p.proposals_root}/{done_name(f, i, p.proposal_shards)}'
                 for f in labels for i in range(p.proposal_shards)]
 
@@ -106,9 +101,10 @@ def data_stage(plan: Plan) -> Stage:
     p, ann = plan.preset, plan.preset.annotations
     convert = [] if p.convert_args is None else [
         cmd.python('tools/dataset_converters/voc_to_coco.py', p.data, *p.convert_args,
-                   '--splits', p.train_split, 'val')]
-    val_out = ([f'{ann}/val_instances.json'] if p.val_masks
-               else [f'{ann}/val_labels.json'] if p.val else [])
+                   '--splits', *p.splits)]
+    held_out = p.splits[1:]  # val (and test)
+    val_out = ([f'{ann}/{s}_instances.json' for s in held_out] if p.val_masks
+               else [f'{ann}/{s}_labels.json' for s in held_out])
     return plan.stage(
         'data', [[c] for c in [*p.make_data, *convert]],
         inputs=['tools/make_shapes_dataset.py', 'projects/wise/datasets/shapes.py',
@@ -125,13 +121,13 @@ def proposals_stage(plan: Plan) -> Stage:
     shards = [cmd.python('tools/gen_proposals.py', '--ann-file', f'{ann}/{split}_labels.json',
                          '--out-dir', p.proposals_root,
                          '--shard', f'{i}/{p.proposal_shards}', *img_root, *p.proposal_args)
-              for split in plan.splits for i in range(p.proposal_shards)]
-    recall = [[cmd.python('tools/gen_proposals.py', '--ann-file', f'{ann}/val_instances.json',
+              for split in p.splits for i in range(p.proposal_shards)]
+    scored = f'{ann}/{p.test_split}_instances.json'
+    recall = [[cmd.python('tools/gen_proposals.py', '--ann-file', scored,
                           '--out-dir', p.proposals_root, '--recall', *img_root,
                           *p.proposal_args)]] if p.val_masks else []
     return plan.stage('proposals', [shards, *recall],
-                      inputs=[f'{ann}/val_instances.json' if p.val_masks
-                              else f'{ann}/{p.train_split}_labels.json',
+                      inputs=[scored if p.val_masks else f'{ann}/{p.train_split}_labels.json',
                               'projects/wise/proposals'],
                       outputs=plan.proposals_done)
 
@@ -161,10 +157,11 @@ def pseudo_stage(plan: Plan, selection: str) -> Stage:
 
 def baseline_stage(plan: Plan, name: str, cfg: str, model: str,
                    selector: Sequence[str]) -> Stage:
-    """The val split's instance masks retrieved from the peaks of the stage ``model``
-    (a table row)."""
-    out = f'{plan.work}/{name}/val_prm.json'
-    line = cmd.gen_pseudo(cfg, f'{plan.work}/{model}', plan.seed, '--split', 'val',
+    """The reported split's instance masks retrieved from the peaks of the stage
+    ``model`` (a table row)."""
+    split = plan.preset.test_split
+    out = f'{plan.work}/{name}/{split}_prm.json'
+    line = cmd.gen_pseudo(cfg, f'{plan.work}/{model}', plan.seed, '--split', split,
                           '--no-image-labels', '--selector', *selector, '--out', out,
                           *plan.proposals)
     return plan.stage(name, [[line]],
@@ -208,12 +205,12 @@ def table_stage(plan: Plan, trained: set[str]) -> Stage:
     """The table of the rows whose stages this run has."""
     p, work = plan.preset, plan.work
     return plan.stage('table', [],
-                      inputs=[f'{work}/{f}' for f in ROW_FILES.values()
-                              if f.split('/')[0] in trained],
+                      inputs=[f'{work}/{f.format(split=p.test_split)}'
+                              for f in ROW_FILES.values() if f.split('/')[0] in trained],
                       outputs=[f'{work}/results.md', f'{work}/results.json',
                                f'{work}/results.png'],
                       action=partial(write_table, ROOT / work, train=p.train_note,
-                                     improved=p.improved_note))
+                                     improved=p.improved_note, split=p.test_split))
 
 
 def build_stages(preset: Preset, gpus: int = 1, seed: int | None = None,

@@ -74,6 +74,15 @@ class Preset:
     #: (measured on the built-in demos, docs/over_firing.md; --soft-negatives overrides)
     soft_negatives: bool = False
     data_inputs: list[str] = field(default_factory=list)  # the user's label files
+    #: the split the table reports: the built-in data's held-out test split (val chooses
+    #: options, thresholds, checkpoints); VOC's val, as the authors reported it
+    test_split: str = 'val'
+
+    @property
+    def splits(self) -> tuple[str, ...]:
+        """Every split the chain reads: train, val where there is one, test."""
+        return tuple(dict.fromkeys([self.train_split, *(['val'] if self.val else []),
+                                    *([self.test_split] if self.val else [])]))
 
     @property
     def annotations(self) -> str:
@@ -101,7 +110,8 @@ def _builtin(name: str, variant: str | None, **kwargs) -> Preset:
         train_note=f'the {variant + " " if variant else ""}built-in train split (2,000 images)',
         make_data=[python('tools/make_shapes_dataset.py', data,
                           *(['--variant', variant] if variant else []), '--seed', '0')],
-        proposals_root=f'{data}/proposals', proposal_shards=2, jobs=3, **kwargs)
+        proposals_root=f'{data}/proposals', proposal_shards=2, jobs=3, test_split='test',
+        **kwargs)
 
 
 def _voc(name: str, gpus: int, data_root: str | None, tag: str, **kwargs) -> Preset:

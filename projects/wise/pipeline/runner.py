@@ -2,9 +2,9 @@
 depend on each other, and keep records of what ran.
 
 A stage is skipped when its outputs exist and are newer than its inputs (configs,
-code, earlier stages' outputs) and it last ran the same commands, so a second run only
-re-tests what changed. Each work dir keeps ``stage_times.json`` and
-:data:`COMMANDS` (a stage's commands when it last ran).
+code, earlier stages' outputs) and its record says it was made by the commands, configs
+and source it would run now (:mod:`.provenance`), so a second run only re-tests what
+changed. Each work dir keeps :data:`RECORDS` (each stage's record when it last ran).
 """
 from __future__ import annotations
 
@@ -25,13 +25,13 @@ from .graph import SHARED
 from .parallel import dependencies, run_in_parallel
 from .paths import ROOT
 from .presets import Preset
+from .provenance import provenance, stale_because, stamped
 from .stage import Stage, Step
 from .table import write_table
 
-#: each stage's commands when it last ran, in its work folder: a stage whose commands
-#: changed (options, --soft-negatives) is not fresh, whatever its files' times
-COMMANDS = 'stage_commands.json'
-TIMES = 'stage_times.json'
+#: each stage's record when it last ran, in its work folder: its commands, the hashes of
+#: its resolved configs and of the source, its time, commit and date
+RECORDS = 'stage_records.json'
 _RECORD_LOCK = threading.Lock()  # stages side by side finish in threads of one process
 
 
@@ -80,13 +80,16 @@ def run_stage(stage: Stage, forced: bool = False, dry_run: bool = False,
     """Run ``stage`` unless it is fresh; whether it ran. ``to_log``: its commands'
     output goes to ``<work>/logs/<stage>.log`` (stages running side by side)."""
     work = ROOT / stage.work
-    commands = stage.command_lines()
-    if not forced and stage.fresh():
-        # None: outputs older than the records
-        if read_records(work / COMMANDS).get(stage.name) in (None, commands):
-            print(f'[pipeline] {stage.label}: fresh, skipped', flush=True)
+    fresh = not forced and stage.fresh()
+    now = provenance(stage) if fresh or not dry_run else {}
+    if fresh:
+        made_by = read_records(work / RECORDS).get(stage.name)
+        why = stale_because(made_by, now)
+        if why is None:
+            print(f'[pipeline] {stage.label}: fresh, skipped (made at {made_by["commit"]}, '
+                  f'{made_by["date"]}, by the same commands, configs and source)', flush=True)
             return False
-        print(f'[pipeline] {stage.label}: its commands changed since it ran', flush=True)
+        print(f'[pipeline] {stage.label}: {why}', flush=True)
     log_path = work / 'logs' / f'{stage.name}.log'
     if to_log:
         log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -105,8 +108,7 @@ def run_stage(stage: Stage, forced: bool = False, dry_run: bool = False,
     took = time.perf_counter() - t0
     print(f'[pipeline] {stage.label}: done in {took:.0f} s', flush=True)
     if not dry_run:
-        record(work / TIMES, stage.name, round(took, 1))
-        record(work / COMMANDS, stage.name, commands)
+        record(work / RECORDS, stage.name, stamped(now, took, source_commit()))
     return True
 
 
@@ -148,7 +150,8 @@ def run_pipeline(preset: Preset, runs: Sequence[Sequence[Stage]], options: RunOp
                                                    [s.outputs for s in todo]),
                     run_one, jobs)
     if options.seeds and not options.dry_run and (not options.only or 'table' in options.only):
-        write_table(ROOT / preset.work, options.seeds, preset.train_note, preset.improved_note)
+        write_table(ROOT / preset.work, options.seeds, preset.train_note, preset.improved_note,
+                    preset.test_split)
     took = time.perf_counter() - t_all
     print(f'[pipeline] all stages in {took:.0f} s')
     if len(todo) == len(every) and all(ran) and not options.dry_run:

@@ -17,11 +17,11 @@ PAPER = {
     'WISE': (48.5, 40.4, 22.2, 51.3),
     'WISE + Refine': (49.2, 41.7, 23.7, 55.2),
 }
-#: row -> the metrics file of its stage, in the work dir
+#: row -> the metrics file of its stage, in the work dir ('{split}': the reported split)
 ROW_FILES = {
     'Mask R-CNN (full)': 'full/metrics.metrics.json',
-    'PRM': 'prm_baseline/val_prm.json.report.json',
-    'PRM + Density': 'prm_density_baseline/val_prm.json.report.json',
+    'PRM': 'prm_baseline/{split}_prm.json.report.json',
+    'PRM + Density': 'prm_density_baseline/{split}_prm.json.report.json',
     'WISE': 'wise/metrics.metrics.json',
     'WISE + Refine': 'wise/refine.metrics.json',
     'WISE (improved)': 'wise_improved/metrics.metrics.json',
@@ -43,9 +43,11 @@ def metrics(path: Path) -> Row:
     return tuple(m.get(f'segm_{c}') for c in COLUMNS)
 
 
-def rows(work: Path) -> dict[str, Row]:
-    """The table's rows whose stage has run (``--only`` may leave some out)."""
-    return {name: metrics(work / f) for name, f in ROW_FILES.items() if (work / f).is_file()}
+def rows(work: Path, split: str = 'val') -> dict[str, Row]:
+    """The table's rows whose stage has run (``--only`` may leave some out), scored on
+    ``split``."""
+    files = {name: work / f.format(split=split) for name, f in ROW_FILES.items()}
+    return {name: metrics(f) for name, f in files.items() if f.is_file()}
 
 
 def mean_sd(values: Sequence[float | None]) -> tuple[float | None, float | None]:
@@ -65,13 +67,13 @@ def supervision(name: str) -> str:
 
 
 def write_table(work: Path, seeds: Sequence[int] | None = None, train: str = '',
-                improved: str = '') -> None:
+                improved: str = '', split: str = 'val') -> None:
     """Results like the paper's table, as markdown, json and a bar chart: of the run
     in ``work``, or the mean ± sd of the runs in ``work/seed<N>`` for ``seeds``;
     ``train`` says which training images they come from, ``improved`` what the
-    improved rows are."""
+    improved rows are, ``split`` which images score them."""
     seeds = list(seeds) if seeds else None
-    runs = [rows(work)] if not seeds else [rows(work / f'seed{s}') for s in seeds]
+    runs = [rows(work, split)] if not seeds else [rows(work / f'seed{s}', split) for s in seeds]
     means, sds = {}, {}
     for name in [n for n in runs[0] if all(n in run for run in runs)]:
         stats = [mean_sd([run[name][j] for run in runs]) for j in range(len(COLUMNS))]
@@ -94,7 +96,7 @@ def write_table(work: Path, seeds: Sequence[int] | None = None, train: str = '',
     ratio = means['WISE'][1] / full if full and 'WISE' in means else 0
     lines.append('')
     if train:
-        lines.append(f'Trained on {train}.')
+        lines.append(f'Trained on {train}; scored on the {split} split.')
     if improved and any('improved' in name for name in means):
         lines.append(f'WISE (improved): {improved}.')
     if seeds:
@@ -105,16 +107,17 @@ def write_table(work: Path, seeds: Sequence[int] | None = None, train: str = '',
     (work / 'results.md').write_text(md)
     result = dict(columns=COLUMNS, rows={k: dict(zip(COLUMNS, v)) for k, v in means.items()},
                   paper={k: dict(zip(COLUMNS, v)) for k, v in PAPER.items()},
-                  wise_over_full_mAP50=round(ratio, 3), train=train, improved=improved)
+                  wise_over_full_mAP50=round(ratio, 3), train=train, improved=improved,
+                  split=split)
     if seeds:
         result.update(seeds=seeds, sd={k: dict(zip(COLUMNS, v)) for k, v in sds.items()},
                       runs=[{k: dict(zip(COLUMNS, v)) for k, v in run.items()} for run in runs])
     (work / 'results.json').write_text(json.dumps(result, indent=2))
-    _bar_chart(means, work / 'results.png')
+    _bar_chart(means, work / 'results.png', split)
     print(md)
 
 
-def _bar_chart(means: dict[str, Row], path: Path) -> None:
+def _bar_chart(means: dict[str, Row], path: Path, split: str) -> None:
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
@@ -127,7 +130,7 @@ def _bar_chart(means: dict[str, Row], path: Path) -> None:
     ax.set_ylabel('%')
     ax.set_ylim(0, 100)
     ax.legend(fontsize=8, ncol=2)
-    ax.set_title('built-in val split' if 'demo' in str(path) else 'val split')
+    ax.set_title(f'{split} split')
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
