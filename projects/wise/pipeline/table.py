@@ -66,58 +66,78 @@ def supervision(name: str) -> str:
     return 'labels + counts' if 'counts' in name or 'Density' in name else 'image labels'
 
 
+def summarize(runs: Sequence[dict[str, Row]], seeds: Sequence[int] | None = None,
+              train: str = '', improved: str = '', split: str = 'val') -> dict:
+    """The table as data (what results.json holds): each row's mean over ``runs`` (one
+    per seed) and, with seeds, its sample sd and every seed's figures."""
+    means, sds = {}, {}
+    for name in [n for n in runs[0] if all(n in run for run in runs)]:
+        stats = [mean_sd([run[name][j] for run in runs]) for j in range(len(COLUMNS))]
+        means[name] = tuple(m for m, _ in stats)
+        sds[name] = tuple(sd for _, sd in stats)
+    full = means.get('Mask R-CNN (full)', (None,) * 4)[1]
+    ratio = means['WISE'][1] / full if full and 'WISE' in means else 0
+    result = dict(columns=COLUMNS, rows={k: dict(zip(COLUMNS, v)) for k, v in means.items()},
+                  paper={k: dict(zip(COLUMNS, v)) for k, v in PAPER.items()},
+                  wise_over_full_mAP50=round(ratio, 3), train=train, improved=improved,
+                  split=split)
+    if seeds:
+        result.update(seeds=list(seeds), sd={k: dict(zip(COLUMNS, v)) for k, v in sds.items()},
+                      runs=[{k: dict(zip(COLUMNS, v)) for k, v in run.items()} for run in runs])
+    return result
+
+
+def table_lines(result: dict) -> list[str]:
+    """The markdown table of a results.json: a row per method, ± sd with seeds."""
+    sds = result.get('sd')
+
+    def fmt(v, sd=None):
+        if v is None:
+            return '-'
+        return f'{v:.1f}' if sd is None else f'{v:.1f} ± {sd:.1f}'
+
+    lines = ['| method | supervision | ' + ' | '.join(COLUMNS) + ' | paper (VOC 2012 val) |',
+             '|---|---|' + '---|' * len(COLUMNS) + '---|']
+    for name, vals in result['rows'].items():
+        paper = ' / '.join(fmt(v) for v in PAPER[name]) if name in PAPER else '-'
+        lines.append(f'| {name} | {supervision(name)} | '
+                     + ' | '.join(fmt(vals[c], sds[name][c] if sds else None) for c in COLUMNS)
+                     + f' | {paper} |')
+    return lines
+
+
+def markdown(result: dict) -> str:
+    """results.md: the table, then what it was trained and scored on."""
+    lines = [*table_lines(result), '']
+    if result['train']:
+        lines.append(f'Trained on {result["train"]}; scored on the {result["split"]} split.')
+    if result['improved'] and any('improved' in name for name in result['rows']):
+        lines.append(f'WISE (improved): {result["improved"]}.')
+    if result.get('seeds'):
+        lines.append(f'Mean ± sd over seeds {", ".join(map(str, result["seeds"]))}.')
+    if result['wise_over_full_mAP50']:
+        lines.append(f'WISE / fully supervised mAP50: {result["wise_over_full_mAP50"]:.2f} '
+                     '(paper: 40.4 / 51.4 = 0.79)')
+    return '\n'.join(lines) + '\n'
+
+
 def write_table(work: Path, seeds: Sequence[int] | None = None, train: str = '',
                 improved: str = '', split: str = 'val') -> None:
     """Results like the paper's table, as markdown, json and a bar chart: of the run
     in ``work``, or the mean ± sd of the runs in ``work/seed<N>`` for ``seeds``;
     ``train`` says which training images they come from, ``improved`` what the
     improved rows are, ``split`` which images score them."""
-    seeds = list(seeds) if seeds else None
     runs = [rows(work, split)] if not seeds else [rows(work / f'seed{s}', split) for s in seeds]
-    means, sds = {}, {}
-    for name in [n for n in runs[0] if all(n in run for run in runs)]:
-        stats = [mean_sd([run[name][j] for run in runs]) for j in range(len(COLUMNS))]
-        means[name] = tuple(m for m, _ in stats)
-        sds[name] = tuple(sd for _, sd in stats)
-
-    def fmt(v, sd=None):
-        if v is None:
-            return '-'
-        return f'{v:.1f}' if not seeds or sd is None else f'{v:.1f} ± {sd:.1f}'
-
-    lines = ['| method | supervision | ' + ' | '.join(COLUMNS) + ' | paper (VOC 2012 val) |',
-             '|---|---|' + '---|' * len(COLUMNS) + '---|']
-    for name, vals in means.items():
-        paper = ' / '.join(fmt(v) for v in PAPER[name]) if name in PAPER else '-'
-        lines.append(f'| {name} | {supervision(name)} | '
-                     + ' | '.join(fmt(v, sd) for v, sd in zip(vals, sds[name]))
-                     + f' | {paper} |')
-    full = means.get('Mask R-CNN (full)', (None,) * 4)[1]
-    ratio = means['WISE'][1] / full if full and 'WISE' in means else 0
-    lines.append('')
-    if train:
-        lines.append(f'Trained on {train}; scored on the {split} split.')
-    if improved and any('improved' in name for name in means):
-        lines.append(f'WISE (improved): {improved}.')
-    if seeds:
-        lines.append(f'Mean ± sd over seeds {", ".join(map(str, seeds))}.')
-    if ratio:
-        lines.append(f'WISE / fully supervised mAP50: {ratio:.2f} (paper: 40.4 / 51.4 = 0.79)')
-    md = '\n'.join(lines) + '\n'
+    result = summarize(runs, seeds, train, improved, split)
+    md = markdown(result)
     (work / 'results.md').write_text(md)
-    result = dict(columns=COLUMNS, rows={k: dict(zip(COLUMNS, v)) for k, v in means.items()},
-                  paper={k: dict(zip(COLUMNS, v)) for k, v in PAPER.items()},
-                  wise_over_full_mAP50=round(ratio, 3), train=train, improved=improved,
-                  split=split)
-    if seeds:
-        result.update(seeds=seeds, sd={k: dict(zip(COLUMNS, v)) for k, v in sds.items()},
-                      runs=[{k: dict(zip(COLUMNS, v)) for k, v in run.items()} for run in runs])
     (work / 'results.json').write_text(json.dumps(result, indent=2))
-    _bar_chart(means, work / 'results.png', split)
+    _bar_chart(result, work / 'results.png')
     print(md)
 
 
-def _bar_chart(means: dict[str, Row], path: Path, split: str) -> None:
+def _bar_chart(result: dict, path: Path) -> None:
+    means = {name: [vals[c] for c in COLUMNS] for name, vals in result['rows'].items()}
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
@@ -130,7 +150,7 @@ def _bar_chart(means: dict[str, Row], path: Path, split: str) -> None:
     ax.set_ylabel('%')
     ax.set_ylim(0, 100)
     ax.legend(fontsize=8, ncol=2)
-    ax.set_title(f'{split} split')
+    ax.set_title(f'{result["split"]} split')
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

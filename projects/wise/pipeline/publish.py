@@ -1,0 +1,67 @@
+"""Committed results, and the documents that quote them.
+
+``tools/pipeline.py PRESET --seeds ... --publish`` copies the run's table (every seed's
+figures, the means and sds) and its stages' records (commit, date, the hashes of what
+made them) into ``bench/tables/<preset>.json``, then writes each block of README.md and
+docs/*.md between ``<!-- results:<preset> -->`` and ``<!-- /results:<preset> -->`` as
+that file's table. A test keeps documents and files in step, so no table in them is
+typed by hand.
+"""
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+from ..errors import DataError
+from ..utils.io import atomic_write
+from .paths import ROOT
+from .runner import RECORDS, read_records
+from .table import table_lines
+
+TABLES = ROOT / 'bench' / 'tables'
+DOCUMENTS = ('README.md', 'docs/*.md')
+BLOCK = re.compile(r'(<!-- results:([\w-]+) -->\n)(.*?)(<!-- /results:\2 -->)', re.S)
+
+
+def publish(name: str, work: Path, seeds: Sequence[int]) -> Path:
+    """``bench/tables/<name>.json`` from the seeded run in ``work``; the documents'
+    blocks of it rewritten."""
+    results = work / 'results.json'
+    if not seeds or not results.is_file():
+        raise DataError(f'{results}: --publish takes a finished run with --seeds (a table '
+                        'of every seed)')
+    table = json.loads(results.read_text())
+    table['records'] = {'shared': read_records(work / RECORDS),
+                        **{f'seed{s}': read_records(work / f'seed{s}' / RECORDS)
+                           for s in seeds}}
+    out = TABLES / f'{name}.json'
+    with atomic_write(out) as f:
+        json.dump(table, f, indent=1)
+    for path in documents():
+        text = path.read_text()
+        if rendered(text, path) != text:
+            path.write_text(rendered(text, path))
+    return out
+
+
+def documents() -> list[Path]:
+    return sorted(p for pattern in DOCUMENTS for p in ROOT.glob(pattern))
+
+
+def rendered(text: str, where: Path) -> str:
+    """``text`` with each results block written from its committed table."""
+    def block(m: re.Match) -> str:
+        table = TABLES / f'{m[2]}.json'
+        if not table.is_file():
+            raise DataError(f'{where}: a results block of {m[2]!r}, but {table} does not '
+                            f'exist (tools/pipeline.py {m[2]} --seeds ... --publish)')
+        return m[1] + '\n'.join(table_lines(json.loads(table.read_text()))) + '\n' + m[4]
+    return BLOCK.sub(block, text)
+
+
+def stale_documents() -> list[str]:
+    """The documents whose results blocks differ from the committed tables."""
+    return [str(p.relative_to(ROOT)) for p in documents()
+            if rendered(p.read_text(), p) != p.read_text()]
