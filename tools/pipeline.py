@@ -9,6 +9,7 @@
     python tools/pipeline.py custom --data photos/ --labels labels.csv [--val val.json]
     python tools/pipeline.py demo --detector mask-rcnn solov2   # + WISE with SOLOv2
     python tools/pipeline.py demo-crowded         # 4-12 instances an image: + counts
+    python tools/pipeline.py demo --seeds 0 1 2 --publish  # -> bench/tables, README
 
 The stages, presets and table are projects/wise/pipeline/ (graph.py lists the stages);
 a stage whose outputs are newer than its inputs and whose commands are unchanged is
@@ -20,8 +21,9 @@ import argparse
 import os
 
 from projects.wise.errors import DataError
-from projects.wise.pipeline import (DEFAULT_DETECTOR, DETECTORS, Preset, RunOptions, build_stages,
-                                    custom_preset, presets, run_pipeline)
+from projects.wise.pipeline import (DEFAULT_DETECTOR, DETECTORS, ROOT, Preset, RunOptions,
+                                    build_stages, custom_preset, presets, run_pipeline)
+from projects.wise.pipeline.publish import publish
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -65,6 +67,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument('--counts', action='store_true',
                     help='also WISE + counts: pseudo masks keeping as many peaks of a class '
                          "as the train split's counts say (pseudo_counts, wise_counts)")
+    ap.add_argument('--publish', action='store_true',
+                    help='with --seeds: commit-ready bench/tables/<preset>.json (every '
+                         "seed's figures, the stages' records) and README / docs results "
+                         'blocks written from it')
     ap.add_argument('--smoke', action='store_true',
                     help='a few iterations per training, no ImageNet weights: checks that '
                          "every stage runs with the preset's configs")
@@ -78,6 +84,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = ap.parse_args(argv)
     if args.jobs is not None and args.jobs < 1:
         ap.error('--jobs takes 1 or more')
+    if args.publish and not args.seeds:
+        ap.error('--publish takes --seeds (the table of every seed)')
     if args.data_root and args.preset.startswith('demo'):
         ap.error('--data-root moves the VOC presets only (the demos write data/shapes*)')
     if (args.preset == 'custom') != bool(args.data and args.labels) or \
@@ -120,6 +128,8 @@ def main(argv: list[str] | None = None) -> None:
                          args.detector) for seed in (args.seeds or [None])]
     run_pipeline(preset, runs, RunOptions(args.start, args.only, args.dry_run,
                                           args.jobs or preset.jobs, args.seeds))
+    if args.publish and not args.dry_run:
+        print(f'[pipeline] published {publish(args.preset, ROOT / preset.work, args.seeds)}')
 
 
 if __name__ == '__main__':
