@@ -700,16 +700,44 @@ CROWDED_STAGES = ('data', 'proposals', 'prm', 'prm_density', 'pseudo_improved',
                   'pseudo_counts', 'wise_improved', 'wise_counts', 'table')
 
 
-def improved_vs_paper(res: dict, sd: dict) -> tuple[float, str]:
-    """The worst (improved - paper) + paper's sd over the WISE rows and columns: >= 0
-    when no figure drops by more than its seed spread."""
-    margins = {}
-    for paper, improved in (('WISE', 'WISE (improved)'),
-                            ('WISE + Refine', 'WISE (improved) + Refine')):
-        for col in ('mAP25', 'mAP50', 'mAP75', 'ABO'):
-            margins[f'{improved} {col}'] = res[improved][col] - res[paper][col] + sd[paper][col]
-    worst = min(margins, key=margins.get)
-    return margins[worst], worst
+def paired(result: dict, better: str, worse: str, col: str) -> tuple[float, float]:
+    """Mean and sample sd over seeds of ``better - worse`` at ``col``, seed by seed
+    (results.json's ``runs``): the spread of the difference itself, which the rows'
+    own spreads overstate when both move with the seed."""
+    diffs = [run[better][col] - run[worse][col] for run in result['runs']]
+    mean = sum(diffs) / len(diffs)
+    sd = (sum((d - mean) ** 2 for d in diffs) / (len(diffs) - 1)) ** 0.5 if len(diffs) > 1 else 0
+    return mean, sd
+
+
+def paired_row(name: str, result: dict, better: str, worse: str, col: str,
+               above: float = 0.0, strict: bool = True) -> dict:
+    """A target "``better`` beats ``worse`` at ``col`` by more than ``above``" (``strict``,
+    else at least), met on the mean and on the mean minus one sd of the paired per-seed
+    difference: one lucky seed does not carry it, a drop within the rows' spread does
+    not pass."""
+    mean, sd = paired(result, better, worse, col)
+    low = mean - sd
+    ok = (mean > above and low > above) if strict else (mean >= above and low >= above)
+    sign = '>' if strict else '>='
+    return row(name, mean, f'{sign} {above:g}, also mean - sd ({low:+.2f}; paired sd '
+               f'{sd:.2f})', ok, 'points')
+
+
+def improved_vs_paper(result: dict) -> dict:
+    """The improved selection against the paper's, both WISE rows and every column: the
+    worst paired (mean - sd) of improved - paper, which must not fall below 0."""
+    pairs = [(f'{improved} {col}', improved, paper, col)
+             for paper, improved in (('WISE', 'WISE (improved)'),
+                                     ('WISE + Refine', 'WISE (improved) + Refine'))
+             for col in ('mAP25', 'mAP50', 'mAP75', 'ABO')]
+    lows = {name: (lambda m, s: (m - s, m))(*paired(result, a, b, col))
+            for name, a, b, col in pairs}
+    worst = min(lows, key=lambda k: lows[k][0])
+    low, mean = lows[worst]
+    return row('demo: improved selection - paper, worst paired mean - sd over the WISE rows',
+               low, f'>= 0 (worst: {worst}, mean {mean:+.2f})', low >= 0 and mean >= 0,
+               'points')
 
 
 @benchmark
@@ -721,32 +749,26 @@ def demo_pipeline(work: Path) -> list[dict]:
                   detectors=('mask-rcnn', 'solov2'))
     result = json.loads((ROOT / 'work_dirs/demo/results.json').read_text())
     res, sd = result['rows'], result['sd']
-    margin, where = improved_vs_paper(res, sd)
     full, wise = res['Mask R-CNN (full)'], res['WISE']
-    refine, prm = res['WISE + Refine'], res['PRM']
-    solo, solo_refine = res['WISE (improved, SOLOv2)'], res['WISE (improved, SOLOv2) + Refine']
+    refine, solo = res['WISE + Refine'], res['WISE (improved, SOLOv2)']
     ratio = wise['mAP50'] / full['mAP50']
     keys = ('mAP25', 'mAP50', 'mAP75')
     return [
         row('demo: WISE mAP50 / fully supervised mAP50 (means of 3 seeds)', ratio, '>= 0.80',
              ratio >= 0.8, 'x'),
-        row('demo: WISE + Refine mAP50 - WISE mAP50', refine['mAP50'] - wise['mAP50'], '>= 0',
-             refine['mAP50'] >= wise['mAP50'], 'points'),
+        paired_row('demo: WISE + Refine mAP50 - WISE mAP50', result, 'WISE + Refine', 'WISE',
+                   'mAP50', strict=False),
         row('demo: WISE + Refine - WISE, mean of mAP25/50/75',
              sum(refine[k] - wise[k] for k in keys) / 3,
              f"(mAP75 {refine['mAP75'] - wise['mAP75']:+.1f}, ABO "
              f"{refine['ABO'] - wise['ABO']:+.1f})", None, 'points'),
-        row('demo: WISE mAP50 - PRM baseline mAP50', wise['mAP50'] - prm['mAP50'], '> 0',
-             wise['mAP50'] > prm['mAP50'], 'points'),
+        paired_row('demo: WISE mAP50 - PRM baseline mAP50', result, 'WISE', 'PRM', 'mAP50'),
         row('demo: mAP50 sd over seeds, largest of the rows',
              max(v['mAP50'] for v in sd.values()), 'information', None, 'points'),
-        row('demo: improved selection - paper + sd, worst WISE figure', margin,
-             f'>= 0 (no figure drops by more than its sd; worst: {where})', margin >= 0,
-             'points'),
-        row('demo: WISE (improved, SOLOv2) + Refine - WISE (improved, SOLOv2), mAP50',
-             solo_refine['mAP50'] - solo['mAP50'],
-             f">= 0 (mAP75 {solo_refine['mAP75'] - solo['mAP75']:+.1f})",
-             solo_refine['mAP50'] >= solo['mAP50'], 'points'),
+        improved_vs_paper(result),
+        paired_row('demo: WISE (improved, SOLOv2) + Refine - WISE (improved, SOLOv2), mAP50',
+                   result, 'WISE (improved, SOLOv2) + Refine', 'WISE (improved, SOLOv2)',
+                   'mAP50', strict=False),
         row('demo: WISE (improved, SOLOv2) mAP50 / WISE (improved) mAP50', solo['mAP50'] /
              res['WISE (improved)']['mAP50'], f"information (SOLOv2 {solo['mAP50']:.1f} ± "
              f"{sd['WISE (improved, SOLOv2)']['mAP50']:.1f})", None, 'x'),
@@ -760,23 +782,15 @@ def demo_hard_pipeline(work: Path) -> list[dict]:
     over-fires; the improved selection must carry through Mask R-CNN."""
     _demo_outputs(*TABLE_STAGES, seeds=SEEDS, preset='demo-hard')
     result = json.loads((ROOT / 'work_dirs/demo-hard/results.json').read_text())
-    res, sd = result['rows'], result['sd']
-    paper, improved = res['WISE'], res['WISE (improved)']
-    refine, prm = res['WISE (improved) + Refine'], res['PRM']
-    rows = []
-    for col in ('mAP50', 'mAP75'):
-        gain, spread = improved[col] - paper[col], max(sd['WISE'][col], sd['WISE (improved)'][col])
-        rows.append(row(f'demo-hard: WISE improved - paper selection, {col} (means of 3 seeds)',
-                         gain, f'> sd ({spread:.1f})', gain > spread, 'points'))
-    cols = ('mAP25', 'mAP50', 'mAP75', 'ABO')
-    worst = min(cols, key=lambda c: improved[c] - prm[c])
+    res = result['rows']
+    improved = res['WISE (improved)']
+    rows = [paired_row(f'demo-hard: WISE improved - paper selection, {col} (3 seeds, test)',
+                       result, 'WISE (improved)', 'WISE', col) for col in ('mAP50', 'mAP75')]
+    rows += [paired_row(f'demo-hard: WISE (improved) - PRM, {col}', result, 'WISE (improved)',
+                        'PRM', col) for col in ('mAP25', 'mAP50', 'mAP75', 'ABO')]
     rows += [
-        row('demo-hard: WISE (improved) - PRM, smallest of mAP25/50/75 and ABO',
-             improved[worst] - prm[worst], f'> 0 (at {worst})', improved[worst] > prm[worst],
-             'points'),
-        row('demo-hard: WISE (improved) + Refine - WISE (improved), mAP50',
-             refine['mAP50'] - improved['mAP50'], '>= 0', refine['mAP50'] >= improved['mAP50'],
-             'points'),
+        paired_row('demo-hard: WISE (improved) + Refine - WISE (improved), mAP50', result,
+                   'WISE (improved) + Refine', 'WISE (improved)', 'mAP50', strict=False),
         row('demo-hard: WISE (improved) mAP50 / fully supervised mAP50',
              improved['mAP50'] / res['Mask R-CNN (full)']['mAP50'], 'information', None, 'x'),
     ]
@@ -794,25 +808,20 @@ def counts(work: Path) -> list[dict]:
     """Counts (docs/counts.md): PRM + Density against the PRM on the demo, WISE + counts
     and the ILC model's counting on the crowded variant (means of 3 seeds)."""
     demo = json.loads((_demo_outputs(*COUNTS_DEMO_STAGES, seeds=SEEDS).parent
-                       / 'results.json').read_text())['rows']
+                       / 'results.json').read_text())
     _demo_outputs(*CROWDED_STAGES, seeds=SEEDS, preset='demo-crowded')
     result = json.loads((ROOT / 'work_dirs/demo-crowded/results.json').read_text())
-    res, sd = result['rows'], result['sd']
-    density, prm = demo['PRM + Density'], demo['PRM']
-    gain = res['WISE + counts']['mAP50'] - res['WISE (improved)']['mAP50']
     errors = [(_counting_errors(ROOT / f'work_dirs/demo-crowded/seed{s}/prm_density'),
                _counting_errors(ROOT / f'work_dirs/demo-crowded/seed{s}/prm')) for s in SEEDS]
     ilc = sum(d['density_mRMSE'] for d, _ in errors) / len(errors)
     peaks = sum(p['peaks_mRMSE'] for _, p in errors) / len(errors)
     return [
-        row('demo: PRM + Density mAP50 - PRM mAP50 (means of 3 seeds)',
-             density['mAP50'] - prm['mAP50'], '> 0 (paper: 30.2 vs 26.8)',
-             density['mAP50'] > prm['mAP50'], 'points'),
-        row('demo: PRM + Density ABO - PRM ABO', density['ABO'] - prm['ABO'],
-             '> 0 (paper: 44.3 vs 37.6)', density['ABO'] > prm['ABO'], 'points'),
-        row('crowded: WISE + counts mAP50 - WISE (improved) mAP50 (means of 3 seeds)', gain,
-             f">= 3 (sd {sd['WISE + counts']['mAP50']:.1f} / "
-             f"{sd['WISE (improved)']['mAP50']:.1f})", gain >= 3, 'points'),
+        paired_row('demo: PRM + Density mAP50 - PRM mAP50 (3 seeds; paper: 30.2 vs 26.8)',
+                   demo, 'PRM + Density', 'PRM', 'mAP50'),
+        paired_row('demo: PRM + Density ABO - PRM ABO (paper: 44.3 vs 37.6)', demo,
+                   'PRM + Density', 'PRM', 'ABO'),
+        paired_row('crowded: WISE + counts mAP50 - WISE (improved) mAP50 (3 seeds)', result,
+                   'WISE + counts', 'WISE (improved)', 'mAP50', above=3.0, strict=False),
         row('crowded: counting mRMSE, ILC density / counting PRM peaks (val, means)',
              ilc / peaks, f'< 1 (ILC {ilc:.3f}, PRM peaks {peaks:.3f})', ilc < peaks, 'x'),
     ]

@@ -45,19 +45,29 @@ def test_end_to_end_time_is_judged_only_on_a_clean_run_at_this_commit(tmp_path: 
         assert bench.clean_run_row(path)['ok'] is None
 
 
-def test_improved_selection_is_judged_on_its_worst_figure_against_the_sd() -> None:
-    """Bug caught: "no row drops by more than its seed spread" judged on the mean change
-    (a large gain at one column hiding a drop at another) or without the spread."""
+def test_targets_are_judged_on_the_paired_per_seed_difference() -> None:
+    """Bug caught: a target met on the mean alone (one lucky seed carrying it), or judged
+    as "improved - paper + the rows' sd" (a drop within the spread passing), instead of
+    the mean and the mean minus one sd of the seed-by-seed difference."""
     bench = _bench()
     cols = ('mAP25', 'mAP50', 'mAP75', 'ABO')
-    res = {'WISE': dict.fromkeys(cols, 80.0), 'WISE + Refine': dict.fromkeys(cols, 82.0),
-           'WISE (improved)': {**dict.fromkeys(cols, 85.0), 'mAP75': 78.5},
-           'WISE (improved) + Refine': dict.fromkeys(cols, 82.0)}
-    sd = {'WISE': dict.fromkeys(cols, 1.0), 'WISE + Refine': dict.fromkeys(cols, 0.5)}
-    margin, where = bench.improved_vs_paper(res, sd)
-    assert (margin, where) == (-0.5, 'WISE (improved) mAP75')  # 78.5 - 80 + 1.0
-    res['WISE (improved)']['mAP75'] = 79.5
-    assert bench.improved_vs_paper(res, sd)[0] == 0.5  # Refine rows: 0 + 0.5
+
+    def result(*seeds: tuple[float, float]) -> dict:
+        return {'runs': [{'A': dict.fromkeys(cols, a), 'B': dict.fromkeys(cols, b)}
+                         for a, b in seeds]}
+
+    steady = result((81, 80), (71, 70), (91, 90))  # +1 every seed; rows' sd 10
+    assert bench.paired(steady, 'A', 'B', 'mAP50') == (1.0, 0.0)
+    assert bench.paired_row('x', steady, 'A', 'B', 'mAP50')['ok'] is True
+    lucky = result((86, 80), (69, 70), (89, 90))  # mean +1.33, carried by one seed
+    assert bench.paired_row('x', lucky, 'A', 'B', 'mAP50')['ok'] is False
+    assert bench.paired_row('x', steady, 'A', 'B', 'mAP50', above=1.0)['ok'] is False
+    assert bench.paired_row('x', steady, 'A', 'B', 'mAP50', above=1.0, strict=False)['ok']
+    rows = ('WISE', 'WISE + Refine', 'WISE (improved)', 'WISE (improved) + Refine')
+    same = {'runs': [{r: dict.fromkeys(cols, 80.0 + s) for r in rows} for s in range(3)]}
+    assert bench.improved_vs_paper(same)['ok'] is True
+    same['runs'][1]['WISE (improved)']['mAP75'] -= 0.5  # a drop in one seed: within sd
+    assert bench.improved_vs_paper(same)['ok'] is False
 
 
 def test_every_stage_the_bench_asks_a_preset_for_exists() -> None:

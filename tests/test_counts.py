@@ -214,7 +214,13 @@ def test_gen_pseudo_with_counts_and_density_retrieval(tiny_density: tuple,
     assert 'peaks_added_by_count' in events and events['peaks'] <= sum(given.values())
     run_tool('tools/gen_pseudo.py', cfg, ckpt, '--out', tmp_path / 'pred.json', *proposals,
              '--counts', 'predicted')
-    dens = tmp_path / 'density.json'
-    run_tool('tools/gen_pseudo.py', cfg, ckpt, '--out', dens, *proposals, '--split', 'val',
-             '--no-image-labels', '--selector', 'type=prm_retrieval', 'density_weight=0.2')
-    assert json.loads(dens.read_text())['annotations']
+    masks = {}
+    for weight in (0.0, 0.2, 5.0):  # none, ILC's, one that outweighs the response maps
+        dens = tmp_path / f'density{weight}.json'
+        run_tool('tools/gen_pseudo.py', cfg, ckpt, '--out', dens, *proposals, '--split', 'val',
+                 '--no-image-labels', '--selector', 'type=prm_retrieval',
+                 f'density_weight={weight}')
+        masks[weight] = [(a['image_id'], a['segmentation']['counts'])
+                         for a in json.loads(dens.read_text())['annotations']]
+    assert masks[0.2]
+    assert masks[5.0] != masks[0.0]  # the density term changes which proposals are chosen

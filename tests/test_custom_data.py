@@ -88,6 +88,17 @@ def test_custom_pipeline_runs_real_photographs_end_to_end(own_data, tmp_path: Pa
         assert (work / f'data/proposals/{stem}.segments').is_file()
     pseudo = json.loads((work / 'pseudo_improved/train_pseudo.json').read_text())
     assert len(pseudo['images']) == 4
+    # what the pseudo masks are worth, not only that they exist: most photographs get an
+    # instance of exactly their labelled class, and every mask is non-empty and of its
+    # photograph's size
+    labelled = {im['file_name']: set(im['labels']) for im in labels_json['images']}
+    found = {im['file_name']: {a['category_id'] for a in pseudo['annotations']
+                               if a['image_id'] == im['id']} for im in pseudo['images']}
+    assert sum(found[f] == labelled[f] for f in labelled) >= 3, found
+    size = {im['id']: [im['height'], im['width']] for im in pseudo['images']}
+    for a in pseudo['annotations']:
+        assert a['segmentation']['size'] == size[a['image_id']]
+        assert mask_util.area(a['segmentation']) > 0
     table = json.loads((work / 'results.json').read_text())
     assert set(table['rows']) == {'PRM', 'WISE (improved)', 'WISE (improved) + Refine',
                                   'WISE (improved, SOLOv2)', 'WISE (improved, SOLOv2) + Refine'}
