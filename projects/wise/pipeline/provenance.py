@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -20,6 +21,9 @@ from .stage import Stage
 #: commands, which the record holds word for word
 SOURCES = ('projects/wise', 'tools')
 NOT_RUN_BY_STAGES = ('projects/wise/pipeline', 'tools/pipeline.py')
+#: mmengine resolves ``mmdet::`` bases through pkg_resources, which is not thread-safe;
+#: stages side by side check their configs from threads of one process
+_CONFIG_LOCK = threading.Lock()
 
 
 def _digest(chunks: Iterable[bytes]) -> str:
@@ -42,7 +46,8 @@ def source_hash() -> str:
 def config_hash(path: str) -> str:
     """A config with its bases resolved: an edit to a base counts, a comment does not."""
     from mmengine.config import Config
-    cfg = Config.fromfile(ROOT / path)
+    with _CONFIG_LOCK:
+        cfg = Config.fromfile(ROOT / path)
     return _digest([json.dumps(cfg.to_dict(), sort_keys=True, default=str).encode()])
 
 

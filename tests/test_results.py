@@ -1,0 +1,24 @@
+"""The figures the documents quote: each results table in README.md and docs/ is the
+committed run it names, rendered, never typed."""
+from __future__ import annotations
+
+import json
+
+from projects.wise.pipeline.publish import BLOCK, TABLES, documents, stale_documents
+
+
+def test_documents_quote_the_committed_tables_of_seeded_test_split_runs() -> None:
+    """Bug caught: a table in README or docs edited by hand, left from an earlier run
+    (means with no per-seed figures behind them), scored on the split its options were
+    chosen on, or published without the records of what trained it."""
+    blocks = {m[2] for p in documents() for m in BLOCK.finditer(p.read_text())}
+    assert 'demo-hard' in blocks
+    assert not stale_documents()  # tools/pipeline.py PRESET --seeds ... --publish
+    for name in blocks:
+        table = json.loads((TABLES / f'{name}.json').read_text())
+        assert table['split'] == 'test' and len(table['seeds']) >= 3, name
+        assert len(table['runs']) == len(table['seeds'])
+        for seed in table['seeds']:
+            records = table['records'][f'seed{seed}']
+            assert records and all({'commands', 'configs', 'source', 'commit'} <= set(r)
+                                   for r in records.values()), (name, seed)
