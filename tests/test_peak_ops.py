@@ -52,6 +52,43 @@ def test_plateau_of_equal_maxima_gives_a_peak_per_pixel() -> None:
     assert _yx(find_peaks(crm)) == [(1, 1), (1, 2)]
 
 
+# The smallest inputs on which the released peak finding differs (released-diff.md, 1).
+TIED_PAIR = [[0, 0, 0],
+             [0, 1, 1],
+             [0, 0, 0]]
+TIED_CORNER = [[3, 3, 0],
+               [0, 0, 0],
+               [0, 0, 1]]
+FLAT = [[2, 2, 2],
+        [2, 2, 2],
+        [2, 2, 2]]
+
+
+@pytest.mark.parametrize('rows, peak_ties, yx, score', [
+    (TIED_PAIR, 'all', [(1, 1), (1, 2)], 1.0),
+    (TIED_PAIR, 'first', [(1, 1)], 1.0),
+    (TIED_CORNER, 'all', [(0, 0), (0, 1), (2, 0), (2, 2)], 1.75),
+    (TIED_CORNER, 'first', [(0, 0), (2, 2)], 2.0),
+    (FLAT, 'all', [(y, x) for y in range(3) for x in range(3)], 2.0),
+    (FLAT, 'first', [(0, 0)], 2.0),
+])
+def test_peak_ties(rows: list, peak_ties: str, yx: list, score: float) -> None:
+    """'first' is the released rule (only the first of a window's tied maxima in
+    row-major order is a peak), 'all' the project's; the gradient follows the peaks.
+    Catches peak_ties being ignored (every 'first' case would give the 'all' peaks)."""
+    crm = _map(rows).requires_grad_()
+    scores, peaks = peak_stimulation(crm, peak_ties=peak_ties)
+    assert _yx(peaks) == yx == _yx(find_peaks(crm, peak_ties=peak_ties))
+    assert scores.item() == score
+    scores.sum().backward()
+    assert _yx(crm.grad.nonzero()) == yx  # 'prm': the whole gradient at each peak
+
+
+def test_unknown_peak_ties() -> None:
+    with pytest.raises(ValueError, match="'all', 'first'"):
+        find_peaks(_map(CORNERS), peak_ties='last')
+
+
 def test_corners_are_peaks_thanks_to_minus_inf_padding() -> None:
     assert _yx(find_peaks(_map(CORNERS))) == [(0, 0), (0, 3), (3, 0), (3, 3)]
 

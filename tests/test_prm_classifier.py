@@ -21,9 +21,11 @@ from projects.wise.utils.io import read_image
 from conftest import ROOT, run_tool
 
 
-def _model(**test_cfg) -> torch.nn.Module:
+def _model(keys: dict | None = None, **test_cfg) -> torch.nn.Module:
+    """The demo PRM, with model ``keys`` and ``test_cfg`` keys set."""
     init_default_scope('mmdet')
     cfg = Config.fromfile(ROOT / 'configs/wise/demo/prm_r18_shapes.py').model
+    cfg.update(keys or {})
     cfg.test_cfg.update({'peak_thr': 0.0, **test_cfg})  # untrained maps are small
     torch.manual_seed(0)
     return MODELS.build(cfg).eval()
@@ -95,6 +97,17 @@ def test_peak_response_maps_at_original_size() -> None:
     assert (prms >= 0).all()
     sums = prms.sum((1, 2))
     assert torch.allclose(sums[sums > 0], torch.ones_like(sums[sums > 0]), atol=1e-4)
+
+
+def test_peak_ties_key_reaches_peak_stimulation() -> None:
+    """``model.peak_ties='first'`` (the released rule) scores a map with tied maxima
+    as the released code (2.0, two peaks; 'all': 1.75, four) and trains through the
+    same peaks. Catches the key not passed down from the config."""
+    crm = torch.zeros(1, 5, 3, 3)
+    crm[0, 0] = torch.tensor([[3.0, 3, 0], [0, 0, 0], [0, 0, 1]])
+    for ties, num_peaks, score in (('all', 4, 1.75), ('first', 2, 2.0)):
+        scores, peaks = _model(dict(peak_ties=ties)).class_scores(crm)
+        assert (peaks[:, 1] == 0).sum() == num_peaks and scores[0, 0] == score
 
 
 def _labelled(labels: list[int]) -> DetDataSample:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Callable, Dict, Tuple, Union
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -55,25 +56,59 @@ def peak_threshold(crm: Tensor, peak_filter: PeakFilter = 'median') -> Tensor:
     return crm.new_full((*crm.shape[:2], 1, 1), float(peak_filter))
 
 
-def _peak_mask(crm: Tensor, win_size: int, peak_filter: PeakFilter) -> Tensor:
-    """Boolean ``[N, C, H, W]``: equal to its window maximum and >= threshold."""
+def _all_maxima(crm: Tensor, win_size: int) -> Tensor:
+    # max_pool2d pads with -inf, so border pixels compete only with real ones.
+    window_max = F.max_pool2d(crm, win_size, stride=1, padding=win_size // 2)
+    return crm == window_max
+
+
+def _first_maximum(crm: Tensor, win_size: int) -> Tensor:
+    # as the released code: pad with -inf, and a pixel is a peak only if max-pooling
+    # returns its own index (the first maximum of the window in row-major order)
+    o = win_size // 2
+    h, w = crm.shape[-2:]
+    padded = F.pad(crm, (o, o, o, o), value=float('-inf'))
+    _, indices = F.max_pool2d(padded, win_size, stride=1, return_indices=True)
+    own = torch.arange(padded.shape[-2] * padded.shape[-1], device=crm.device)
+    return indices == own.view(padded.shape[-2:])[o:o + h, o:o + w]
+
+
+#: Which pixels of a window's tied maxima are local maxima. 'all': every pixel equal to
+#: its window's maximum (a plateau gives one peak per pixel). 'first': only the one
+#: max-pooling returns, the first in row-major order, as PRM's and ILC's released
+#: ``peak_stimulation`` (a plateau gives one peak).
+PEAK_TIES: Dict[str, Callable[[Tensor, int], Tensor]] = {
+    'all': _all_maxima,
+    'first': _first_maximum,
+}
+
+
+def peak_ties_fn(peak_ties: str) -> Callable[[Tensor, int], Tensor]:
+    """The :data:`PEAK_TIES` rule of that name, or ValueError naming the choices."""
+    if peak_ties not in PEAK_TIES:
+        raise ValueError(f'Unknown peak_ties {peak_ties!r}; choose one of {sorted(PEAK_TIES)}')
+    return PEAK_TIES[peak_ties]
+
+
+def _peak_mask(crm: Tensor, win_size: int, peak_filter: PeakFilter,
+               peak_ties: str = 'all') -> Tensor:
+    """Boolean ``[N, C, H, W]``: a local maximum (:data:`PEAK_TIES`) and >= threshold."""
     if win_size < 1 or win_size % 2 == 0:
         raise ValueError(f'win_size must be a positive odd number, got {win_size}')
     crm = crm.detach()
-    # max_pool2d pads with -inf, so border pixels compete only with real ones.
-    window_max = F.max_pool2d(crm, win_size, stride=1, padding=win_size // 2)
-    return (crm == window_max) & (crm >= peak_threshold(crm, peak_filter))
+    return peak_ties_fn(peak_ties)(crm, win_size) & (crm >= peak_threshold(crm, peak_filter))
 
 
-def find_peaks(crm: Tensor, win_size: int = 3,
-               peak_filter: PeakFilter = 'median') -> Tensor:
+def find_peaks(crm: Tensor, win_size: int = 3, peak_filter: PeakFilter = 'median',
+               peak_ties: str = 'all') -> Tensor:
     """Peaks of a CRM ``[N, C, H, W]`` as a long ``[K, 4]`` of (n, c, y, x).
 
-    A pixel is a peak if it equals the maximum of its ``win_size`` window
-    (so every pixel of a plateau of equal maxima is one) and is >= the
-    threshold of ``peak_filter``. Rows are sorted lexicographically.
+    A pixel is a peak if it is a maximum of its ``win_size`` window (with
+    ``peak_ties='all'`` every pixel of a plateau of equal maxima is one; 'first'
+    keeps the first) and is >= the threshold of ``peak_filter``. Rows are sorted
+    lexicographically.
     """
-    return _peak_mask(crm, win_size, peak_filter).nonzero()
+    return _peak_mask(crm, win_size, peak_filter, peak_ties).nonzero()
 
 
 def _prm_grad(peak_sum: Tensor, num_peaks: Tensor) -> Tensor:
@@ -104,16 +139,16 @@ def peak_grad_fn(peak_grad: str) -> Callable[[Tensor, Tensor], Tensor]:
 
 
 def peak_stimulation(crm: Tensor, win_size: int = 3, peak_filter: PeakFilter = 'median',
-                     peak_grad: str = 'prm') -> Tuple[Tensor, Tensor]:
+                     peak_grad: str = 'prm', peak_ties: str = 'all') -> Tuple[Tensor, Tensor]:
     """Class scores ``[N, C]`` as the mean of each map at its peaks, and peaks.
 
-    The peak mask is a constant, so the gradient of a score reaches only its
-    peaks, as ``peak_grad`` (:data:`PEAK_GRADS`) shares it out. A map without
-    peaks (possible only with a fixed threshold above its maximum) scores 0 and
-    gets no gradient.
+    The peak mask (``peak_ties``: :data:`PEAK_TIES`) is a constant, so the gradient
+    of a score reaches only its peaks, as ``peak_grad`` (:data:`PEAK_GRADS`) shares it
+    out. A map without peaks (possible only with a fixed threshold above its maximum)
+    scores 0 and gets no gradient.
     """
     share = peak_grad_fn(peak_grad)
-    mask = _peak_mask(crm, win_size, peak_filter)
+    mask = _peak_mask(crm, win_size, peak_filter, peak_ties)
     weights = mask.to(crm.dtype)
     num_peaks = weights.sum(dim=(2, 3)).clamp(min=1)
     scores = share((crm * weights).sum(dim=(2, 3)), num_peaks)

@@ -12,7 +12,7 @@ from mmdet.structures import DetDataSample
 from mmdet.utils import ConfigType, OptConfigType, OptMultiConfig
 
 from .peak_backprop import peak_backprop_mode, peak_response_maps
-from .peak_stimulation import find_peaks, peak_grad_fn, peak_stimulation
+from .peak_stimulation import find_peaks, peak_grad_fn, peak_stimulation, peak_ties_fn
 
 DEFAULT_TEST_CFG = dict(score_thr=0.0, peak_thr=0.0, with_prm=False, with_crm=False)
 
@@ -44,6 +44,9 @@ class PRMClassifier(BaseModel):
         peak_grad: how a class score's gradient reaches its peaks: 'prm' (the
             released code: each peak gets all of it) or 'mean' (1 / K each); see
             :data:`~.peak_stimulation.PEAK_GRADS`.
+        peak_ties: which of a window's tied maxima are peaks: 'all' (every one) or
+            'first' (the released code's: the first in row-major order); see
+            :data:`~.peak_stimulation.PEAK_TIES`.
         test_cfg: ``score_thr`` (class score to report a class's peaks),
             ``peak_thr`` (CRM value a peak must reach), ``with_prm`` (peak
             response maps), ``with_crm`` (class response maps as ``pred_crms``,
@@ -58,6 +61,7 @@ class PRMClassifier(BaseModel):
                  win_size: int = 3,
                  peak_filter: str | float = 'median',
                  peak_grad: str = 'prm',
+                 peak_ties: str = 'all',
                  test_cfg: OptConfigType = None,
                  data_preprocessor: OptConfigType = None,
                  init_cfg: OptMultiConfig = None) -> None:
@@ -70,6 +74,8 @@ class PRMClassifier(BaseModel):
         self.peak_filter = peak_filter
         peak_grad_fn(peak_grad)  # an unknown rule fails at build, not at the first step
         self.peak_grad = peak_grad
+        peak_ties_fn(peak_ties)
+        self.peak_ties = peak_ties
         self.test_cfg = {**DEFAULT_TEST_CFG, **(test_cfg or {})}
 
     def forward(self, inputs: Tensor, data_samples: list[DetDataSample] | None = None,
@@ -92,7 +98,8 @@ class PRMClassifier(BaseModel):
 
     def class_scores(self, crm: Tensor) -> tuple[Tensor, Tensor]:
         """(N x C class scores, K x 4 peaks): peak stimulation."""
-        return peak_stimulation(crm, self.win_size, self.peak_filter, self.peak_grad)
+        return peak_stimulation(crm, self.win_size, self.peak_filter, self.peak_grad,
+                                self.peak_ties)
 
     def loss(self, inputs: Tensor, data_samples: list[DetDataSample]) -> dict[str, Tensor]:
         scores, _ = self.class_scores(self.class_response_maps(inputs))
@@ -203,4 +210,5 @@ class GAPClassifier(PRMClassifier):
     """
 
     def class_scores(self, crm: Tensor) -> tuple[Tensor, Tensor]:
-        return crm.mean((2, 3)), find_peaks(crm.detach(), self.win_size, self.peak_filter)
+        return crm.mean((2, 3)), find_peaks(crm.detach(), self.win_size, self.peak_filter,
+                                            self.peak_ties)
