@@ -126,6 +126,19 @@ def test_count_losses_by_hand() -> None:
     sum(only_many.values()).backward()  # connected to the graph even when empty
 
 
+@pytest.mark.parametrize('clamp_count, count', [(True, 0), (False, -2)])
+def test_clamp_count(clamp_count: bool, count: int) -> None:
+    # would catch: test_cfg.clamp_count ignored (ILC's released count is round(c) where
+    # the class scores above 0, negative included; the project's is at least 0)
+    model = _model(test_cfg=dict(clamp_count=clamp_count)).eval()
+    for conv, bias in ((model.classifier, 1.0), (model.density, -2.4)):
+        torch.nn.init.zeros_(conv.weight)
+        torch.nn.init.constant_(conv.bias, bias)  # class scores 1, counts -2.4
+    sample = DetDataSample(metainfo=dict(ori_shape=(64, 64), img_shape=(64, 64)))
+    [pred] = model.predict(torch.rand(1, 3, 64, 64), [sample])
+    assert pred.pred_counts.tolist() == [count] * 3
+
+
 def test_pseudo_ground_truth_peaks_are_the_count_highest() -> None:
     # would catch: peaks ranked across classes or images instead of within one map, the
     # lowest taken, or more than t kept

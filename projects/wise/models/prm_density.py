@@ -52,7 +52,8 @@ class PRMDensity(PRMClassifier):
 
     A labelled class counted 0 (its objects all difficult) gets no count loss.
     ``predict`` adds ``pred_counts`` (the rounded count, 0 where the class score is
-    not above 0) and ``pred_count_values`` (the raw counts); ``test_cfg.with_density``
+    not above 0, and at least 0 unless ``test_cfg.clamp_count`` is False: ILC's released
+    count is not clamped) and ``pred_count_values`` (the raw counts); ``test_cfg.with_density``
     adds ``pred_density``, C x H x W on the original image, whose sum over a region
     divided by H x W is the count there.
     """
@@ -73,6 +74,7 @@ class PRMDensity(PRMClassifier):
         self.rank_weight = rank_weight
         self.spatial_loss = spatial_loss
         self.test_cfg.setdefault('with_density', False)
+        self.test_cfg.setdefault('clamp_count', True)
 
     def maps(self, inputs: Tensor) -> tuple[Tensor, Tensor]:
         """(M, D) at the backbone's resolution, N x C x h x w each."""
@@ -145,8 +147,10 @@ class PRMDensity(PRMClassifier):
         values = d.detach().mean((2, 3))
         for i, sample in enumerate(samples):
             sample.pred_count_values = values[i]
-            sample.pred_counts = torch.where(sample.pred_scores > 0,
-                                             values[i].round().clamp_min(0), 0).long()
+            count = values[i].round()
+            if self.test_cfg['clamp_count']:
+                count = count.clamp_min(0)
+            sample.pred_counts = torch.where(sample.pred_scores > 0, count, 0).long()
             if self.test_cfg['with_density']:
                 on_input = self.crm_to_input(self.upsample(d[i:i + 1]).detach(),
                                              inputs.shape[-2:])[0]
