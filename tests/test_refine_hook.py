@@ -162,6 +162,23 @@ def test_hook_wraps_and_restores_test_step():
     assert 'val_step' not in vars(model)
 
 
+def test_min_objectness_refines_with_confident_proposals_only():
+    """``ProposalRefineHook(min_objectness=0.75)`` (WISE's released refinement: proposals
+    scoring above 0.75) leaves prediction 1 as it is, as its only overlapping proposal
+    scores 0.7; None uses every proposal. Catches the key ignored (3 refined)."""
+    proposals, preds = crafted()
+    for min_objectness, refined in ((None, [True, True, False, True]),
+                                    (0.75, [True, False, False, True])):
+        hook = ProposalRefineHook(proposals=_Source({'a.jpg': proposals}),
+                                  min_objectness=min_objectness)
+        runner = SimpleNamespace(model=_Model(preds))
+        hook.before_test(runner)
+        [s] = runner.model.test_step(['a.jpg'])
+        hook.after_test(runner)
+        assert [not torch.equal(a, b) for a, b in zip(s.pred_instances.masks, preds.masks)] \
+            == refined
+
+
 # ------------------------------------------------- 2-4. through tools/test.py
 SCORE_THR_0 = ['model.test_cfg.rcnn.score_thr=0.0', 'test_evaluator.score_thr=0.0']
 

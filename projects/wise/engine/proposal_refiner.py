@@ -29,15 +29,17 @@ def best_proposals(masks: np.ndarray, proposals: Proposals) -> tuple[np.ndarray,
 
 
 def refine(pred_instances: InstanceData, proposals: Proposals, min_iou: float = 0.0,
-           return_refined: bool = False):
+           return_refined: bool = False, min_objectness: float | None = None):
     """Replace each predicted mask by the proposal of highest IoU with it.
 
     ``pred_instances`` holds mmdet predictions at the original image size
     (``masks`` K x H x W, ``bboxes`` K x 4 xyxy, ``scores``, ``labels``). A
     prediction whose best IoU is below ``min_iou``, or that overlaps no
     proposal at all, is kept as it is; the others take the proposal's mask and
-    its tight box, and keep their label and score. Returns a new InstanceData
-    (and, with ``return_refined``, the K-long bool array of replaced ones).
+    its tight box, and keep their label and score. With ``min_objectness``, only
+    the proposals of objectness above it are candidates (WISE's released code: 0.75).
+    Returns a new InstanceData (and, with ``return_refined``, the K-long bool array of
+    replaced ones).
     """
     masks = pred_instances.masks
     if tuple(masks.shape[-2:]) != tuple(proposals.hw):
@@ -45,6 +47,8 @@ def refine(pred_instances: InstanceData, proposals: Proposals, min_iou: float = 
                          f'{proposals.hw[0]}x{proposals.hw[1]} but the predicted masks are '
                          f'{masks.shape[-2]}x{masks.shape[-1]}; both must be at the original '
                          'image size')
+    if min_objectness is not None:
+        proposals = proposals[np.flatnonzero(proposals.scores > min_objectness)]
     refined = np.zeros(len(masks), bool)
     out = pred_instances.clone()
     if not len(masks) or not len(proposals):

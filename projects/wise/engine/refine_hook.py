@@ -49,6 +49,8 @@ class ProposalRefineHook(Hook):
             precomputed proposals in ``<data_root>/proposals/`` of the dataset
             being evaluated, looked up when a run starts.
         min_iou: a prediction whose best IoU is below this (or 0) is kept as is.
+        min_objectness: only proposals of objectness above this are candidates
+            (WISE's released code: 0.75); None (the default): every proposal.
         apply_on_val: refine the validation runs during training too.
         enabled: False keeps the hook listed but idle, for ``tools/test.py --refine``
             to switch on.
@@ -62,13 +64,15 @@ class ProposalRefineHook(Hook):
     _STEPS = {'test': 'test_step', 'val': 'val_step'}
 
     def __init__(self, proposals: dict | ProposalSource | None = None, min_iou: float = 0.0,
-                 apply_on_val: bool = False, enabled: bool = True) -> None:
+                 min_objectness: float | None = None, apply_on_val: bool = False,
+                 enabled: bool = True) -> None:
         if not 0.0 <= float(min_iou) <= 1.0:
             raise ValueError(f'min_iou must be in [0, 1], got {min_iou}')
         self._default_proposals = proposals is None
         self.source = PROPOSAL_SOURCES.build(proposals) if isinstance(proposals, dict) \
             else proposals
         self.min_iou = float(min_iou)
+        self.min_objectness = None if min_objectness is None else float(min_objectness)
         self.apply_on_val = apply_on_val
         self.enabled = enabled
         self._installed: dict[str, tuple[Any, bool, Any]] = {}
@@ -151,7 +155,8 @@ class ProposalRefineHook(Hook):
             self.counts['missing_images'] += 1
             return sample
         sample.pred_instances, refined = refine(pred, proposals, self.min_iou,
-                                                return_refined=True)
+                                                return_refined=True,
+                                                min_objectness=self.min_objectness)
         self.counts['refined'] += int(refined.sum())
         self.counts['kept'] += int((~refined).sum())
         return sample
@@ -162,6 +167,8 @@ class ProposalRefineHook(Hook):
         all_reduce(total)  # over all ranks; a no-op without distribution
         c = dict(zip(keys, total.tolist()))
         why = f'best IoU < {self.min_iou:g} or no overlap' if self.min_iou > 0 else 'no overlap'
+        if self.min_objectness is not None:
+            why += f' with a proposal of objectness > {self.min_objectness:g}'
         print_log(f'ProposalRefineHook ({mode}): {c["refined"]} predictions refined, '
                   f'{c["kept"]} kept ({why}), '
                   f'{c["missing"]} kept on {c["missing_images"]} images without proposals',
