@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
 from mmdet.registry import MODELS
@@ -19,8 +20,9 @@ from projects.wise.datasets.voc_layout import parse_voc_xml_counts
 from projects.wise.errors import DataError
 from projects.wise.evaluation.counting_metric import counting_errors
 from projects.wise.pseudo.peak_set import PeakSet, restrict_to_counts
+from projects.wise.pseudo.peaks import PeakRules
 
-from conftest import run_tool
+from conftest import ROOT, run_tool
 
 XML = '''<annotation>{}</annotation>'''
 OBJ = '<object><name>{}</name><difficult>{}</difficult><truncated>{}</truncated></object>'
@@ -137,6 +139,22 @@ def test_clamp_count(clamp_count: bool, count: int) -> None:
     sample = DetDataSample(metainfo=dict(ori_shape=(64, 64), img_shape=(64, 64)))
     [pred] = model.predict(torch.rand(1, 3, 64, 64), [sample])
     assert pred.pred_counts.tolist() == [count] * 3
+
+
+@pytest.mark.parametrize('config, rules, instance_score', [
+    ('configs/wise/prm-density_r50_voc.py', PeakRules(0.5, 20.0, True, True, False), 'selection'),
+    ('configs/wise/prm-density_r50_voc-aug.py', PeakRules(0.5, 20.0, True, True, False),
+     'selection'),
+    ('configs/wise/demo/prm-density_r18_shapes.py', PeakRules(0.0, 20.0), 'peak'),
+])
+def test_voc_prm_density_infers_as_ilc(config: str, rules: PeakRules,
+                                       instance_score: str) -> None:
+    # would catch: the VOC PRM + Density configs without ILC's released inference (classes
+    # >= 0.5 or else all, peak threshold capped at the strongest peak, no weak-peak
+    # fallback, the retrieval score as confidence), or the demo's default changed with them
+    test_cfg = Config.fromfile(ROOT / config).model.test_cfg
+    assert PeakRules.from_test_cfg(test_cfg) == rules
+    assert test_cfg.get('instance_score', 'peak') == instance_score
 
 
 def test_pseudo_ground_truth_peaks_are_the_count_highest() -> None:

@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -87,6 +89,32 @@ def test_python_api_labels_an_image_as_the_tool_does(reference: Path, tiny_prm_c
         expected = [{k: v for k, v in a.items() if k != 'id'} for a in data['annotations']
                     if a['image_id'] == record['image']['id']]
         assert record['annotations'] == expected
+
+
+def test_test_cfg_keys_reach_the_labeller(tiny_prm_cfg: Path, tiny_prm_ckpt: Path) -> None:
+    """gen_pseudo reads ILC's and the released code's keys from the config's
+    ``model.test_cfg``: its peak rules, and ``instance_score`` (with best_objectness, each
+    instance scored by its proposal's objectness). Catches from_config reading only
+    score_thr and peak_thr; an unknown value names the config file."""
+    from mmengine.config import Config
+
+    from projects.wise.errors import OptionError
+    from projects.wise.pseudo import PseudoLabeller
+    from projects.wise.pseudo.peaks import PeakRules
+    keys = dict(score_fallback=True, cap_peak_thr=True, weak_peaks=False, peak_point='gradient')
+    cfg = Config.fromfile(tiny_prm_cfg)
+    cfg.model.test_cfg.update(keys, instance_score='selection')
+    build = partial(PseudoLabeller.from_config, cfg, str(tiny_prm_ckpt),
+                    proposals=dict(type='builtin', max_proposals=200),
+                    selector=dict(type='best_objectness'))
+    labeller = build()
+    assert labeller.rules == PeakRules(score_thr=0.0, peak_thr=30.0, **keys)
+    anns = [a for i in range(3) for a in labeller(i)['annotations']]
+    assert anns and all(a['score'] == a['objectness'] for a in anns)
+    cfg.model.test_cfg.peak_point = 'centre'
+    with pytest.raises(OptionError, match=re.escape(f'{tiny_prm_cfg}: model.test_cfg: Unknown '
+                                                    "peak_point 'centre'")):
+        build()
 
 
 def test_kill_and_rerun_gives_identical_bytes(reference: Path, tiny_prm_cfg: Path,

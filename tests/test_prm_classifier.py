@@ -3,12 +3,15 @@ from __future__ import annotations
 
 import json
 import math
+from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from mmengine.config import Config
+from mmengine.dataset import pseudo_collate
 from mmengine.registry import init_default_scope
 from torch import Tensor
 
@@ -16,6 +19,7 @@ import projects.wise  # noqa: F401
 from mmdet.registry import MODELS
 from mmdet.structures import DetDataSample
 from projects.wise.models import PRMClassifier
+from projects.wise.pseudo.peaks import PeakRules, prm_peaks
 from projects.wise.utils.io import read_image
 
 from conftest import ROOT, run_tool
@@ -108,6 +112,92 @@ def test_peak_ties_key_reaches_peak_stimulation() -> None:
     for ties, num_peaks, score in (('all', 4, 1.75), ('first', 2, 2.0)):
         scores, peaks = _model(dict(peak_ties=ties)).class_scores(crm)
         assert (peaks[:, 1] == 0).sum() == num_peaks and scores[0, 0] == score
+
+
+def _cones(tops: list[float]) -> Tensor:
+    """1 x C x 5 x 5 maps, each with one peak, at its centre, of value ``tops[c]`` (so
+    its class score)."""
+    d = (torch.arange(5) - 2).abs()
+    cone = -(d[:, None] + d[None, :]).float()
+    return torch.stack([cone + t for t in tops])[None]
+
+
+def _reported(crm: Tensor, **test_cfg) -> list[int]:
+    """The classes of the peaks ``predict`` reports on ``crm``."""
+    [s] = _model(**test_cfg).predict_from_crms(torch.zeros(1, 3, 20, 20), crm,
+                                               [_sample(20, 20, 1.0)])
+    return s.pred_peaks.labels.tolist()
+
+
+def test_score_fallback_passes_every_class_when_none_scores_enough() -> None:
+    """``test_cfg.score_fallback`` (ILC's released inference): where no class reaches
+    score_thr, the threshold falls to the lowest score. Catches the key ignored."""
+    crm = _cones([0.3, 0.2, 0.1, 0.05, 0.0])
+    assert _reported(crm, score_thr=0.5) == []
+    assert _reported(crm, score_thr=0.5, score_fallback=True) == [0, 1, 2, 3, 4]
+    # where a class reaches it, the threshold stays
+    assert _reported(_cones([0.6, 0.2, 0.1, 0.05, 0.0]), score_thr=0.5,
+                     score_fallback=True) == [0]
+
+
+def test_cap_peak_thr_keeps_the_strongest_peak() -> None:
+    """``test_cfg.cap_peak_thr`` (ILC's): the peak threshold is at most the strongest peak
+    of the classes kept. Catches the key ignored (no peak reaches 20)."""
+    crm = _cones([3.0, 2.0, 1.0, 0.5, 0.2])
+    assert _reported(crm, peak_thr=20.0) == []
+    assert _reported(crm, peak_thr=20.0, cap_peak_thr=True) == [0]
+    assert _reported(crm, peak_thr=1.0, cap_peak_thr=True) == [0, 1, 2]  # under the cap
+
+
+def _item() -> dict:
+    return dict(inputs=torch.randint(0, 255, (3, 64, 64), dtype=torch.uint8),
+                data_samples=_sample(32, 32, 2.0))
+
+
+def test_gen_pseudo_peaks_follow_the_test_cfg_rules() -> None:
+    """gen_pseudo keeps the peaks ``PeakRules.from_test_cfg`` reads from a config's
+    test_cfg: ILC's score_fallback and cap_peak_thr without labels, weak_peaks with them.
+    Catches a key lost on the way from the config to gen_pseudo."""
+    model = _model(score_thr=-math.inf, peak_thr=-math.inf)  # as load_prm builds it
+    model.class_response_maps = lambda inputs: _cones([0.3, 0.2, 0.1, 0.05, 0.0])
+
+    def kept(labels: list[int] | None, **test_cfg) -> list[int]:
+        rules = PeakRules.from_test_cfg(test_cfg)
+        return prm_peaks(model, _item(), labels, rules, False, Counter()).labels.tolist()
+
+    assert kept(None, score_thr=0.5, peak_thr=20.0) == []
+    assert kept(None, score_thr=0.5, score_fallback=True) == [0, 1, 2, 3, 4]
+    assert kept(None, score_thr=0.5, peak_thr=20.0, score_fallback=True,
+                cap_peak_thr=True, weak_peaks=False) == [0]
+    # labelled classes whose peaks all miss the threshold keep their strongest: the
+    # project's weak-peak fallback; off, as the released code
+    assert kept([1, 2], peak_thr=20.0) == [1, 2]
+    assert kept([1, 2], peak_thr=20.0, weak_peaks=False) == []
+
+
+def test_peak_point_gradient_is_the_argmax_of_the_plain_gradient() -> None:
+    """``test_cfg.peak_point='gradient'`` (wise_ils) puts a peak on the input pixel where
+    the channel sum of its plain input gradient is largest, mapped to the image, in the
+    model's predictions and in gen_pseudo's; 'cell' on its cell. Catches the key
+    ignored, and peak backpropagation used instead of the plain gradient."""
+    item = _item()
+    model = _model(peak_point='gradient')
+    inputs = model.data_preprocessor(pseudo_collate([item]), False)['inputs']
+    [cell] = _model().predict(inputs, [_sample(32, 32, 2.0)])
+    [grad] = model.predict(inputs, [_sample(32, 32, 2.0)])
+    assert torch.equal(cell.pred_peaks.cells, grad.pred_peaks.cells)
+    for k in range(3):
+        image = inputs.clone().requires_grad_()
+        y, x = grad.pred_peaks.cells[k].tolist()
+        model.class_response_maps(image)[0, grad.pred_peaks.labels[k], y, x].backward()
+        y_in, x_in = divmod(int(image.grad[0].sum(0).argmax()), 64)
+        assert grad.pred_peaks.points[k].tolist() == [x_in / 2, y_in / 2]
+    assert not torch.allclose(cell.pred_peaks.points, grad.pred_peaks.points)
+    # gen_pseudo places the peaks it keeps by the rule
+    every = _model(score_thr=-math.inf, peak_thr=-math.inf)
+    rules = PeakRules(weak_peaks=False, peak_point='gradient')  # the same peaks as predict's
+    peaks = prm_peaks(every, item, None, rules, False, Counter())
+    assert np.array_equal(peaks.points, grad.pred_peaks.points.numpy())
 
 
 def _labelled(labels: list[int]) -> DetDataSample:

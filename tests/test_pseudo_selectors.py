@@ -108,6 +108,15 @@ def test_restrict_to_labels_keeps_labelled_classes_and_their_best_peak() -> None
                              labels_without_peak=1)
 
 
+def test_weak_peaks_off_leaves_a_labelled_class_below_the_threshold_out() -> None:
+    """``weak_peaks=False`` (``model.test_cfg.weak_peaks``; the released codes') keeps only
+    peaks reaching the threshold. Catches the key ignored (class 1's weak peak kept)."""
+    peaks = _peaks([[1, 1], [2, 2], [3, 3]], labels=[0, 0, 1], scores=[40.0, 5.0, 7.0])
+    events: Counter = Counter()
+    assert restrict_to_labels(peaks, [0, 1], 30.0, events, weak_peaks=False).tolist() == [0]
+    assert events == Counter(labels_below_peak_thr=1)
+
+
 # PRM retrieval: one crafted case per term and rule, where it alone decides.
 # The peak's response map is uniform on R = rows/cols 10..19 of a 32 x 32 image.
 R = (slice(10, 20), slice(10, 20))
@@ -380,3 +389,21 @@ def test_drawings_judge_peaks_and_instances_as_voc_matches_them() -> None:
     image = np.zeros((32, 32, 3), np.uint8)
     drawn = draw_pseudo_masks(image, anns, ['a', 'b'], (gt_rles, gt_labels))
     assert drawn.shape == (32 + 14, 32, 3)  # the header with the tally
+
+
+def test_instance_score_selection_is_the_selectors_own_score() -> None:
+    """``instance_score='selection'`` (``model.test_cfg.instance_score``) scores an instance
+    by what chose it: PRM's retrieval score (ILC's confidence: 0.8 x 1.0 inside + 0.64 on
+    the contour of A, no background) or the objectness; 'peak' by the peak's value.
+    Catches the key ignored (1.0, the peak's value, every time)."""
+    props = _boxes(A, B)
+
+    def score(selector: str, instance_score: str) -> float:
+        [inst] = pseudo_instances(_prm_peak(), {}, lambda image: props,
+                                  PROPOSAL_SELECTORS.build(dict(type=selector)),
+                                  np.random.default_rng(0), instance_score).instances
+        return inst['score']
+
+    assert score('prm_retrieval', 'peak') == score('best_objectness', 'peak') == 1.0
+    assert score('prm_retrieval', 'selection') == pytest.approx(0.8 + 0.64)
+    assert score('best_objectness', 'selection') == pytest.approx(0.9)

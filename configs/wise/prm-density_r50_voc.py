@@ -6,8 +6,13 @@
 # epochs; spatial losses from epoch 20.
 _base_ = ['./prm_r50_voc.py', './_base_/models/prm-density.py']
 
+# ILC's released inference (docs/counts.md): classes scoring >= 0.5 (none: every class),
+# peaks >= min(20, the kept classes' strongest), no weak-peak fallback, and each instance
+# scored by its retrieval score.
 model = dict(_base_.prm_density, backbone=dict(norm_eval=False), hidden_channels=60,
-             sub_pixel_scale=1)
+             sub_pixel_scale=1,
+             test_cfg=dict(_base_.prm_density.test_cfg, score_thr=0.5, score_fallback=True,
+                           cap_peak_thr=True, weak_peaks=False, instance_score='selection'))
 train_dataloader = dict(dataset=dict(with_counts=True))
 max_epochs = 300
 train_cfg = dict(max_epochs=max_epochs, val_interval=10)

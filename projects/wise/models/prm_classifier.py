@@ -11,10 +11,13 @@ from mmdet.registry import MODELS
 from mmdet.structures import DetDataSample
 from mmdet.utils import ConfigType, OptConfigType, OptMultiConfig
 
+from .inference_rules import kept_peaks
 from .peak_backprop import peak_backprop_mode, peak_response_maps
+from .peak_points import peak_point_fn
 from .peak_stimulation import find_peaks, peak_grad_fn, peak_stimulation, peak_ties_fn
 
-DEFAULT_TEST_CFG = dict(score_thr=0.0, peak_thr=0.0, with_prm=False, with_crm=False)
+DEFAULT_TEST_CFG = dict(score_thr=0.0, peak_thr=0.0, score_fallback=False, cap_peak_thr=False,
+                        peak_point='cell', with_prm=False, with_crm=False)
 
 
 def _hflipped(sample: DetDataSample) -> bool:
@@ -48,9 +51,11 @@ class PRMClassifier(BaseModel):
             'first' (the released code's: the first in row-major order); see
             :data:`~.peak_stimulation.PEAK_TIES`.
         test_cfg: ``score_thr`` (class score to report a class's peaks),
-            ``peak_thr`` (CRM value a peak must reach), ``with_prm`` (peak
-            response maps), ``with_crm`` (class response maps as ``pred_crms``,
-            C x H x W on the original image).
+            ``peak_thr`` (CRM value a peak must reach), ILC's ``score_fallback`` and
+            ``cap_peak_thr`` (:mod:`.inference_rules`), ``peak_point`` (a peak's
+            point on the image: 'cell' or 'gradient', :data:`.peak_points.PEAK_POINTS`),
+            ``with_prm`` (peak response maps), ``with_crm`` (class response maps as
+            ``pred_crms``, C x H x W on the original image).
     """
 
     def __init__(self,
@@ -77,6 +82,7 @@ class PRMClassifier(BaseModel):
         peak_ties_fn(peak_ties)
         self.peak_ties = peak_ties
         self.test_cfg = {**DEFAULT_TEST_CFG, **(test_cfg or {})}
+        peak_point_fn(self.test_cfg['peak_point'])
 
     def forward(self, inputs: Tensor, data_samples: list[DetDataSample] | None = None,
                 mode: str = 'tensor'):
@@ -122,12 +128,16 @@ class PRMClassifier(BaseModel):
         scores, peaks = self.class_scores(crm)
         cfg = self.test_cfg
         values = crm[tuple(peaks.T)]
-        keep = (scores[peaks[:, 0], peaks[:, 1]] >= cfg['score_thr']) & (values >= cfg['peak_thr'])
-        peaks, values = peaks[keep], values[keep]
         for i, sample in enumerate(data_samples):
             mine = peaks[:, 0] == i
-            pred = InstanceData(labels=peaks[mine, 1], scores=values[mine], cells=peaks[mine, 2:],
-                                points=self._to_image_points(peaks[mine, 2:], crm, inputs, sample))
+            keep = kept_peaks(scores[i], peaks[mine, 1], values[mine], cfg['score_thr'],
+                              cfg['peak_thr'], cfg['score_fallback'], cfg['cap_peak_thr'])
+            labels, cells = peaks[mine, 1][keep], peaks[mine, 2:][keep]
+            points = peak_point_fn(cfg['peak_point'])(
+                self, inputs[i:i + 1], labels, cells,
+                self._to_image_points(cells, crm, inputs, sample), sample)
+            pred = InstanceData(labels=labels, scores=values[mine][keep], cells=cells,
+                                points=points)
             if cfg['with_prm']:
                 pred.prms = self.peak_maps(inputs[i:i + 1], pred.labels, pred.cells, sample)
             if cfg['with_crm']:
@@ -165,6 +175,12 @@ class PRMClassifier(BaseModel):
         """CRM grid points -> (x, y) in original image pixels."""
         step_y, step_x = self._grid_step(crm.shape[-2:], inputs.shape[-2:])
         xy = yx.flip(-1).float() * yx.new_tensor([step_x, step_y], dtype=torch.float)
+        return self.input_to_image(xy, sample)
+
+    @staticmethod
+    def input_to_image(xy: Tensor, sample: DetDataSample) -> Tensor:
+        """(x, y) network input pixels -> original image pixels: undo the resize and
+        the flip, clamp to the image."""
         scale = sample.metainfo.get('scale_factor', (1.0, 1.0))
         xy = xy / xy.new_tensor(scale[:2])
         h, w = sample.ori_shape[:2]

@@ -8,6 +8,7 @@ label is ever invented or silently dropped.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -16,6 +17,15 @@ from ..errors import ProposalError
 from ..proposals import Proposals, ProposalSource
 from .peak_set import PeakSet
 from .selectors import SUPPRESSED, ProposalSelector
+
+#: An instance's score (its confidence, by which a test ranks it), from the peaks and
+#: the selector's own score of its choices (``ProposalSelector.choose``): 'peak', the
+#: peak's value (PRM's and WISE's released code), or 'selection', that score (ILC's
+#: ``instance_seg2`` returns the retrieval score; objectness for the other selectors).
+INSTANCE_SCORES: dict[str, Callable[[PeakSet, np.ndarray], np.ndarray]] = {
+    'peak': lambda peaks, selected: peaks.scores,
+    'selection': lambda peaks, selected: selected,
+}
 
 
 @dataclass
@@ -29,8 +39,10 @@ class ImageResult:
 
 
 def pseudo_instances(peaks: PeakSet, image: dict, source: ProposalSource,
-                     selector: ProposalSelector, rng: np.random.Generator) -> ImageResult:
-    """One instance per (class, chosen proposal); ``peaks`` are already filtered."""
+                     selector: ProposalSelector, rng: np.random.Generator,
+                     instance_score: str = 'peak') -> ImageResult:
+    """One instance per (class, chosen proposal), scored by ``instance_score``
+    (:data:`INSTANCE_SCORES`); ``peaks`` are already filtered."""
     result = ImageResult()
     result.events['images'] += 1
     result.events['peaks'] += len(peaks)
@@ -43,11 +55,12 @@ def pseudo_instances(peaks: PeakSet, image: dict, source: ProposalSource,
     result.proposals = proposals
     if not len(peaks):
         return result
-    choice = selector(peaks, proposals, rng)
+    choice, selected = selector.choose(peaks, proposals, rng)
+    score = INSTANCE_SCORES[instance_score](peaks, selected)
     result.events['uncovered_peaks'] += int((choice == -1).sum())
     result.events['suppressed_peaks'] += int((choice == SUPPRESSED).sum())
     seen: set[tuple[int, int]] = set()
-    for k in np.argsort(-peaks.scores, kind='stable'):  # the strongest peak speaks for its mask
+    for k in np.argsort(-score, kind='stable'):  # the best-scored peak speaks for its mask
         key = (int(peaks.labels[k]), int(choice[k]))
         if key[1] < 0:
             continue
@@ -56,7 +69,7 @@ def pseudo_instances(peaks: PeakSet, image: dict, source: ProposalSource,
             continue
         seen.add(key)
         result.instances.append(dict(
-            label=key[0], rle=proposals.rles[key[1]], score=float(peaks.scores[k]),
+            label=key[0], rle=proposals.rles[key[1]], score=float(score[k]),
             objectness=float(proposals.scores[key[1]]),
             point=[round(float(v), 2) for v in peaks.points[k]]))
     result.events['instances'] += len(result.instances)

@@ -32,9 +32,9 @@ from ..proposals.recall import proposal_recall
 from ..registry import PROPOSAL_SELECTORS, PROPOSAL_SOURCES
 from ..utils.io import read_image
 from ..utils.masks import rle_fields
-from .generator import pseudo_instances
+from .generator import INSTANCE_SCORES, pseudo_instances
 from .oracle import GTPoints
-from .peaks import PREDICTED, load_prm, prm_peaks
+from .peaks import PREDICTED, PeakRules, load_prm, prm_peaks
 from .selectors import ProposalSelector
 from .visualization import save_pseudo_masks
 
@@ -91,7 +91,7 @@ class PseudoLabeller:
         source: where each image's proposals come from.
         selector: how a peak picks its proposal.
         model: the trained PRM (None with ``oracle``).
-        score_thr, peak_thr: the PRM's class-score and peak thresholds.
+        rules: which of its peaks are kept, and where they are (its config's test_cfg).
         image_labels: keep the peaks of the labelled classes (training); False: of
             the classes the PRM scores present (the test-time PRM baseline).
         gt: ground-truth instances (proposal recall in the records; the oracle's peaks).
@@ -99,14 +99,17 @@ class PseudoLabeller:
         counts: keep as many peaks of a class as it has objects (WISE + counts):
             'given' (the dataset's ``image_counts``) or 'predicted' (a PRM + Density
             model's); None: the peaks reaching ``peak_thr``.
+        instance_score: 'peak' (the peak's value) or 'selection' (the selector's
+            score: ILC's retrieval score), :data:`~.generator.INSTANCE_SCORES`.
         seed: seeds each image's sampling together with its index.
         show_dir: draw each image's pseudo masks there.
     """
 
     def __init__(self, dataset, source: ProposalSource, selector: ProposalSelector,
-                 model: torch.nn.Module | None = None, *, score_thr: float = 0.0,
-                 peak_thr: float = 0.0, image_labels: bool = True, gt: GTPoints | None = None,
-                 oracle: bool = False, counts: str | None = None, seed: int = 0,
+                 model: torch.nn.Module | None = None, *, rules: PeakRules = PeakRules(),
+                 image_labels: bool = True, gt: GTPoints | None = None,
+                 oracle: bool = False, counts: str | None = None,
+                 instance_score: str = 'peak', seed: int = 0,
                  show_dir: Path | None = None) -> None:
         if counts is not None and counts not in COUNT_SOURCES:
             raise OptionError(f'--counts {counts!r}: choose one of {", ".join(COUNT_SOURCES)}')
@@ -119,12 +122,15 @@ class PseudoLabeller:
                               f'{type(selector).__name__}')
         if not oracle and model is None:
             raise OptionError('a PRM model is needed unless labelling from the oracle')
+        if instance_score not in INSTANCE_SCORES:
+            raise OptionError(f'instance_score {instance_score!r}: choose one of '
+                              f'{", ".join(INSTANCE_SCORES)}')
         self.dataset = dataset
         self.source = source
         self.selector = selector
         self.model = model
-        self.score_thr = score_thr
-        self.peak_thr = peak_thr
+        self.rules = rules
+        self.instance_score = instance_score
         self.image_labels = image_labels
         self.gt = gt
         self.oracle = oracle
@@ -156,7 +162,14 @@ class PseudoLabeller:
             device = torch.device(f'cuda:{int(os.environ.get("LOCAL_RANK", 0))}'
                                   if torch.cuda.is_available() else 'cpu')
         test_cfg = cfg.model.get('test_cfg', {})
-        thr = float(test_cfg.get('peak_thr', 0.0)) if peak_thr is None else peak_thr
+        instance_score = test_cfg.get('instance_score', 'peak')
+        try:
+            rules = PeakRules.from_test_cfg(test_cfg, peak_thr)
+            if instance_score not in INSTANCE_SCORES:
+                raise ValueError(f'Unknown instance_score {instance_score!r}; choose one of '
+                                 f'{sorted(INSTANCE_SCORES)}')
+        except ValueError as e:
+            raise OptionError(f'{cfg.filename}: model.test_cfg: {e}') from None
         model = None
         if not oracle:
             model = load_prm(cfg, checkpoint, len(dataset.metainfo['classes']), device,
@@ -164,9 +177,9 @@ class PseudoLabeller:
                              with_density=built_selector.needs_density)
         gt = GTPoints(gt_file, dataset.metainfo['classes']) if gt_file else None
         labeller = cls(dataset, PROPOSAL_SOURCES.build(proposals), built_selector, model,
-                       score_thr=float(test_cfg.get('score_thr', 0.0)), peak_thr=thr,
-                       image_labels=image_labels, gt=gt,
-                       oracle=oracle, counts=counts, seed=seed, show_dir=show_dir)
+                       rules=rules, image_labels=image_labels, gt=gt, oracle=oracle,
+                       counts=counts, instance_score=instance_score, seed=seed,
+                       show_dir=show_dir)
         config_hash = json.dumps(cfg.to_dict(), sort_keys=True, default=str)
         labeller.fingerprint = dict(config=hashlib.sha256(config_hash.encode()).hexdigest(),
                             checkpoint=None if oracle else sha256(checkpoint),
@@ -210,13 +223,13 @@ class PseudoLabeller:
                 if self.counts == 'given' else self.counts
             peaks = prm_peaks(self.model, self._load(index, info),
                               info['image_labels'] if self.image_labels else None,
-                              self.score_thr, self.peak_thr, self.selector.needs_maps, events,
+                              self.rules, self.selector.needs_maps, events,
                               counts, self.selector.needs_density)
         t1 = time.perf_counter()
         rng = np.random.default_rng([self.seed, index])
         result = pseudo_instances(peaks, dict(img_path=info['img_path'], height=hw[0],
                                               width=hw[1], img_id=img_id),
-                                  self.source, self.selector, rng)
+                                  self.source, self.selector, rng, self.instance_score)
         result.events.update(events)
         record['annotations'] = [self.annotation(img_id, inst) for inst in result.instances]
         if self.gt is not None and result.proposals is not None:

@@ -37,34 +37,38 @@ class PeakSet:
 
 
 def restrict_to_labels(peaks: PeakSet, image_labels: list[int], peak_thr: float,
-                       events: Counter) -> np.ndarray:
-    """Indices of the peaks of the image's labelled classes reaching ``peak_thr``; a
-    labelled class whose peaks all fall short keeps its strongest one (it is known
-    to be there)."""
+                       events: Counter, weak_peaks: bool = True) -> np.ndarray:
+    """Indices of the peaks of the image's labelled classes reaching ``peak_thr``; with
+    ``weak_peaks``, a labelled class whose peaks all fall short keeps its strongest one
+    (it is known to be there; neither released code does: without it, such a class
+    counts in ``labels_below_peak_thr``)."""
     labelled = np.isin(peaks.labels, image_labels)
     keep = labelled & (peaks.scores >= peak_thr)
     for c in image_labels:
         mine = np.flatnonzero(peaks.labels == c)
         if not len(mine):
             events['labels_without_peak'] += 1
-        elif not keep[mine].any():
+        elif not keep[mine].any() and weak_peaks:
             keep[mine[peaks.scores[mine].argmax()]] = True
             events['weak_peaks_kept'] += 1
+        elif not keep[mine].any():
+            events['labels_below_peak_thr'] += 1
     events['peaks_of_absent_classes'] += int((~labelled).sum())
     return np.flatnonzero(keep)
 
 
 def restrict_to_counts(peaks: PeakSet, counts: dict[int, int], peak_thr: float,
-                       events: Counter, max_exact: int = 4) -> np.ndarray:
+                       events: Counter, max_exact: int = 4,
+                       weak_peaks: bool = True) -> np.ndarray:
     """Indices of the peaks of the counted classes, as many as each count says: the
     ``t`` strongest for a count ``t`` up to ``max_exact`` (whatever ``peak_thr``
     says), those reaching ``peak_thr`` but at least ``max_exact + 1`` for a count
     above it (known as "that many or more"). A class counted 0 (count unknown) keeps
-    the peaks reaching ``peak_thr`` (:func:`restrict_to_labels`)."""
+    the peaks reaching ``peak_thr`` (:func:`restrict_to_labels`, ``weak_peaks``)."""
     keep = np.zeros(len(peaks), bool)
     uncounted: Counter = Counter()
     keep[restrict_to_labels(peaks, [c for c, t in counts.items() if t <= 0], peak_thr,
-                            uncounted)] = True
+                            uncounted, weak_peaks)] = True
     uncounted.pop('peaks_of_absent_classes')
     events.update(uncounted)
     for c, t in counts.items():

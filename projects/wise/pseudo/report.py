@@ -17,8 +17,9 @@ MAX_LISTED_ERRORS = 20
 
 
 def summarize(records: Iterable[dict], classes: Sequence[str], gt_ann_file: str | None,
-              recall_ks: Sequence[int]) -> dict:
-    """One pass over the image records of a finished run (category id = label + 1)."""
+              recall_ks: Sequence[int], score_thr: float = 0.0) -> dict:
+    """One pass over the image records of a finished run (category id = label + 1);
+    the quality counts the instances scoring ``score_thr`` or more."""
     events: Counter = Counter()
     errors: list[str] = []
     recall_hits = np.zeros(len(recall_ks), np.int64)
@@ -26,7 +27,7 @@ def summarize(records: Iterable[dict], classes: Sequence[str], gt_ann_file: str 
     seconds = Counter()
     metric = None
     if gt_ann_file:
-        metric = VOCInstanceMetric(ann_file=gt_ann_file, metric='segm', score_thr=0.0)
+        metric = VOCInstanceMetric(ann_file=gt_ann_file, metric='segm', score_thr=score_thr)
         metric.dataset_meta = dict(classes=tuple(classes))
     for r in records:
         events.update(r['events'])

@@ -73,16 +73,34 @@ class ProposalSelector(metaclass=ABCMeta):
                  rng: np.random.Generator) -> np.ndarray:
         """(K,) index into ``proposals`` for each peak, -1 where none covers it
         (or none qualifies), :data:`SUPPRESSED` where an option removed it."""
+        return self.choose(peaks, proposals, rng)[0]
+
+    def choose(self, peaks: PeakSet, proposals: Proposals,
+               rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """``__call__``'s choices and the strategy's own (K,) score of each (see
+        :meth:`select_scored`; the peak's value where it chose nothing)."""
         keep = np.flatnonzero(self._strong(peaks))
         choice = np.full(len(peaks), SUPPRESSED, dtype=np.int64)
+        score = peaks.scores.astype(np.float64)
         if len(keep):
-            choice[keep] = self.select(peaks.subset(keep), proposals, rng)
+            choice[keep], score[keep] = self.select_scored(peaks.subset(keep), proposals, rng)
         order = np.argsort(-peaks.scores, kind='stable')
         if self.absorb:
             choice = self._absorb(choice, order, peaks, proposals)
         if self.class_nms_iou is not None:
             choice = self._class_nms(choice, order, peaks.labels, proposals)
-        return choice
+        return choice, score
+
+    def select_scored(self, peaks: PeakSet, proposals: Proposals,
+                      rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`select` and the score the strategy chose by: the chosen proposal's
+        objectness (PRM's retrieval: its retrieval score); the peak's value where
+        none was chosen."""
+        choice = self.select(peaks, proposals, rng)
+        chosen = choice >= 0
+        score = peaks.scores.astype(np.float64)
+        score[chosen] = proposals.scores[choice[chosen]]
+        return choice, score
 
     def cover(self, peaks: PeakSet, proposals: Proposals) -> np.ndarray:
         """K x N bool: the proposals peak k may pick (see ``cover_radius``)."""
@@ -204,12 +222,18 @@ class PRMRetrieval(ProposalSelector):
 
     def select(self, peaks: PeakSet, proposals: Proposals,
                rng: np.random.Generator) -> np.ndarray:
+        return self.select_scored(peaks, proposals, rng)[0]
+
+    def select_scored(self, peaks: PeakSet, proposals: Proposals,
+                      rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """The choices and their retrieval scores (ILC's instance confidence)."""
         if peaks.prms is None or peaks.crms is None:
             raise ValueError('prm_retrieval needs peak response maps and class response maps')
         choice = np.full(len(peaks), -1, dtype=np.int64)
+        confidence = peaks.scores.astype(np.float64)
         used = self.candidates(proposals)
         if not len(used) or not len(peaks):
-            return choice
+            return choice, confidence
         prm = peaks.prms.reshape(len(peaks), -1).astype(np.float32)
         classes, of_peak = np.unique(peaks.labels, return_inverse=True)  # only their maps
         background = self.background(peaks.crms[classes])[of_peak].astype(np.float32)
@@ -227,9 +251,11 @@ class PRMRetrieval(ProposalSelector):
         found = np.isfinite(score).any(1)
         best = score.argmax(1)
         choice[found] = used[best[found]]
+        best_score = score[np.arange(len(peaks)), best]
+        confidence[found] = best_score[found]
         if self.nms_iou is not None:
-            choice = self._nms(choice, score[np.arange(len(peaks)), best], proposals)
-        return choice
+            choice = self._nms(choice, best_score, proposals)
+        return choice, confidence
 
     def candidates(self, proposals: Proposals) -> np.ndarray:
         """Indices of the proposals scanned: the first ``max_candidates`` by objectness,

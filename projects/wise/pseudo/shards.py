@@ -49,7 +49,11 @@ def merge(labeller: PseudoLabeller, out: Path, num_shards: int, config: str | No
     categories = [dict(id=i + 1, name=c) for i, c in enumerate(classes)]
     write_coco(paths, len(labeller), run, categories, out)
     gt_file = run.get('gt_ann_file')
-    report = summarize(iter_records(paths, len(labeller), run), classes, gt_file, RECALL_KS)
+    # peak values under 0 are weak peaks (the quality leaves them out); selection scores
+    # (ILC's retrieval scores) may be negative and all count
+    score_thr = 0.0 if labeller.instance_score == 'peak' else -float('inf')
+    report = summarize(iter_records(paths, len(labeller), run), classes, gt_file, RECALL_KS,
+                       score_thr)
     report.update(config=config, checkpoint=checkpoint, checkpoint_sha256=run['checkpoint'],
                   selector=run['selector'], proposals=run['proposals'], oracle=run['oracle'],
                   image_labels=run['image_labels'], seed=run['seed'], gt_ann_file=gt_file)
