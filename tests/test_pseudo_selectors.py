@@ -242,6 +242,15 @@ def test_prm_retrieval_scores_proposals_that_miss_the_peak() -> None:
     assert _retrieve(peak, _boxes(B, A), require_cover=True) == [-1]
 
 
+def test_prm_retrieval_work_size_scales_the_contour() -> None:
+    """``work_size`` (PRM's released retrieval works at its 448 x 448 input) counts the
+    contour's 5 px there: at the image's size C's contour covers nearly all of R and C
+    wins; at 64 x 64, twice the image, it covers less of R than B holds, and B wins.
+    Catches the key ignored."""
+    assert _retrieve(_prm_peak(), _boxes(C, B)) == [0]
+    assert _retrieve(_prm_peak(), _boxes(C, B), work_size=(64, 64)) == [1]
+
+
 def test_prm_retrieval_instance_nms_is_class_agnostic() -> None:
     """Peaks whose retrieved masks overlap at IoU >= nms_iou keep only the best-scored
     one, whatever their classes (PRM's instance_nms); the other is SUPPRESSED and

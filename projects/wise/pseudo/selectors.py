@@ -198,6 +198,10 @@ class PRMRetrieval(ProposalSelector):
     ``instance_seg2``: 0.2): each score also loses ``density_weight * |1 - m|``, m
     being the density mass of the peak's class inside the proposal (its share of
     the count: one object's worth for a whole instance).
+
+    The scores are taken at the image's size, or at ``work_size`` (h, w): PRM's and ILC's
+    released retrieval runs at the network's 448 x 448 input, the maps resampled there
+    and the proposals resized (nearest), so ``contour_width`` counts its pixels.
     """
 
     needs_maps = True
@@ -206,7 +210,8 @@ class PRMRetrieval(ProposalSelector):
                  contour_width: int = 5, max_candidates: int | None = 100,
                  size_limits: tuple[float, float] = (0.00002, 0.85), rescale_crm: bool = True,
                  require_cover: bool = False, nms_iou: float | None = 0.3,
-                 density_weight: float = 0.0, **options) -> None:
+                 density_weight: float = 0.0, work_size: tuple[int, int] | None = None,
+                 **options) -> None:
         super().__init__(**options)
         self.balance = balance
         self.penalty = penalty
@@ -219,6 +224,7 @@ class PRMRetrieval(ProposalSelector):
         self.nms_iou = nms_iou
         self.density_weight = density_weight
         self.needs_density = density_weight > 0
+        self.work_size = None if work_size is None else tuple(work_size)
 
     def select(self, peaks: PeakSet, proposals: Proposals,
                rng: np.random.Generator) -> np.ndarray:
@@ -234,16 +240,18 @@ class PRMRetrieval(ProposalSelector):
         used = self.candidates(proposals)
         if not len(used) or not len(peaks):
             return choice, confidence
-        prm = peaks.prms.reshape(len(peaks), -1).astype(np.float32)
+        prm = self.at_work_size(peaks.prms, sums=True).reshape(len(peaks), -1).astype(np.float32)
         classes, of_peak = np.unique(peaks.labels, return_inverse=True)  # only their maps
-        background = self.background(peaks.crms[classes])[of_peak].astype(np.float32)
+        background = self.background(self.at_work_size(peaks.crms[classes]))[of_peak]
+        background = background.astype(np.float32)
         density = None
         if self.needs_density:
             if peaks.density is None:
                 raise ValueError('density_weight needs density maps (a PRMDensity model)')
-            flat = peaks.density[classes].reshape(len(classes), -1)
+            flat = self.at_work_size(peaks.density[classes]).reshape(len(classes), -1)
             density = (flat / flat.shape[1])[of_peak].astype(np.float32)
-        score = np.concatenate([self._scores(prm, background, proposals[chunk].decode(),
+        score = np.concatenate([self._scores(prm, background,
+                                             self.at_work_size(proposals[chunk].decode()),
                                              density)
                                 for chunk in np.array_split(used, -(-len(used) // 64))], 1)
         if self.require_cover:
@@ -266,6 +274,21 @@ class PRMRetrieval(ProposalSelector):
         area = mask_util.area([proposals.rles[i] for i in order]).astype(np.float64)
         lo, hi = (f * proposals.hw[0] * proposals.hw[1] for f in self.size_limits)
         return order[(area >= lo) & (area < hi)]
+
+    def at_work_size(self, maps: np.ndarray, sums: bool = False) -> np.ndarray:
+        """N x H x W maps at ``work_size`` (as they are without one): masks resized
+        nearest, other maps bilinearly, those that ``sums`` to 1 (PRMs) again so."""
+        if self.work_size is None:
+            return maps
+        h, w = self.work_size
+        if maps.dtype == bool:
+            return np.stack([cv2.resize(m.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST)
+                             for m in maps]).astype(bool).reshape(-1, h, w)
+        out = np.stack([cv2.resize(m.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
+                        for m in maps]).reshape(-1, h, w)
+        if sums:
+            out /= np.maximum(out.sum((1, 2), keepdims=True), np.finfo(np.float32).tiny)
+        return out
 
     def background(self, crms: np.ndarray) -> np.ndarray:
         """C x H*W bool: where each class response map is under ``bg_threshold`` of its
