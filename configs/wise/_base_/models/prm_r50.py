@@ -1,6 +1,7 @@
-# PRM classifier (Zhou et al., CVPR 2018): ImageNet ResNet-50 with BatchNorm frozen,
-# 1x1 conv class response maps upsampled x8 (sub-pixel peaks), 3x3 peak stimulation
-# above the class median, class score = mean of the peaks; VOC's 20 classes.
+# PRM classifier (Zhou et al., CVPR 2018): ImageNet ResNet-50 whose BatchNorm keeps its
+# ImageNet statistics while its affine weights train, 1x1 conv class response maps
+# upsampled x8 (sub-pixel peaks), 3x3 peak stimulation above the class median, class
+# score = mean of the peaks; VOC's 20 classes.
 model = dict(
     type='PRMClassifier',
     data_preprocessor=dict(
@@ -15,6 +16,9 @@ model = dict(
         num_stages=4,
         out_indices=(3, ),
         frozen_stages=-1,
+        # BatchNorm: affine weights train (requires_grad), statistics frozen (norm_eval).
+        # WISE's code freezes both (requires_grad=False); PRM's trains both
+        # (norm_eval=False). docs/fidelity.md
         norm_cfg=dict(type='BN', requires_grad=True),
         norm_eval=True,
         style='pytorch',
