@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from pycocotools import mask as mask_util
 
-from projects.wise.errors import DataError, ProposalError
+from projects.wise.errors import DataError, OptionError, ProposalError
 from projects.wise.proposals import Proposals
 from projects.wise.pseudo import SUPPRESSED, GTPoints, PeakSet, pseudo_instances, restrict_to_labels
 from projects.wise.registry import PROPOSAL_SELECTORS
@@ -249,6 +249,8 @@ def test_prm_retrieval_work_size_scales_the_contour() -> None:
     Catches the key ignored."""
     assert _retrieve(_prm_peak(), _boxes(C, B)) == [0]
     assert _retrieve(_prm_peak(), _boxes(C, B), work_size=(64, 64)) == [1]
+    with pytest.raises(OptionError, match=r'work_size=448: give \(h, w\)'):
+        _retrieve(_prm_peak(), _boxes(C, B), work_size=448)
 
 
 def test_prm_retrieval_instance_nms_is_class_agnostic() -> None:

@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 from pycocotools import mask as mask_util
 
+from ..errors import OptionError
 from ..proposals import Proposals
 from ..registry import PROPOSAL_SELECTORS
 from .peak_set import PeakSet
@@ -224,6 +225,9 @@ class PRMRetrieval(ProposalSelector):
         self.nms_iou = nms_iou
         self.density_weight = density_weight
         self.needs_density = density_weight > 0
+        if work_size is not None and (np.ndim(work_size) != 1 or len(work_size) != 2):
+            raise OptionError(f'prm_retrieval work_size={work_size!r}: give (h, w), e.g. '
+                              'work_size=448,448')
         self.work_size = None if work_size is None else tuple(work_size)
 
     def select(self, peaks: PeakSet, proposals: Proposals,
