@@ -15,6 +15,7 @@ from torch import Tensor
 
 from mmdet.structures import DetDataSample
 
+from .named_rules import named_rule
 from .peak_backprop import peak_response_maps
 
 if TYPE_CHECKING:
@@ -54,8 +55,5 @@ PEAK_POINTS: Dict[str, PeakPointFn] = {
 
 
 def peak_point_fn(peak_point: str) -> PeakPointFn:
-    """The :data:`PEAK_POINTS` rule of that name, or ValueError naming the choices."""
-    if peak_point not in PEAK_POINTS:
-        raise ValueError(f'Unknown peak_point {peak_point!r}; choose one of '
-                         f'{sorted(PEAK_POINTS)}')
-    return PEAK_POINTS[peak_point]
+    """The :data:`PEAK_POINTS` rule of that name."""
+    return named_rule(PEAK_POINTS, 'peak_point', peak_point)

@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .named_rules import named_rule
+
 PeakFilter = Union[str, float]
 
 
@@ -84,10 +86,8 @@ PEAK_TIES: Dict[str, Callable[[Tensor, int], Tensor]] = {
 
 
 def peak_ties_fn(peak_ties: str) -> Callable[[Tensor, int], Tensor]:
-    """The :data:`PEAK_TIES` rule of that name, or ValueError naming the choices."""
-    if peak_ties not in PEAK_TIES:
-        raise ValueError(f'Unknown peak_ties {peak_ties!r}; choose one of {sorted(PEAK_TIES)}')
-    return PEAK_TIES[peak_ties]
+    """The :data:`PEAK_TIES` rule of that name."""
+    return named_rule(PEAK_TIES, 'peak_ties', peak_ties)
 
 
 def _peak_mask(crm: Tensor, win_size: int, peak_filter: PeakFilter,
@@ -132,10 +132,8 @@ PEAK_GRADS: Dict[str, Callable[[Tensor, Tensor], Tensor]] = {
 
 
 def peak_grad_fn(peak_grad: str) -> Callable[[Tensor, Tensor], Tensor]:
-    """The :data:`PEAK_GRADS` rule of that name, or ValueError naming the choices."""
-    if peak_grad not in PEAK_GRADS:
-        raise ValueError(f'Unknown peak_grad {peak_grad!r}; choose one of {sorted(PEAK_GRADS)}')
-    return PEAK_GRADS[peak_grad]
+    """The :data:`PEAK_GRADS` rule of that name."""
+    return named_rule(PEAK_GRADS, 'peak_grad', peak_grad)
 
 
 def peak_stimulation(crm: Tensor, win_size: int = 3, peak_filter: PeakFilter = 'median',
