@@ -41,8 +41,9 @@ def publish(name: str, work: Path, seeds: Sequence[int]) -> Path:
         json.dump(table, f, indent=1)
     for path in documents():
         text = path.read_text()
-        if rendered(text, path) != text:
-            path.write_text(rendered(text, path))
+        new = rendered(text, path)
+        if new != text:
+            path.write_text(new)
     return out
 
 
@@ -63,5 +64,5 @@ def rendered(text: str, where: Path) -> str:
 
 def stale_documents() -> list[str]:
     """The documents whose results blocks differ from the committed tables."""
-    return [str(p.relative_to(ROOT)) for p in documents()
-            if rendered(p.read_text(), p) != p.read_text()]
+    texts = {p: p.read_text() for p in documents()}
+    return [str(p.relative_to(ROOT)) for p, text in texts.items() if rendered(text, p) != text]

@@ -27,6 +27,7 @@ from mmengine.registry import init_default_scope
 from mmdet.registry import DATASETS
 
 from ..errors import DataError, OptionError
+from ..models.named_rules import named_rule
 from ..proposals import ProposalSource
 from ..proposals.recall import proposal_recall
 from ..registry import PROPOSAL_SELECTORS, PROPOSAL_SOURCES
@@ -165,9 +166,7 @@ class PseudoLabeller:
         instance_score = test_cfg.get('instance_score', 'peak')
         try:
             rules = PeakRules.from_test_cfg(test_cfg, peak_thr)
-            if instance_score not in INSTANCE_SCORES:
-                raise ValueError(f'Unknown instance_score {instance_score!r}; choose one of '
-                                 f'{sorted(INSTANCE_SCORES)}')
+            named_rule(INSTANCE_SCORES, 'instance_score', instance_score)
         except ValueError as e:
             raise OptionError(f'{cfg.filename}: model.test_cfg: {e}') from None
         model = None
