@@ -7,13 +7,23 @@ in class colours, hollow / concave / elongated classes, up to 5 instances) or
 
     python tools/make_shapes_dataset.py data/shapes --num-train 2000 --num-val 200 --num-test 200
     python tools/make_shapes_dataset.py data/shapes-hard --variant hard
+    python tools/make_shapes_dataset.py data/shapes-sweep3 --variant sweep3
 """
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from projects.wise.datasets.shapes import SHAPES, VARIANTS, make_dataset
+from projects.wise.datasets.shapes import make_dataset
+from projects.wise.datasets.variants import SHAPES, variant_by_name
+
+
+def _variant(name: str) -> str:
+    try:
+        variant_by_name(name)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return name
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -24,10 +34,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help='images for choosing options, thresholds and checkpoints')
     p.add_argument('--num-test', type=int, default=200,
                    help='held-out images, for reporting only (0: none)')
-    p.add_argument('--variant', choices=list(VARIANTS), default='demo',
+    p.add_argument('--variant', type=_variant, default='demo',
                    help='demo: plain textured backgrounds; hard: photographs, distractors, '
                         'hollow / concave / elongated classes (its own 5 classes); crowded: '
-                        '4-12 instances of 1-2 classes')
+                        '4-12 instances of 1-2 classes; sweep<N>: classes, colours, '
+                        'backgrounds and counts drawn from the seed N')
     p.add_argument('--num-classes', type=int, default=5,
                    help=f'1..{len(SHAPES)} (the demo variant: the first N shapes)')
     p.add_argument('--image-size', type=int, default=128)
@@ -39,7 +50,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument('--max-rotation', type=float, default=20.0,
                    help='shapes are rotated uniformly within +-this many degrees')
     p.add_argument('--hue-jitter', type=float, default=15.0,
-                   help='object hue = class hue +- this many degrees (180: random colour)')
+                   help='object hue = class hue +- this many degrees (180: random colour; '
+                        'a sweep<N> variant draws its own)')
     return p.parse_args(argv)
 
 

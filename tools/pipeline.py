@@ -10,6 +10,8 @@
     python tools/pipeline.py demo --detector mask-rcnn solov2   # + WISE with SOLOv2
     python tools/pipeline.py demo-crowded         # 4-12 instances an image: + counts
     python tools/pipeline.py demo --seeds 0 1 2 --publish  # -> bench/tables, README
+    python tools/pipeline.py sweep --seeds 0 1 2  # the defaults on drawn variants
+    python tools/pipeline.py sweep3 --seeds 0     # the whole chain on drawn variant 3
 
 The stages, presets and table are projects/wise/pipeline/ (graph.py lists the stages);
 a stage whose outputs are newer than its inputs and whose commands are unchanged is
@@ -20,20 +22,34 @@ from __future__ import annotations
 import argparse
 import os
 
+from projects.wise.datasets.variants import SWEEP
 from projects.wise.errors import DataError
 from projects.wise.pipeline import (DEFAULT_DETECTOR, DETECTORS, ROOT, Preset, RunOptions,
                                     build_stages, custom_preset, presets, run_pipeline)
+from projects.wise.pipeline.presets import sweep_preset
 from projects.wise.pipeline.publish import publish
+from projects.wise.pipeline.sweep import DEFAULT_VARIANTS, WORK, run_sweep
+
+
+def _preset_name(name: str) -> str:
+    if name in (*presets(), 'custom', 'sweep') or SWEEP.fullmatch(name):
+        return name
+    raise argparse.ArgumentTypeError(f"unknown preset {name!r}: {', '.join(presets())}, "
+                                     'custom, sweep or sweep<N>')
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    ap.add_argument('preset', choices=[*presets(), 'custom'],
+    ap.add_argument('preset', type=_preset_name,
                     help='demo: built-in data; demo-hard: its hard variant (photographs, '
                          'distractors); demo-crowded: 4-12 instances an image, with WISE + '
                          "counts; voc: VOC 2012 train (the paper's split); "
                          'voc_aug: SBD train_aug; custom: your own images and labels '
-                         '(--data, --labels)')
+                         '(--data, --labels); sweep: the PRM and pseudo masks on drawn '
+                         'variants (--variants); sweep<N>: every stage on drawn variant N')
+    ap.add_argument('--variants', nargs='+', type=int, default=list(DEFAULT_VARIANTS),
+                    help='sweep: the drawn variants (seeds of tools/make_shapes_dataset.py '
+                         '--variant sweep<N>)')
     ap.add_argument('--from', dest='start',
                     help='rerun this stage and all after it (earlier ones are not touched)')
     ap.add_argument('--only', nargs='+', default=[],
@@ -86,7 +102,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         ap.error('--jobs takes 1 or more')
     if args.publish and not args.seeds:
         ap.error('--publish takes --seeds (the table of every seed)')
-    if args.data_root and args.preset.startswith('demo'):
+    if args.preset == 'sweep' and not args.seeds:
+        args.seeds = [0]
+    if args.data_root and args.preset.startswith(('demo', 'sweep')):
         ap.error('--data-root moves the VOC presets only (the demos write data/shapes*)')
     if (args.preset == 'custom') != bool(args.data and args.labels) or \
             (args.preset != 'custom' and (args.val or args.classes)):
@@ -104,6 +122,8 @@ def make_preset(args: argparse.Namespace) -> Preset:
                                    args.detector)
         except DataError as e:
             raise SystemExit(f'pipeline.py: error: {e}') from None
+    elif SWEEP.fullmatch(args.preset):
+        preset = sweep_preset(args.preset)
     else:
         preset = presets(args.gpus, args.data_root, args.sbd_root)[args.preset]
     if args.work_dir:
@@ -117,6 +137,12 @@ def make_preset(args: argparse.Namespace) -> Preset:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    if args.preset == 'sweep':
+        run_sweep([f'sweep{k}' for k in args.variants],
+                  RunOptions(dry_run=args.dry_run, jobs=args.jobs or 3, seeds=args.seeds))
+        if args.publish and not args.dry_run:
+            print(f"[pipeline] published {publish('sweep', ROOT / WORK, args.seeds)}")
+        return
     preset = make_preset(args)
     if not preset.val_masks:
         print('[pipeline] no instance masks of val images: the PRM baseline and WISE are '

@@ -12,11 +12,10 @@ classes, backgrounds cut from the real photographs scikit-image ships, distracto
 blobs in the colours of the classes present (where a colour-led PRM fires
 falsely) and up to 5 instances per image. The ``crowded`` variant is where
 counting matters: 4-12 smaller instances of one or two classes per image.
+``sweep<N>`` variants draw all of this from a seed (:mod:`.variants`).
 """
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -25,80 +24,16 @@ import numpy as np
 from PIL import Image
 
 from ..utils.io import atomic_write
+from .variants import SHAPES, VARIANTS, Outline, Variant, variant_by_name
 from .voc_layout import VOID, write_label_png
-
-
-def _regular(n: int, phase: float = 0.0) -> np.ndarray:
-    t = np.linspace(0, 2 * np.pi, n, endpoint=False) + phase
-    return np.stack([np.cos(t), np.sin(t)], 1)
-
-
-def _star() -> np.ndarray:
-    pts = _regular(10, -np.pi / 2)
-    pts[1::2] *= 0.42
-    return pts
-
-
-def _cross() -> np.ndarray:
-    a, b = 1.0, 0.34
-    return np.array([[-b, -a], [b, -a], [b, -b], [a, -b], [a, b], [b, b], [b, a],
-                     [-b, a], [-b, b], [-a, b], [-a, -b], [-b, -b]])
-
-
-def _arrow() -> np.ndarray:
-    return np.array([[-1, -0.28], [0.15, -0.28], [0.15, -0.75], [1, 0], [0.15, 0.75],
-                     [0.15, 0.28], [-1, 0.28]])
-
-
-# Unit outlines (radius ~1); HOLES are cut out of them.
-SHAPES: dict[str, Callable[[], np.ndarray]] = {
-    'circle': lambda: _regular(64),
-    'square': lambda: _regular(4, np.pi / 4) * 1.2,
-    'triangle': lambda: _regular(3, -np.pi / 2) * 1.15,
-    'star': _star,
-    'cross': _cross,
-    'arrow': _arrow,
-    'ring': lambda: _regular(48),
-    'diamond': lambda: _regular(4) * np.array([[0.6, 1.15]]),
-    'crescent': lambda: _regular(48),
-    'bar': lambda: np.array([[-1.5, -0.26], [1.5, -0.26], [1.5, 0.26], [-1.5, 0.26]]),
-    'frame': lambda: _regular(4, np.pi / 4) * 1.2,
-}
-HOLES: dict[str, Callable[[], np.ndarray]] = {
-    'ring': lambda: _regular(48) * 0.5,
-    'crescent': lambda: _regular(48) * 0.8 + np.array([[0.45, -0.1]]),
-    'frame': lambda: _regular(4, np.pi / 4) * 0.75,
-}
-
 
 #: least unoccluded fraction of every instance
 MIN_VISIBLE = 0.5
 
 
-@dataclass(frozen=True)
-class Variant:
-    """How a generated set looks beyond its shapes: what ``--variant`` selects."""
-
-    classes: tuple[str, ...] | None = None  # None: the first --num-classes of SHAPES
-    photo_backgrounds: bool = False  # crops of scikit-image's photographs
-    max_distractors: int = 0  # blobs in class colours, per image
-    max_instances: int = 4
-    min_instances: int = 1
-    max_classes: int | None = None  # classes per image (None: any)
-    radius: tuple[float, float] = (0.11, 0.22)  # of the image size
-
-
-VARIANTS = {
-    'demo': Variant(),
-    'hard': Variant(classes=('ring', 'crescent', 'bar', 'arrow', 'frame'),
-                    photo_backgrounds=True, max_distractors=3, max_instances=5),
-    'crowded': Variant(min_instances=4, max_instances=12, max_classes=2, radius=(0.06, 0.11)),
-}
-
-
-def _shape_mask(name: str, h: int, w: int, cx: float, cy: float, radius: float,
+def _shape_mask(outline: Outline, h: int, w: int, cx: float, cy: float, radius: float,
                 angle: float) -> np.ndarray:
-    """Rasterise one rotated, scaled shape to an HxW bool mask."""
+    """Rasterise one rotated, scaled outline (minus its hole) to an HxW bool mask."""
     rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
     mask = np.zeros((h, w), np.uint8)
 
@@ -106,9 +41,10 @@ def _shape_mask(name: str, h: int, w: int, cx: float, cy: float, radius: float,
         xy = pts @ rot.T * radius + np.array([cx, cy])
         cv2.fillPoly(mask, [np.round(xy * 16).astype(np.int32)], value, cv2.LINE_8, shift=4)
 
-    fill(SHAPES[name](), 1)
-    if name in HOLES:
-        fill(HOLES[name](), 0)
+    points, hole = outline
+    fill(points, 1)
+    if hole is not None:
+        fill(hole, 0)
     return mask.astype(bool)
 
 
@@ -175,6 +111,16 @@ def _photo_background(rng: np.random.Generator, h: int, w: int, clutter: float) 
     return _lines_and_grain(rng, np.ascontiguousarray(img), clutter)
 
 
+def _flat_background(rng: np.random.Generator, h: int, w: int, clutter: float) -> np.ndarray:
+    """One muted colour and grain: nothing but the objects to look at."""
+    colour = rng.uniform(60, 190, 3).astype(np.float32)
+    return np.broadcast_to(colour, (h, w, 3)) + rng.normal(0, 6, (h, w, 3))
+
+
+#: Variant.background -> how it is drawn
+DRAW_BACKGROUND = {'texture': _background, 'photo': _photo_background, 'flat': _flat_background}
+
+
 def _blob(rng: np.random.Generator, h: int, w: int, radius: float) -> np.ndarray:
     """An irregular filled blob of about ``radius``: no class's shape."""
     yy, xx = np.mgrid[:h, :w].astype(np.float32)
@@ -234,7 +180,8 @@ def render_image(rng: np.random.Generator, size: int, classes: list[str], max_in
             else:
                 cx, cy = rng.uniform(radius * 0.8, size - radius * 0.8, 2)
             angle = np.deg2rad(rng.uniform(-max_rotation, max_rotation))
-            full.append(_shape_mask(classes[cls], h, w, cx, cy, radius, angle))
+            full.append(_shape_mask(variant.outline(classes[cls]), h, w, cx, cy, radius,
+                                    angle))
             labels.append(cls)
             centres.append((cx, cy, radius))
         objects = np.zeros((h, w), np.uint8)
@@ -244,10 +191,7 @@ def render_image(rng: np.random.Generator, size: int, classes: list[str], max_in
         if min(visible) >= MIN_VISIBLE and min(m.sum() for m in full) >= 0.004 * h * w:
             break
 
-    if variant.photo_backgrounds:
-        img = _photo_background(rng, h, w, clutter)
-    else:
-        img = _background(rng, h, w, clutter)
+    img = DRAW_BACKGROUND[variant.background](rng, h, w, clutter)
     num_distractors = int(rng.integers(0, variant.max_distractors + 1)) \
         if variant.max_distractors else 0
     for _ in range(num_distractors):
@@ -305,8 +249,11 @@ def make_dataset(out: Path, num_train: int, num_val: int, num_classes: int, size
                  variant: str = 'demo', num_test: int = 0) -> None:
     """Write ``num_train`` + ``num_val`` + ``num_test`` images in VOC's layout. The
     splits follow one another in image order and each image has its own generator, so
-    adding a test split leaves the train and val images as they were."""
-    style = VARIANTS[variant]
+    adding a test split leaves the train and val images as they were. ``variant``: a
+    name of :func:`~.variants.variant_by_name`; a drawn one brings its own hue jitter."""
+    style = variant_by_name(variant)
+    if style.hue_jitter is not None:
+        hue_jitter = style.hue_jitter
     if style.classes is not None:
         classes = list(style.classes)
     elif 1 <= num_classes <= len(SHAPES):

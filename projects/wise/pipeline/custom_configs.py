@@ -115,8 +115,7 @@ def write_custom_configs(out_dir: str | os.PathLike, classes: Sequence[str], dat
                          images: str, val: bool, val_masks: bool,
                          detectors: Sequence[str] = (DEFAULT_DETECTOR,)) -> dict[str, Path]:
     """Write prm.py and, per detector, :data:`WISE_CONFIG`: wise_<name>.py and
-    wise_<name>_refine.py (the same with refinement) into ``out_dir``; a file whose text
-    is unchanged is left alone, so later stages stay fresh. Returns their paths by stem.
+    wise_<name>_refine.py (the same with refinement) into ``out_dir`` (:func:`_write`).
 
     Args:
         classes: the class names, category ids 1..K in this order.
@@ -126,14 +125,57 @@ def write_custom_configs(out_dir: str | os.PathLike, classes: Sequence[str], dat
         val_masks: its instance masks exist too (``annotations/val_instances.json``).
         detectors: names in :data:`DETECTORS`.
     """
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     images = images if images.endswith('/') else images + '/'
     texts = {'prm.py': prm_config(classes, data_root, images, val, val_masks)}
     for detector in detectors:
         name, refine = (WISE_CONFIG.format(detector, refine=r) for r in ('', '_refine'))
         texts[name] = wise_config(DETECTORS[detector], classes, data_root, images, val_masks)
         texts[refine] = refine_config(Path(name).stem)
+    return _write(out_dir, texts)
+
+
+#: a drawn variant's configs (stem) -> the demo config they inherit, in configs/wise/demo/:
+#: the demo's recipes with only the data root and class names changed
+VARIANT_BASES = {'prm': 'prm_r18_shapes.py', 'full': 'mask-rcnn_r18_shapes_full.py',
+                 **{Path(WISE_CONFIG.format(DEFAULT_DETECTOR, refine=r)).stem:
+                    f'mask-rcnn_r18_shapes_pseudo{r}.py' for r in ('', '_refine')}}
+
+
+def variant_config(base: Path, data_root: str, classes: Sequence[str]) -> str:
+    """``base`` reading another built-in data root with other class names; its metrics'
+    ground truth moved there too."""
+    from mmengine.config import Config
+    cfg = Config.fromfile(base)
+
+    def moved(value):
+        if isinstance(value, dict):
+            return {k: moved(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [moved(v) for v in value]
+        return value.replace(cfg.data_root, data_root) if isinstance(value, str) else value
+
+    loader = 'dict(dataset=dict(data_root=data_root, metainfo=metainfo))'
+    return '\n'.join([f'_base_ = {str(base)!r}', f'data_root = {data_root!r}',
+                      f'metainfo = dict(classes={tuple(classes)!r})',
+                      *(f'{split}_dataloader = {loader}' for split in ('train', 'val', 'test')),
+                      *(f'{k} = {moved(cfg[k].to_dict() if isinstance(cfg[k], dict) else cfg[k])!r}'
+                        for k in ('val_evaluator', 'test_evaluator'))]) + '\n'
+
+
+def write_variant_configs(out_dir: str | os.PathLike, data_root: str,
+                          classes: Sequence[str]) -> dict[str, Path]:
+    """Write the :data:`VARIANT_BASES` configs of a drawn built-in variant into
+    ``out_dir`` (unchanged texts left alone); their paths by stem."""
+    return _write(out_dir, {f'{stem}.py': variant_config(CONFIGS / 'demo' / base, data_root,
+                                                          classes)
+                            for stem, base in VARIANT_BASES.items()})
+
+
+def _write(out_dir: str | os.PathLike, texts: dict[str, str]) -> dict[str, Path]:
+    """Each text into its file in ``out_dir``; a file whose text is unchanged is left
+    alone, so the stages reading it stay fresh. The paths by stem."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
     paths = {}
     for name, text in texts.items():
         path = paths[Path(name).stem] = out_dir / name

@@ -155,6 +155,19 @@ def pseudo_stage(plan: Plan, selection: str) -> Stage:
                       outputs=[out])
 
 
+def oracle_stage(plan: Plan, selection: str) -> Stage:
+    """The same selection's pseudo masks from ground-truth instance centres instead of
+    the PRM's peaks (``oracle_<selection>``): what the selection makes of perfect peaks."""
+    name = f'oracle_{selection}'
+    out = f'{plan.work}/{name}/{plan.preset.train_split}_pseudo.json'
+    line = cmd.gen_pseudo(plan.preset.prm_cfg, f'{plan.work}/prm', plan.seed, '--out', out,
+                          '--oracle', *plan.proposals, *SELECTIONS[selection])
+    return plan.stage(name, [[line]],
+                      inputs=[f'{plan.work}/prm/last_checkpoint', *plan.proposals_done,
+                              'projects/wise/pseudo', 'tools/gen_pseudo.py'],
+                      outputs=[out])
+
+
 def baseline_stage(plan: Plan, name: str, cfg: str, model: str,
                    selector: Sequence[str]) -> Stage:
     """The reported split's instance masks retrieved from the peaks of the stage

@@ -14,9 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..datasets.label_files import class_list, has_instances, label_classes
+from ..datasets.variants import SWEEP, variant_by_name
 from ..errors import DataError
 from .commands import python
-from .custom_configs import DEFAULT_DETECTOR, WISE_CONFIG, write_custom_configs
+from .custom_configs import (DEFAULT_DETECTOR, WISE_CONFIG, write_custom_configs,
+                             write_variant_configs)
 from .paths import ROOT
 from .stage import Command
 
@@ -112,6 +114,21 @@ def _builtin(name: str, variant: str | None, **kwargs) -> Preset:
                           *(['--variant', variant] if variant else []), '--seed', '0')],
         proposals_root=f'{data}/proposals', proposal_shards=2, jobs=3, test_split='test',
         **kwargs)
+
+
+def sweep_preset(name: str) -> Preset:
+    """A drawn built-in variant (``sweep<N>``, :func:`~..datasets.variants.draw_variant`)
+    under the demo's recipes with only its data root and class names changed: what a
+    user gets on data nobody chose the defaults on."""
+    if not SWEEP.fullmatch(name):
+        raise DataError(f'{name!r} is no sweep variant (sweep<N>)')
+    preset = _builtin(name, name, density_cfg=None, soft_negatives=True)
+    preset.work = f'work_dirs/sweep/{name}'
+    cfgs = write_variant_configs(ROOT / preset.work / 'configs', preset.data + '/',
+                                 variant_by_name(name).classes)
+    preset.prm_cfg, preset.full_cfg = str(cfgs['prm']), str(cfgs['full'])
+    preset.wise_cfg = str(cfgs['prm'].parent / WISE_CONFIG)
+    return preset
 
 
 def _voc(name: str, gpus: int, data_root: str | None, tag: str, **kwargs) -> Preset:

@@ -18,10 +18,13 @@ from ..errors import DataError
 from ..utils.io import atomic_write
 from .paths import ROOT
 from .runner import RECORDS, read_records
+from .sweep import sweep_lines
 from .table import table_lines
 
 TABLES = ROOT / 'bench' / 'tables'
 DOCUMENTS = ('README.md', 'docs/*.md')
+#: a results file's ``kind`` -> its markdown: a preset's table, the variant sweep's
+RENDERERS = {'wise': table_lines, 'sweep': sweep_lines}
 BLOCK = re.compile(r'(<!-- results:([\w-]+) -->\n)(.*?)(<!-- /results:\2 -->)', re.S)
 
 
@@ -33,9 +36,7 @@ def publish(name: str, work: Path, seeds: Sequence[int]) -> Path:
         raise DataError(f'{results}: --publish takes a finished run with --seeds (a table '
                         'of every seed)')
     table = json.loads(results.read_text())
-    table['records'] = {'shared': read_records(work / RECORDS),
-                        **{f'seed{s}': read_records(work / f'seed{s}' / RECORDS)
-                           for s in seeds}}
+    table['records'] = _records(work, seeds)
     out = TABLES / f'{name}.json'
     with atomic_write(out) as f:
         json.dump(table, f, indent=1)
@@ -44,6 +45,18 @@ def publish(name: str, work: Path, seeds: Sequence[int]) -> Path:
         new = rendered(text, path)
         if new != text:
             path.write_text(new)
+    return out
+
+
+def _records(work: Path, seeds: Sequence[int]) -> dict[str, dict]:
+    """The stages' records of the run's seeds under ``work``, by folder: 'shared',
+    'seed0', ... (a sweep's: 'sweep3', 'sweep3/seed0', ...)."""
+    wanted = {f'seed{s}' for s in seeds}
+    out = {}
+    for path in sorted(work.rglob(RECORDS)):
+        folder = path.parent.relative_to(work)
+        if not folder.name.startswith('seed') or folder.name in wanted:
+            out[folder.as_posix() if folder.parts else 'shared'] = read_records(path)
     return out
 
 
@@ -58,7 +71,8 @@ def rendered(text: str, where: Path) -> str:
         if not table.is_file():
             raise DataError(f'{where}: a results block of {m[2]!r}, but {table} does not '
                             f'exist (tools/pipeline.py {m[2]} --seeds ... --publish)')
-        return m[1] + '\n'.join(table_lines(json.loads(table.read_text()))) + '\n' + m[4]
+        result = json.loads(table.read_text())
+        return m[1] + '\n'.join(RENDERERS[result.get('kind', 'wise')](result)) + '\n' + m[4]
     return BLOCK.sub(block, text)
 
 
