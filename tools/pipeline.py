@@ -138,10 +138,11 @@ def make_preset(args: argparse.Namespace) -> Preset:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if args.preset == 'sweep':
+        work = args.work_dir or WORK
         run_sweep([f'sweep{k}' for k in args.variants],
-                  RunOptions(dry_run=args.dry_run, jobs=args.jobs or 3, seeds=args.seeds))
+                  RunOptions(dry_run=args.dry_run, jobs=args.jobs or 3, seeds=args.seeds), work)
         if args.publish and not args.dry_run:
-            print(f"[pipeline] published {publish('sweep', ROOT / WORK, args.seeds)}")
+            print(f"[pipeline] published {publish('sweep', ROOT / work, args.seeds)}")
         return
     preset = make_preset(args)
     if not preset.val_masks:

@@ -47,10 +47,11 @@ def sweep_stages(preset: Preset, seed: int) -> list[Stage]:
             *[oracle_stage(plan, s) for s in COMPARED]]
 
 
-def run_sweep(names: Sequence[str], options: RunOptions) -> None:
+def run_sweep(names: Sequence[str], options: RunOptions, work: str = WORK) -> None:
     """Every variant's stages for every seed (first seeds first, so a stopped sweep
-    has whole seeds), ``options.jobs`` side by side; then the summary."""
-    presets = {name: sweep_preset(name) for name in names}
+    has whole seeds), ``options.jobs`` side by side, in ``<work>/<variant>``; then the
+    summary, ``<work>/results.json``."""
+    presets = {name: sweep_preset(name, work) for name in names}
     todo = [stage for i, seed in enumerate(options.seeds) for name in names
             for stage in sweep_stages(presets[name], seed)
             if not (i and stage.name in ('data', 'proposals'))]
@@ -61,7 +62,7 @@ def run_sweep(names: Sequence[str], options: RunOptions) -> None:
                     lambda k: run_stage(todo[k], False, options.dry_run, threads, jobs > 1),
                     jobs)
     if not options.dry_run:
-        out = write_sweep(ROOT / WORK, presets, options.seeds)
+        out = write_sweep(ROOT / work, presets, options.seeds)
         print('\n'.join(sweep_lines(json.loads(out.read_text()))))
 
 
