@@ -120,7 +120,7 @@ def test_custom_without_val_trains_and_says_what_it_cannot_measure(own_data,
             'scored, no table; no val split: the PRM reports no classification mAP') in out
     heads = [line.split()[1] for line in out.splitlines() if line.startswith('[pipeline] ')
              and line.split()[1] not in ('all', 'no') and not line.split()[1].endswith(':')]
-    assert heads == ['data', 'proposals', 'prm', 'pseudo_improved', 'wise_improved']
+    assert heads == ['data', 'proposals', 'prm', 'pseudo_improved', 'pseudo_check', 'wise_improved']
     assert 'val_cfg = None' in (tmp_path / 'w/configs/prm.py').read_text()
     bad = tmp_path / 'bad.csv'
     bad.write_text('astronaut.jpg,person\nnope.jpg,cat\n')

@@ -197,8 +197,8 @@ def test_detector_adds_a_wise_stage_on_the_improved_pseudo_masks(tmp_path: Path)
                     '--detector', 'solov2').stdout
     assert [line.split()[1] for line in only.splitlines() if line.startswith('[pipeline] ')
             and not line.split()[1].endswith(':') and line.split()[1] != 'all'] == [
-        'prm', 'prm_density', 'prm_density_baseline', 'pseudo_improved', 'prm_baseline', 'full',
-        'wise_solov2', 'table']
+        'prm', 'prm_check', 'prm_density', 'prm_density_baseline', 'pseudo_improved',
+        'pseudo_check', 'prm_baseline', 'full', 'wise_solov2', 'table']
     assert 'configs/wise/solov2_r50_voc_pseudo.py' in only
 
     names = ('segm_mAP25', 'segm_mAP50', 'segm_mAP75', 'segm_ABO')
@@ -224,8 +224,9 @@ def test_counts_train_prm_density_and_wise_with_counts(tmp_path: Path) -> None:
     --counts not adding the stages to another preset."""
     out = run_tool('tools/pipeline.py', 'demo-crowded', '--dry-run', '--from', 'prm').stdout
     assert _ran(out) == [
-        'prm', 'prm_density', 'prm_density_baseline', 'pseudo_improved', 'pseudo_counts',
-        'prm_baseline', 'full', 'wise_improved', 'wise_counts', 'table']
+        'prm', 'prm_check', 'prm_density', 'prm_density_baseline', 'pseudo_improved',
+        'pseudo_counts', 'pseudo_check', 'prm_baseline', 'full', 'wise_improved',
+        'wise_counts', 'table']
     lines = out.splitlines()
     density = next(x for x in lines if 'prm_density_baseline/test_prm.json' in x)
     assert 'prm-density_r18_shapes-crowded.py $(cat work_dirs/demo-crowded/prm_density/' \
@@ -261,11 +262,11 @@ def test_seeds_run_each_trained_stage_per_seed_and_table_the_mean(tmp_path: Path
                    '--work-dir', 'work_dirs/x', '--from', 'data').stdout
     heads = [line for line in out.splitlines() if line.startswith('[pipeline] ')
              and ': done in' not in line and not line.startswith('[pipeline] all')]
-    assert [h.split(' ', 1)[1] for h in heads][:12] == [
-        'data', 'proposals', 'prm (seed 3)', 'prm_density (seed 3)',
+    assert [h.split(' ', 1)[1] for h in heads][:14] == [
+        'data', 'proposals', 'prm (seed 3)', 'prm_check (seed 3)', 'prm_density (seed 3)',
         'prm_density_baseline (seed 3)', 'pseudo (seed 3)', 'pseudo_improved (seed 3)',
-        'prm_baseline (seed 3)', 'full (seed 3)', 'wise (seed 3)', 'wise_improved (seed 3)',
-        'table (seed 3)']
+        'pseudo_check (seed 3)', 'prm_baseline (seed 3)', 'full (seed 3)', 'wise (seed 3)',
+        'wise_improved (seed 3)', 'table (seed 3)']
     assert sum('data' in h.split() for h in heads) == 1
     assert '--work-dir work_dirs/x/seed4/prm --cfg-options randomness.seed=4' in out
     assert ('--seed 4 --out work_dirs/x/seed4/pseudo/train_pseudo.json' in out)
@@ -312,9 +313,11 @@ def test_stages_side_by_side_wait_for_what_they_read() -> None:
     after = {names[i]: {names[j] for j in d} for i, d in enumerate(deps)}
     assert after['proposals'] == after['prm'] == after['full'] == {'data'}
     assert after['prm_density'] == {'data'}  # beside the PRM
-    assert after['pseudo'] == after['pseudo_improved'] == after['prm_baseline'] == \
-        {'proposals', 'prm'}
-    assert after['wise'] == {'pseudo'} and after['wise_improved'] == {'pseudo_improved'}
+    assert after['prm_check'] == {'prm'} and after['prm_baseline'] == {'proposals', 'prm'}
+    assert after['pseudo'] == after['pseudo_improved'] == {'proposals', 'prm', 'prm_check'}
+    assert after['pseudo_check'] == {'prm', 'pseudo', 'pseudo_improved'}
+    assert after['wise'] == {'pseudo', 'pseudo_check'}
+    assert after['wise_improved'] == {'pseudo_improved', 'pseudo_check'}
     assert after['table'] == {'prm_baseline', 'prm_density_baseline', 'full', 'wise',
                               'wise_improved'}
 

@@ -82,7 +82,7 @@ def test_variant_configs_are_the_demo_recipes_on_the_variant_data(tmp_path: Path
 
 
 def _seed(peak: float, paper: float, improved: float, per_object: float) -> dict:
-    return dict(cls_mAP=90.0, peak_precision=peak, instance_recall=80.0,
+    return dict(cls_mAP=90.0, peak_precision=peak, instance_recall=80.0, learned=True,
                 paper=dict(mAP50=paper * 80, oracle_mAP50=80.0, ratio=paper, per_object=1.4),
                 improved=dict(mAP50=improved * 90, oracle_mAP50=90.0, ratio=improved,
                               per_object=per_object))
@@ -107,7 +107,7 @@ def test_sweep_targets_use_the_median_the_worst_and_paired_seed_differences() ->
                                                     colour_tie='weak'))
                             for k, v in (('a', good), ('c', worse))})
     text = '\n'.join(sweep_lines(json.loads(json.dumps(result))))
-    assert '| **worst** | | | | | 0.71 | 0.72 | |' in text and '**no**' in text
+    assert '| **worst** | | | | | | 0.71 | 0.72 | |' in text and '**no**' in text
 
 
 def test_sweep_plan_runs_the_demo_recipes_and_each_selection_beside_its_oracle(

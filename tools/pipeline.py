@@ -87,6 +87,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                     help='with --seeds: commit-ready bench/tables/<preset>.json (every '
                          "seed's figures, the stages' records) and README / docs results "
                          'blocks written from it')
+    ap.add_argument('--ignore-teacher', action='store_true',
+                    help='go on with a warning when the PRM has not learned its classes '
+                         '(val classification mAP, share of weak peaks: '
+                         'projects/wise/pipeline/teacher.py), instead of stopping')
     ap.add_argument('--smoke', action='store_true',
                     help='a few iterations per training, no ImageNet weights: checks that '
                          "every stage runs with the preset's configs")
@@ -152,7 +156,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.data_root and not args.preset.startswith('demo'):
         os.environ['VOC_ROOT'] = args.data_root  # read by the configs' data_root
     runs = [build_stages(preset, args.gpus, seed, args.prm_cfg_options, args.smoke,
-                         args.detector) for seed in (args.seeds or [None])]
+                         args.detector, args.ignore_teacher) for seed in (args.seeds or [None])]
     run_pipeline(preset, runs, RunOptions(args.start, args.only, args.dry_run,
                                           args.jobs or preset.jobs, args.seeds))
     if args.publish and not args.dry_run:

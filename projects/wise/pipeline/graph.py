@@ -1,8 +1,10 @@
 """The stage graph of a preset: which stages run, with what commands, reading and
 writing what.
 
-data -> proposals -> prm -> prm_density -> prm_density_baseline -> pseudo ->
-pseudo_improved -> prm_baseline -> full -> wise -> wise_improved -> table. ``pseudo`` /
+data -> proposals -> prm -> prm_check -> prm_density -> prm_density_baseline -> pseudo
+-> pseudo_improved -> pseudo_check -> prm_baseline -> full -> wise -> wise_improved ->
+table. ``prm_check`` and ``pseudo_check`` stop the chain when the PRM has not learned its
+classes (:mod:`.teacher`; not with --smoke, whose PRM learns nothing by design). ``pseudo`` /
 ``wise`` use the paper's selection (``objectness_sampling``), ``*_improved`` the one
 that survives an over-firing PRM best (:data:`~.presets.IMPROVED`); another detector
 adds ``wise_<name>`` on the improved pseudo masks; ``prm_density`` (ILC) trains from
@@ -25,6 +27,7 @@ from .paths import ROOT
 from .presets import DENSITY_RETRIEVAL, SELECTIONS, Preset, wise_stage_name
 from .stage import Stage
 from .table import ROW_FILES, write_table
+from .teacher import check_teacher
 
 #: stages run once for all seeds
 SHARED = ('data', 'proposals')
@@ -40,6 +43,7 @@ class Plan:
     prm_options: Sequence[str] = ()
     smoke: bool = False
     detectors: Sequence[str] = (DEFAULT_DETECTOR,)
+    ignore_teacher: bool = False  # a PRM that has not learned: warn, go on
     work: str = field(init=False)
 
     def __post_init__(self) -> None:
@@ -84,6 +88,15 @@ class Plan:
         shared = name in SHARED
         return Stage(name, steps, inputs, outputs, work=self.preset.work if shared else self.work,
                      seed=None if shared else self.seed, **kwargs)
+
+    @property
+    def checks(self) -> bool:
+        """Whether the chain checks its PRM has learned (a smoke PRM has not)."""
+        return not self.smoke
+
+    def check_file(self, name: str) -> list[str]:
+        """The verdict file of check ``name``, as an input of what it guards."""
+        return [f'{self.work}/checks/{name}.json'] if self.checks else []
 
     def pseudo_json(self, selection: str) -> str:
         return f'{self.work}/{selection}/{self.preset.train_split}_pseudo.json'
@@ -151,8 +164,21 @@ def pseudo_stage(plan: Plan, selection: str) -> Stage:
                           *plan.proposals, *SELECTIONS[selection])
     return plan.stage(selection, [[line]],
                       inputs=[f'{plan.work}/prm/last_checkpoint', *plan.proposals_done,
+                              *(plan.check_file('prm_check') if plan.preset.val else []),
                               'projects/wise/pseudo', 'tools/gen_pseudo.py'],
                       outputs=[out])
+
+
+def check_stage(plan: Plan, name: str, selections: Sequence[str] = ()) -> Stage:
+    """Whether the PRM has learned its classes (:mod:`.teacher`): its val figures, and
+    with ``selections`` the share of weak peaks in their pseudo masks."""
+    pseudo = [plan.pseudo_json(s) for s in selections]
+    out = plan.check_file(name)[0]
+    action = partial(check_teacher, ROOT / plan.work / 'prm',
+                     [ROOT / f'{p}.report.json' for p in pseudo], ROOT / out,
+                     plan.ignore_teacher)
+    return plan.stage(name, [], inputs=[f'{plan.work}/prm/last_checkpoint', *pseudo],
+                      outputs=[out], action=action)
 
 
 def oracle_stage(plan: Plan, selection: str) -> Stage:
@@ -208,7 +234,8 @@ def wise_stage(plan: Plan, selection: str, detector: str) -> Stage:
              [cmd.test(refine_cfg, work, f'{work}/refine', plan.gpus, plan.test_options)]]
     return plan.stage(name, [[cmd.train(cfg, work, plan.gpus, options)],
                              *(tests if p.val_masks else [])],
-                      inputs=[cfg, refine_cfg, pseudo, 'projects/wise/engine',
+                      inputs=[cfg, refine_cfg, pseudo, *plan.check_file('pseudo_check'),
+                              'projects/wise/engine',
                               *(['projects/wise/detection'] if soft else [])],
                       outputs=[f'{work}/metrics.metrics.json', f'{work}/refine.metrics.json']
                       if p.val_masks else [f'{work}/last_checkpoint'])
@@ -228,11 +255,13 @@ def table_stage(plan: Plan, trained: set[str]) -> Stage:
 
 def build_stages(preset: Preset, gpus: int = 1, seed: int | None = None,
                  prm_options: Sequence[str] = (), smoke: bool = False,
-                 detectors: Sequence[str] = (DEFAULT_DETECTOR,)) -> list[Stage]:
+                 detectors: Sequence[str] = (DEFAULT_DETECTOR,),
+                 ignore_teacher: bool = False) -> list[Stage]:
     """The preset's stages in order, WISE's for each of ``detectors``; with ``seed``,
     the trained ones seeded and in ``seed<N>/``; with ``smoke``, cut to a few
-    iterations (:data:`~.commands.SMOKE_TRAIN`)."""
-    plan = Plan(preset, gpus, seed, prm_options, smoke, detectors)
+    iterations (:data:`~.commands.SMOKE_TRAIN`); ``ignore_teacher``: a PRM that has
+    not learned its classes is warned of, not stopped at."""
+    plan = Plan(preset, gpus, seed, prm_options, smoke, detectors, ignore_teacher)
     p = preset
     wise = [wise_stage(plan, selection, detector) for detector in detectors
             for selection in plan.trains_on(detector)]
@@ -248,8 +277,10 @@ def build_stages(preset: Preset, gpus: int = 1, seed: int | None = None,
         data_stage(plan),
         proposals_stage(plan),
         classifier_stage(plan, 'prm', p.prm_cfg),
+        *([check_stage(plan, 'prm_check')] if plan.checks and p.val else []),
         *density,
         *[pseudo_stage(plan, s) for s in selections],
+        *([check_stage(plan, 'pseudo_check', selections)] if plan.checks else []),
         *([baseline_stage(plan, 'prm_baseline', p.prm_cfg, 'prm', ['type=prm_retrieval'])]
           if scored else []),
         *([full_stage(plan)] if p.full_cfg else []),

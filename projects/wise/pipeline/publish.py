@@ -4,12 +4,14 @@
 figures, the means and sds) and its stages' records (commit, date, the hashes of what
 made them) into ``bench/tables/<preset>.json``, then writes each block of README.md and
 docs/*.md between ``<!-- results:<preset> -->`` and ``<!-- /results:<preset> -->`` as
-that file's table. A test keeps documents and files in step, so no table in them is
-typed by hand.
+that file's table. A block ``<!-- bench:FILE.NAME -->`` is benchmark NAME's rows in
+``bench/FILE.json`` (``bench/run.py`` writes them and rewrites the blocks). A test
+keeps documents and files in step, so no table in them is typed by hand.
 """
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,7 +27,7 @@ TABLES = ROOT / 'bench' / 'tables'
 DOCUMENTS = ('README.md', 'docs/*.md')
 #: a results file's ``kind`` -> its markdown: a preset's table, the variant sweep's
 RENDERERS = {'wise': table_lines, 'sweep': sweep_lines}
-BLOCK = re.compile(r'(<!-- results:([\w-]+) -->\n)(.*?)(<!-- /results:\2 -->)', re.S)
+BLOCK = re.compile(r'(<!-- (results|bench):([\w.-]+) -->\n)(.*?)(<!-- /\2:\3 -->)', re.S)
 
 
 def publish(name: str, work: Path, seeds: Sequence[int]) -> Path:
@@ -40,12 +42,20 @@ def publish(name: str, work: Path, seeds: Sequence[int]) -> Path:
     out = TABLES / f'{name}.json'
     with atomic_write(out) as f:
         json.dump(table, f, indent=1)
+    render_documents()
+    return out
+
+
+def render_documents() -> list[Path]:
+    """Rewrite every document's blocks from the committed files; the ones changed."""
+    changed = []
     for path in documents():
         text = path.read_text()
         new = rendered(text, path)
         if new != text:
             path.write_text(new)
-    return out
+            changed.append(path)
+    return changed
 
 
 def _records(work: Path, seeds: Sequence[int]) -> dict[str, dict]:
@@ -67,13 +77,38 @@ def documents() -> list[Path]:
 def rendered(text: str, where: Path) -> str:
     """``text`` with each results block written from its committed table."""
     def block(m: re.Match) -> str:
-        table = TABLES / f'{m[2]}.json'
-        if not table.is_file():
-            raise DataError(f'{where}: a results block of {m[2]!r}, but {table} does not '
-                            f'exist (tools/pipeline.py {m[2]} --seeds ... --publish)')
-        result = json.loads(table.read_text())
-        return m[1] + '\n'.join(RENDERERS[result.get('kind', 'wise')](result)) + '\n' + m[4]
+        lines = bench_lines(m[3], where) if m[2] == 'bench' else results_lines(m[3], where)
+        return m[1] + '\n'.join(lines) + '\n' + m[5]
     return BLOCK.sub(block, text)
+
+
+def results_lines(name: str, where: Path) -> list[str]:
+    """The committed table ``bench/tables/<name>.json``, rendered by its kind."""
+    table = TABLES / f'{name}.json'
+    if not table.is_file():
+        raise DataError(f'{where}: a results block of {name!r}, but {table} does not '
+                        f'exist (tools/pipeline.py {name} --seeds ... --publish)')
+    result = json.loads(table.read_text())
+    return RENDERERS[result.get('kind', 'wise')](result)
+
+
+def bench_lines(key: str, where: Path) -> list[str]:
+    """Benchmark NAME's rows of ``bench/FILE.json`` (``key``: FILE.NAME), with the
+    commit and date of the run that measured them."""
+    stem, _, name = key.rpartition('.')
+    path = TABLES.parent / f'{stem}.json'
+    run = json.loads(path.read_text()) if path.is_file() else {}
+    rows = run.get('results', {}).get(name)
+    if not rows:
+        raise DataError(f'{where}: a bench block of {name!r}, but {path} holds no such rows '
+                        f'(bench/run.py --only {name} --out bench/{stem})')
+    env = run['env']
+    lines = ['| figure | value | target | met |', '|---|---|---|---|']
+    lines += [f"| {r['name']} | {r['value']} {r['unit']} | {r['target']} | "
+              f"{'-' if r['ok'] is None else 'yes' if r['ok'] else '**no**'} |" for r in rows]
+    link = os.path.relpath(TABLES.parent / f'{stem}.md', where.parent)
+    return [*lines, '', f"*bench `{name}`, commit {env['commit']}, {env['date']} "
+                        f"([bench/{stem}.md]({link}))*"]
 
 
 def stale_documents() -> list[str]:

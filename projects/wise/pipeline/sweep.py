@@ -24,6 +24,7 @@ from .paths import ROOT
 from .presets import Preset, sweep_preset
 from .runner import RunOptions, run_stage
 from .stage import Stage
+from .teacher import judge, val_figures
 
 #: the variants of ``tools/pipeline.py sweep`` unless --variants says otherwise: the
 #: first four seeds, none looked at before they were fixed
@@ -75,7 +76,10 @@ def seed_figures(preset: Preset, seed: int) -> dict:
     """One variant's figures of one seed's run."""
     work = ROOT / preset.work / f'seed{seed}'
     prm = latest_metrics(work / 'prm' / 'test')
-    out = {k: prm[key] for k, key in PRM_FIGURES.items()}
+    out: dict = {k: prm[key] for k, key in PRM_FIGURES.items()}
+    verdict = judge(val_figures(work / 'prm'),
+                    [work / s / f'{preset.train_split}_pseudo.json.report.json' for s in COMPARED])
+    out['learned'], out['teacher_failures'] = verdict.learned, verdict.failures
     for stage, name in COMPARED.items():
         mine, best = (json.loads((work / s / f'{preset.train_split}_pseudo.json.report.json')
                                  .read_text()) for s in (stage, f'oracle_{stage}'))
@@ -101,11 +105,15 @@ def variant_summary(runs: dict[str, dict]) -> dict:
         mean[name] = {f: m for f, (m, _) in stats.items()}
         sd[name] = {f: s for f, (_, s) in stats.items()}
     diff = _mean_sd([r['improved']['ratio'] - r['paper']['ratio'] for r in seeds])
-    return dict(mean=mean, sd=sd, improved_minus_paper=dict(mean=diff[0], sd=diff[1]))
+    return dict(mean=mean, sd=sd, improved_minus_paper=dict(mean=diff[0], sd=diff[1]),
+                learned=sum(r['learned'] for r in seeds) / len(seeds))
 
 
-def targets(variants: dict[str, dict]) -> list[dict]:
-    """Issue 29's sweep targets over the variants' means."""
+def targets(variants: dict[str, dict], where: str = '') -> list[dict]:
+    """Issue 29's sweep targets over the variants' means (``where``: which variants, in
+    the targets' names)."""
+    if not variants:
+        return []
     ratios = [v['mean']['improved']['ratio'] for v in variants.values()]
     per_object = statistics.median(v['mean']['improved']['per_object']
                                    for v in variants.values())
@@ -113,14 +121,14 @@ def targets(variants: dict[str, dict]) -> list[dict]:
     worst_diff = min(d['mean'] + d['sd'] for d in
                      (v['improved_minus_paper'] for v in variants.values()))
     return [
-        dict(name='improved pseudo mAP50 / oracle, median variant',
+        dict(name=f'improved pseudo mAP50 / oracle, median variant{where}',
              value=statistics.median(ratios), target='>= 0.85',
              ok=statistics.median(ratios) >= 0.85),
-        dict(name='improved pseudo mAP50 / oracle, worst variant', value=min(ratios),
+        dict(name=f'improved pseudo mAP50 / oracle, worst variant{where}', value=min(ratios),
              target='>= 0.75', ok=min(ratios) >= 0.75),
-        dict(name='improved instances per object, median variant', value=per_object,
+        dict(name=f'improved instances per object, median variant{where}', value=per_object,
              target='0.9 - 1.2', ok=0.9 <= per_object <= 1.2),
-        dict(name='improved - paper ratio, paired per seed: worst variant, mean + sd',
+        dict(name=f'improved - paper ratio, paired per seed: worst variant, mean + sd{where}',
              value=worst_diff, target='>= 0', ok=worst_diff >= 0),
     ]
 
@@ -133,9 +141,11 @@ def write_sweep(work: Path, presets: dict[str, Preset], seeds: Sequence[int]) ->
         runs = {f'seed{s}': seed_figures(preset, s) for s in seeds}
         variants[name] = dict(variant=describe(variant_by_name(name)), seeds=runs,
                               **variant_summary(runs))
+    learned = {k: v for k, v in variants.items() if v['learned'] == 1}
     result = dict(kind='sweep', seeds=list(seeds), split='test (PRM); train (pseudo masks)',
                   date=time.strftime('%Y-%m-%d %H:%M'), variants=variants,
-                  targets=targets(variants))
+                  targets=[*targets(variants),
+                           *targets(learned, f' (the {len(learned)} whose PRM learned)')])
     out = work / 'results.json'
     out.write_text(json.dumps(result, indent=1))
     return out
@@ -147,21 +157,22 @@ def sweep_lines(result: dict) -> list[str]:
     def pm(v: dict, name: str, f: str, scale: float = 1.0, digits: int = 2) -> str:
         return f"{v['mean'][name][f] * scale:.{digits}f} ± {v['sd'][name][f] * scale:.{digits}f}"
 
-    lines = ['| variant | classes | background, colour tie | cls mAP | peak precision | '
-             'paper: mAP50 / oracle | improved: mAP50 / oracle | instances per object '
-             '(paper / improved) |', '|---|---|---|---|---|---|---|---|']
+    lines = ['| variant | classes | background, colour tie | PRM learned | cls mAP | '
+             'peak precision | paper: mAP50 / oracle | improved: mAP50 / oracle | '
+             'instances per object (paper / improved) |', '|---|---|---|---|---|---|---|---|---|']
     variants = result['variants']
     for name, v in variants.items():
         d, m = v['variant'], v['mean']
         lines.append(
             f"| {name} | {', '.join(d['classes'])} | {d['background']}, {d['colour_tie']} | "
+            f"{v['learned']:.0%} of seeds | "
             f"{m['cls_mAP']:.1f} | {m['peak_precision']:.1f} | {pm(v, 'paper', 'ratio')} | "
             f"{pm(v, 'improved', 'ratio')} | {m['paper']['per_object']:.2f} / "
             f"{m['improved']['per_object']:.2f} |")
     for label, pick in (('median', statistics.median), ('worst', min)):
         ratios = {n: pick(v['mean'][n]['ratio'] for v in variants.values())
                   for n in COMPARED.values()}
-        lines.append(f"| **{label}** | | | | | {ratios['paper']:.2f} | "
+        lines.append(f"| **{label}** | | | | | | {ratios['paper']:.2f} | "
                      f"{ratios['improved']:.2f} | |")
     lines += ['', f"{len(result['seeds'])} seeds ({', '.join(map(str, result['seeds']))}); "
               'PRM figures on the test split, pseudo masks on the train split.', '',
