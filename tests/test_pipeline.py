@@ -369,3 +369,15 @@ def test_built_in_tables_score_a_held_out_test_split_and_voc_its_val() -> None:
             assert c.val_dataloader.dataset.ann_file.startswith('annotations/val_'), cfg
     assert '--splits train val test' in ' '.join(
         pipeline.build_stages(pipeline.presets()['demo'])[0].command_lines())
+
+
+def test_only_runs_the_checks_guarding_its_stages() -> None:
+    """Bug caught: --only STAGES leaving out the teacher checks whose verdicts they read
+    (their input would never exist, so they would rerun every time, or the check would
+    be skipped)."""
+    out = run_tool('tools/pipeline.py', 'demo', '--dry-run', '--only', 'prm',
+                   'pseudo', 'wise').stdout
+    assert _ran(out) == ['prm', 'prm_check', 'pseudo', 'pseudo_check', 'wise']
+    out = run_tool('tools/pipeline.py', 'demo', '--dry-run', '--only',
+                   'prm_baseline').stdout
+    assert _ran(out) == ['prm_baseline']

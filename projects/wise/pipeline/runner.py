@@ -135,9 +135,12 @@ def run_pipeline(preset: Preset, runs: Sequence[Sequence[Stage]], options: RunOp
     t_all = time.perf_counter()
     every = [stage for i, run in enumerate(runs) for stage in run
              if not (i and stage.name in SHARED)]
+    only = set(options.only)
+    if only:  # a check runs with what it guards (its verdict is their input)
+        read = {i for s in every if s.name in only for i in s.inputs}
+        only |= {s.name for s in every if s.name.endswith('_check') and set(s.outputs) & read}
     todo = [stage for stage in every
-            if not ((options.only and stage.name not in options.only)
-                    or stage.name in skipped)]
+            if not ((only and stage.name not in only) or stage.name in skipped)]
     ran: list[bool] = []  # of each stage in todo: whether it ran (was not fresh)
     jobs = 1 if options.dry_run else options.jobs
     threads = None if jobs == 1 else max(1, (os.cpu_count() or 1) // jobs)

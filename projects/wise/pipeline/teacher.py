@@ -69,13 +69,15 @@ def judge(val: dict[str, float] | None, reports: Sequence[Path] = ()) -> Verdict
 
 
 def check_teacher(prm_work: Path, reports: Sequence[Path], out: Path, go_on: bool) -> None:
-    """Write the verdict to ``out``; a PRM that has not learned stops the pipeline with
-    what was measured and what to try (``go_on``: a warning instead)."""
-    verdict = judge(val_figures(prm_work), reports)
-    if verdict.learned or go_on:
-        out.parent.mkdir(parents=True, exist_ok=True)
+    """Write the verdict to ``out`` (of the reports that exist: ``--only`` may leave a
+    selection out); a PRM that has not learned stops the pipeline with what was
+    measured and what to try (``go_on``: a warning instead)."""
+    verdict = judge(val_figures(prm_work), [r for r in reports if Path(r).is_file()])
+    text = json.dumps(dict(asdict(verdict), learned=verdict.learned), indent=1)
+    if (verdict.learned or go_on) and not (out.is_file() and out.read_text() == text):
+        out.parent.mkdir(parents=True, exist_ok=True)  # unchanged: what it guards stays fresh
         with atomic_write(out) as f:
-            json.dump(dict(asdict(verdict), learned=verdict.learned), f, indent=1)
+            f.write(text)
     if verdict.learned:
         return
     message = (f'the PRM in {prm_work} has not learned its classes: '
