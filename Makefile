@@ -9,7 +9,7 @@ ENV_KIND := $(if $(filter 1,$(WISE_CUDA)),cuda,$(if $(filter 0,$(WISE_CUDA)),cpu
 	nvidia-smi -L >/dev/null 2>&1 && echo cuda || echo cpu)))
 ENV_STAMP := $(VENV)/.wise-env-$(ENV_KIND)
 
-.PHONY: env lint test test-fast demo demo-hard demo-tables demo-crowded bench clean-demo \
+.PHONY: env lint test test-fast demo demo-hard demo-tables demo-crowded sweep bench clean-demo \
         clean-demo-hard clean-demo-crowded
 
 env: $(ENV_STAMP)
@@ -52,6 +52,10 @@ demo-tables: env
 # Many instances of few classes an image: PRM + Density and WISE + counts (docs/counts.md)
 demo-crowded: env
 	$(PY) tools/pipeline.py demo-crowded
+
+# The defaults on drawn variants nobody chose them on (docs/sweep.md; about an hour)
+sweep: env
+	$(PY) tools/pipeline.py sweep --seeds $(SEEDS)
 
 bench: env
 	$(PY) bench/run.py
