@@ -21,12 +21,14 @@ from ..utils.io import atomic_write
 from .paths import ROOT
 from .runner import RECORDS, read_records
 from .sweep import sweep_lines
-from .table import table_lines
+from .table import difference_lines, table_lines
 
 TABLES = ROOT / 'bench' / 'tables'
 DOCUMENTS = ('README.md', 'docs/*.md')
 #: a results file's ``kind`` -> its markdown: a preset's table, the variant sweep's
 RENDERERS = {'wise': table_lines, 'sweep': sweep_lines}
+#: ``<!-- results:NAME.VIEW -->``: another view of a results file
+VIEWS = {'differences': difference_lines}
 BLOCK = re.compile(r'(<!-- (results|bench):([\w.-]+) -->\n)(.*?)(<!-- /\2:\3 -->)', re.S)
 
 
@@ -82,14 +84,16 @@ def rendered(text: str, where: Path) -> str:
     return BLOCK.sub(block, text)
 
 
-def results_lines(name: str, where: Path) -> list[str]:
-    """The committed table ``bench/tables/<name>.json``, rendered by its kind."""
+def results_lines(key: str, where: Path) -> list[str]:
+    """The committed table ``bench/tables/<name>.json`` (``key``: NAME or NAME.VIEW),
+    rendered by its kind or as the view."""
+    name, _, view = key.partition('.')
     table = TABLES / f'{name}.json'
     if not table.is_file():
         raise DataError(f'{where}: a results block of {name!r}, but {table} does not '
                         f'exist (tools/pipeline.py {name} --seeds ... --publish)')
     result = json.loads(table.read_text())
-    return RENDERERS[result.get('kind', 'wise')](result)
+    return (VIEWS[view] if view else RENDERERS[result.get('kind', 'wise')])(result)
 
 
 def bench_lines(key: str, where: Path) -> list[str]:

@@ -154,3 +154,28 @@ def _bar_chart(result: dict, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
+
+
+#: the paired differences a table's ``.differences`` block shows: (better, worse)
+DIFFERENCES = (('WISE (improved)', 'PRM'), ('WISE (improved)', 'WISE'),
+               ('WISE (improved) + Refine', 'WISE (improved)'), ('WISE', 'PRM'),
+               ('WISE + Refine', 'PRM'))
+
+
+def difference_lines(result: dict) -> list[str]:
+    """Seed by seed, row minus row (mAP25 / mAP50 / mAP75 / ABO), then the mean and the
+    paired mean - sd that the bench judges targets on; pairs with a missing row go."""
+    def fmt(values: Sequence[float]) -> str:
+        return ' / '.join(f'{v:+.1f}' for v in values)
+
+    seeds = result['seeds']
+    lines = ['| difference | ' + ' | '.join(f'seed {s}' for s in seeds) + ' | mean | mean - sd |',
+             '|---|' + '---|' * (len(seeds) + 2)]
+    for better, worse in DIFFERENCES:
+        if not all(better in run and worse in run for run in result['runs']):
+            continue
+        per_seed = [[run[better][c] - run[worse][c] for c in COLUMNS] for run in result['runs']]
+        stats = [mean_sd([d[i] for d in per_seed]) for i in range(len(COLUMNS))]
+        lines.append(f'| {better} - {worse} | ' + ' | '.join(fmt(d) for d in per_seed)
+                     + f' | {fmt([m for m, _ in stats])} | {fmt([m - sd for m, sd in stats])} |')
+    return lines
