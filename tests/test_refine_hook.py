@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -247,6 +248,8 @@ def test_refinement_changes_the_printed_metric(unrefined, refined, shapes_root):
     metrics, log = refined
     assert 'ProposalRefineHook (test): ' in log and ' 0 kept on 0 images' in log
     assert 'ProposalRefineHook (test): 0 predictions refined' not in log
+    # its own CPU time over every test image (bench refine_cost reads it)
+    assert re.search(r'; [\d.]+ ms of CPU over 4 images', log), log[-500:]
     assert unrefined['segm_ABO'] > 0  # the tiny model does predict something
     # GT masks as proposals: every prediction touching an object becomes that object
     for key in ('segm_ABO', 'segm_mAP50'):
