@@ -1,9 +1,11 @@
 """--scale-schedule: the paper's recipe on 1, 2 and 8 processes (the VOC configs)."""
 from __future__ import annotations
 
+import argparse
+
 import pytest
 import torch
-from mmengine.config import Config
+from mmengine.config import Config, DictAction
 
 from projects.wise.errors import OptionError
 from projects.wise.utils.batch_scaling import scale_schedule
@@ -58,6 +60,28 @@ def test_pipeline_keeps_the_schedule_on_several_gpus() -> None:
     # PRM, PRM + Density, full, WISE with the paper's and with the improved pseudo masks
     assert len(trains) == 5 and all(' 8 --scale-schedule ' in t for t in trains)
     assert any('prm-density_r50_voc.py 8 --scale-schedule' in t for t in trains)
+
+
+@pytest.mark.parametrize('gpus', [1, 2, 4, 8])
+def test_smoke_runs_on_any_gpu_count(gpus: int) -> None:
+    """The PRM training of ``pipeline.py voc --smoke --gpus N``, its config resolved with
+    the command's own options and rescaled as train.py --scale-schedule does on N
+    processes: one batch of an image per process. Bug caught: --smoke --gpus 4 or 8
+    failed at the PRM's first training (the smoke batch of 2 does not split over N > 2
+    processes); on 1 and 2 the smoke commands (the demos' records hash them) change."""
+    out = run_tool('tools/pipeline.py', 'voc', '--smoke', '--gpus', str(gpus), '--dry-run',
+                   '--only', 'prm').stdout
+    line = next(x for x in out.splitlines() if 'prm_r50_voc.py' in x and 'train' in x)
+    parser = argparse.ArgumentParser()
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    options = parser.parse_args(['--cfg-options', *line.split('--cfg-options ')[1].split()])
+    cfg = Config.fromfile(PRM)
+    cfg.merge_from_dict(options.cfg_options)
+    total = cfg.train_dataloader.batch_size
+    scale_schedule(cfg, gpus)
+    assert cfg.train_dataloader.batch_size * gpus == total == max(2, gpus)
+    assert cfg.train_dataloader.dataset.indices == total  # an image for every process
+    assert cfg.train_cfg.max_epochs == 1
 
 
 def test_train_refuses_both_lr_rescalings() -> None:

@@ -18,10 +18,17 @@ from .stage import Command
 SMOKE_TRAIN = ('model.backbone.init_cfg=None', 'val_cfg=None', 'val_dataloader=None',
                'val_evaluator=None', 'train_dataloader.num_workers=0',
                'train_dataloader.persistent_workers=False')
-SMOKE_PRM = ('train_cfg.max_epochs=1', 'train_dataloader.batch_size=2',
-             'train_dataloader.dataset.indices=2')
 SMOKE_DETECTOR = ('train_cfg.max_iters=1',)
 SMOKE_TEST = ('test_dataloader.num_workers=0', 'test_dataloader.persistent_workers=False')
+
+
+def smoke_prm(gpus: int) -> tuple[str, ...]:
+    """--smoke's PRM: one epoch of one batch that ``--scale-schedule`` can split over
+    ``gpus`` processes (an epoch loop keeps its total batch, which must divide): the
+    smallest multiple of ``gpus`` from 2, as many images."""
+    batch = gpus * -(-2 // gpus)
+    return ('train_cfg.max_epochs=1', f'train_dataloader.batch_size={batch}',
+            f'train_dataloader.dataset.indices={batch}')
 
 
 def python(script: str, *args: str) -> Command:

@@ -56,7 +56,7 @@ class Plan:
 
     @property
     def prm_train(self) -> list[str]:
-        smoke = [*cmd.SMOKE_TRAIN, *cmd.SMOKE_PRM] if self.smoke else []
+        smoke = [*cmd.SMOKE_TRAIN, *cmd.smoke_prm(self.gpus)] if self.smoke else []
         return [*self.seeded, *smoke, *self.prm_options]
 
     @property
