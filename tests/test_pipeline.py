@@ -381,3 +381,39 @@ def test_only_runs_the_checks_guarding_its_stages() -> None:
     out = run_tool('tools/pipeline.py', 'demo', '--dry-run', '--only',
                    'prm_baseline').stdout
     assert _ran(out) == ['prm_baseline']
+
+
+def test_several_gpus_run_gen_pseudo_and_the_prm_test_under_torchrun() -> None:
+    """--gpus N: every gen_pseudo (pseudo masks, the PRM and PRM + Density baselines)
+    and the PRM's test run under torchrun on N processes, as the trainings; the peaks
+    are drawn by one process. Bug caught: they ran as one process whatever --gpus was
+    (N - 1 GPUs idle, dist_gen_pseudo.sh never used); or --gpus 1's command lines
+    changed (stage records hash them: every finished stage would rerun)."""
+    def lines(gpus: str) -> dict[str, list[str]]:
+        out = run_tool('tools/pipeline.py', 'voc', '--gpus', gpus, '--dry-run').stdout
+        stages: dict[str, list[str]] = {}
+        for line in out.splitlines():
+            if line.startswith('[pipeline] ') and not line.endswith(' s'):
+                name = stages.setdefault(line.split()[1], [])
+            elif line.startswith('  $ '):
+                name.append(line[4:].replace(sys.executable, 'python'))
+        return stages
+
+    many, one = lines('8'), lines('1')
+    for name in ('pseudo', 'pseudo_improved', 'prm_baseline', 'prm_density_baseline'):
+        model = 'prm_density' if name.startswith('prm_density') else 'prm'
+        head = f'$(cat work_dirs/voc/{model}/last_checkpoint)'
+        assert len(many[name]) == 1 and many[name][0].startswith('bash -c bash tools/'
+                                                                 'dist_gen_pseudo.sh '), name
+        assert f'{head} 8 --' in many[name][0]
+        assert one[name] == [many[name][0].replace('bash tools/dist_gen_pseudo.sh',
+                                                   'python tools/gen_pseudo.py')
+                             .replace(f'{head} 8 ', f'{head} ')], name
+    for name, cfg in (('prm', 'prm_r50_voc.py'), ('prm_density', 'prm-density_r50_voc.py')):
+        ckpt = f'$(cat work_dirs/voc/{name}/last_checkpoint)'
+        assert many[name][1] == (f'bash -c bash tools/dist_test.sh configs/wise/{cfg} {ckpt} '
+                                 f'8 --work-dir work_dirs/voc/{name}/test')
+        assert one[name][1] == (f'bash -c python tools/test.py configs/wise/{cfg} {ckpt} '
+                                f'--work-dir work_dirs/voc/{name}/test')
+        assert many[name][2] == one[name][2]  # vis_peaks: 8 images, one process
+        assert many[name][2].startswith('bash -c python tools/vis_peaks.py')

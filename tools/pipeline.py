@@ -54,7 +54,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                     help='rerun this stage and all after it (earlier ones are not touched)')
     ap.add_argument('--only', nargs='+', default=[],
                     help='run just these stages (if not fresh)')
-    ap.add_argument('--gpus', type=int, default=1, help='processes per training/test (torchrun)')
+    ap.add_argument('--gpus', type=int, default=1,
+                    help='processes per training, test and gen_pseudo (torchrun)')
     ap.add_argument('--jobs', type=int,
                     help='stages run side by side where one does not read what another '
                          'writes, each with cores/JOBS threads and its output in '

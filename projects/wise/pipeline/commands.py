@@ -2,8 +2,9 @@
 
 One process trains with ``tools/train.py``; several with ``tools/dist_train.sh`` and
 ``--scale-schedule`` (the config's one-process recipe kept on N,
-utils/batch_scaling.py). A checkpoint is read from the ``last_checkpoint`` file
-mmengine writes, so such commands run under ``bash -c``.
+utils/batch_scaling.py); tests and gen_pseudo likewise run under torchrun on several
+(``dist_test.sh``, ``dist_gen_pseudo.sh``). A checkpoint is read from the
+``last_checkpoint`` file mmengine writes, so such commands run under ``bash -c``.
 """
 from __future__ import annotations
 
@@ -53,25 +54,32 @@ def train(cfg: str, work: str, gpus: int, options: Sequence[str]) -> Command:
     return python('tools/train.py', cfg, *tail)
 
 
+def _with_checkpoint(tool: str, cfg: str, work: str, gpus: int) -> list[str]:
+    """``tools/<tool>.py cfg <last checkpoint in work>`` by this interpreter, or on
+    several GPUs under torchrun (``tools/dist_<tool>.sh``, which takes NPROC next)."""
+    if gpus > 1:
+        return ['bash', f'tools/dist_{tool}.sh', cfg, checkpoint(work), str(gpus)]
+    return [sys.executable, f'tools/{tool}.py', cfg, checkpoint(work)]
+
+
 def test(cfg: str, work: str, prefix: str, gpus: int, options: Sequence[str] = ()) -> Command:
     """The last checkpoint in ``work`` tested, its metrics written to ``<prefix>.*``."""
-    tail = ['--work-dir', f'{work}/test',
-            '--cfg-options', f'test_evaluator.outfile_prefix={prefix}', *options]
-    if gpus > 1:
-        return shell('bash', 'tools/dist_test.sh', cfg, checkpoint(work), str(gpus), *tail)
-    return shell(sys.executable, 'tools/test.py', cfg, checkpoint(work), *tail)
+    return shell(*_with_checkpoint('test', cfg, work, gpus), '--work-dir', f'{work}/test',
+                 '--cfg-options', f'test_evaluator.outfile_prefix={prefix}', *options)
 
 
-def gen_pseudo(cfg: str, model_work: str, seed: int | None, *args: str) -> Command:
-    """tools/gen_pseudo.py with ``cfg`` and the last checkpoint in ``model_work``."""
-    return shell(sys.executable, 'tools/gen_pseudo.py', cfg, checkpoint(model_work),
+def gen_pseudo(cfg: str, model_work: str, seed: int | None, gpus: int, *args: str) -> Command:
+    """tools/gen_pseudo.py with ``cfg`` and the last checkpoint in ``model_work``; on
+    several GPUs each rank labels every N-th image and rank 0 merges."""
+    return shell(*_with_checkpoint('gen_pseudo', cfg, model_work, gpus),
                  *([] if seed is None else ['--seed', str(seed)]), *args)
 
 
-def prm_test(cfg: str, work: str, options: Sequence[str]) -> list[Command]:
-    """A PRM's classification, peak and counting metrics on val, and its peaks drawn."""
-    ckpt = checkpoint(work)
-    return [shell(sys.executable, 'tools/test.py', cfg, ckpt, '--work-dir', f'{work}/test',
+def prm_test(cfg: str, work: str, gpus: int, options: Sequence[str]) -> list[Command]:
+    """A PRM's classification, peak and counting metrics on val (on several GPUs under
+    torchrun, as its validation during training), and its peaks drawn (8 images, one
+    process)."""
+    return [shell(*_with_checkpoint('test', cfg, work, gpus), '--work-dir', f'{work}/test',
                   *(['--cfg-options', *options] if options else [])),
-            shell(sys.executable, 'tools/vis_peaks.py', cfg, ckpt, '--out-dir', f'{work}/vis',
-                  '--num', '8')]
+            shell(sys.executable, 'tools/vis_peaks.py', cfg, checkpoint(work), '--out-dir',
+                  f'{work}/vis', '--num', '8')]

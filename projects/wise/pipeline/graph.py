@@ -149,7 +149,7 @@ def classifier_stage(plan: Plan, name: str, cfg: str) -> Stage:
     """A peak classifier (PRM, PRM + Density) trained on the image labels, and tested
     on val where there is one."""
     p, work = plan.preset, f'{plan.work}/{name}'
-    tests = cmd.prm_test(cfg, work, plan.test_options) if p.val else []
+    tests = cmd.prm_test(cfg, work, plan.gpus, plan.test_options) if p.val else []
     return plan.stage(name, [[cmd.train(cfg, work, plan.gpus, plan.prm_train)],
                              *[[c] for c in tests]],
                       inputs=[cfg, f'{p.annotations}/{p.train_split}_labels.json',
@@ -160,8 +160,8 @@ def classifier_stage(plan: Plan, name: str, cfg: str) -> Stage:
 def pseudo_stage(plan: Plan, selection: str) -> Stage:
     """The train split's pseudo masks from the PRM's peaks, by one selection."""
     out = plan.pseudo_json(selection)
-    line = cmd.gen_pseudo(plan.preset.prm_cfg, f'{plan.work}/prm', plan.seed, '--out', out,
-                          *plan.proposals, *SELECTIONS[selection])
+    line = cmd.gen_pseudo(plan.preset.prm_cfg, f'{plan.work}/prm', plan.seed, plan.gpus,
+                          '--out', out, *plan.proposals, *SELECTIONS[selection])
     return plan.stage(selection, [[line]],
                       inputs=[f'{plan.work}/prm/last_checkpoint', *plan.proposals_done,
                               *(plan.check_file('prm_check') if plan.preset.val else []),
@@ -186,8 +186,8 @@ def oracle_stage(plan: Plan, selection: str) -> Stage:
     the PRM's peaks (``oracle_<selection>``): what the selection makes of perfect peaks."""
     name = f'oracle_{selection}'
     out = f'{plan.work}/{name}/{plan.preset.train_split}_pseudo.json'
-    line = cmd.gen_pseudo(plan.preset.prm_cfg, f'{plan.work}/prm', plan.seed, '--out', out,
-                          '--oracle', *plan.proposals, *SELECTIONS[selection])
+    line = cmd.gen_pseudo(plan.preset.prm_cfg, f'{plan.work}/prm', plan.seed, plan.gpus,
+                          '--out', out, '--oracle', *plan.proposals, *SELECTIONS[selection])
     return plan.stage(name, [[line]],
                       inputs=[f'{plan.work}/prm/last_checkpoint', *plan.proposals_done,
                               'projects/wise/pseudo', 'tools/gen_pseudo.py'],
@@ -200,7 +200,7 @@ def baseline_stage(plan: Plan, name: str, cfg: str, model: str,
     ``model`` (a table row)."""
     split = plan.preset.test_split
     out = f'{plan.work}/{name}/{split}_prm.json'
-    line = cmd.gen_pseudo(cfg, f'{plan.work}/{model}', plan.seed, '--split', split,
+    line = cmd.gen_pseudo(cfg, f'{plan.work}/{model}', plan.seed, plan.gpus, '--split', split,
                           '--no-image-labels', '--selector', *selector, '--out', out,
                           *plan.proposals)
     return plan.stage(name, [[line]],
