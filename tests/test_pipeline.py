@@ -417,3 +417,30 @@ def test_several_gpus_run_gen_pseudo_and_the_prm_test_under_torchrun() -> None:
                                 f'--work-dir work_dirs/voc/{name}/test')
         assert many[name][2] == one[name][2]  # vis_peaks: 8 images, one process
         assert many[name][2].startswith('bash -c python tools/vis_peaks.py')
+
+
+def test_proposals_use_every_core_whatever_gpus(tmp_path: Path) -> None:
+    """The presets of 1000 proposals an image (VOC, custom) run one single-thread shard
+    a split per core this process may use (capped), however many GPUs train. Bug
+    caught: the shards followed --gpus (--gpus 1 on a 64-core node kept 2 cores busy,
+    --gpus 8 on a 2-core job started 8 a split), or the built-in demos' proposal
+    commands changed (their stage records hash them)."""
+    (tmp_path / 'img').mkdir()
+    (tmp_path / 'labels.csv').write_text('image,labels\na.jpg,cat\nb.jpg,dog\n')
+    custom = ('custom', '--data', tmp_path / 'img', '--labels', tmp_path / 'labels.csv',
+              '--work-dir', tmp_path / 'work')
+
+    def shards(*args, wrapper: tuple[str, ...] = ()) -> set[str]:
+        out = run_tool('tools/pipeline.py', *args, '--dry-run', '--only', 'proposals',
+                       wrapper=wrapper).stdout
+        return {x.split('--shard ')[1].split()[0] for x in out.splitlines() if '--shard' in x}
+
+    voc = shards('voc', '--gpus', '1')
+    assert shards('voc', '--gpus', '8') == voc
+    from projects.wise.pipeline.presets import MAX_PROPOSAL_SHARDS
+    cores = min(len(os.sched_getaffinity(0)), MAX_PROPOSAL_SHARDS)
+    every = {f'{i}/{cores}' for i in range(cores)}
+    assert voc == every
+    assert shards(*custom, '--gpus', '8') == every
+    assert shards('voc', '--gpus', '8', wrapper=('taskset', '-c', '0')) == {'0/1'}  # 1 core
+    assert shards('demo', '--gpus', '8') == {'0/2', '1/2'}

@@ -123,14 +123,13 @@ def make_preset(args: argparse.Namespace) -> Preset:
     if args.preset == 'custom':
         try:
             preset = custom_preset(args.data, args.labels, args.val, args.classes,
-                                   args.work_dir or 'work_dirs/custom', args.gpus,
-                                   args.detector)
+                                   args.work_dir or 'work_dirs/custom', args.detector)
         except DataError as e:
             raise SystemExit(f'pipeline.py: error: {e}') from None
     elif SWEEP.fullmatch(args.preset):
         preset = sweep_preset(args.preset)
     else:
-        preset = presets(args.gpus, args.data_root, args.sbd_root)[args.preset]
+        preset = presets(args.data_root, args.sbd_root)[args.preset]
     if args.work_dir:
         preset.work = args.work_dir
     if args.soft_negatives is not None:

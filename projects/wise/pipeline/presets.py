@@ -36,6 +36,9 @@ SELECTIONS = {'pseudo': (), 'pseudo_improved': ('--selector', *IMPROVED),
 WISE_OF = {'pseudo': 'wise', 'pseudo_improved': 'wise_improved', 'pseudo_counts': 'wise_counts'}
 #: PRM + Density's instance masks: PRM's retrieval with ILC's density term
 DENSITY_RETRIEVAL = ('type=prm_retrieval', 'density_weight=0.2')
+#: at most this many proposal shards a split: each is a process of ~0.45 GB (torch
+#: imported), and every split's shards run at once
+MAX_PROPOSAL_SHARDS = 64
 
 
 def wise_stage_name(selection: str, detector: str) -> str:
@@ -98,6 +101,16 @@ class Preset:
                    'pseudo instance weigh 0.3)' if self.soft_negatives else ''))
 
 
+def proposal_shards() -> int:
+    """Proposal shards a split for the presets that make 1000 proposals an image: one
+    single-thread process per core this process may use (its affinity: a slurm job's or
+    container's share, not the node's count), capped; proposals are CPU work, whatever
+    --gpus is."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else \
+        os.cpu_count() or 1
+    return min(cores, MAX_PROPOSAL_SHARDS)
+
+
 def _builtin(name: str, variant: str | None, **kwargs) -> Preset:
     """A built-in data set: ``tools/make_shapes_dataset.py`` writes it."""
     data = 'data/shapes' + (f'-{variant}' if variant else '')
@@ -132,23 +145,22 @@ def sweep_preset(name: str, work: str = 'work_dirs/sweep') -> Preset:
     return preset
 
 
-def _voc(name: str, gpus: int, data_root: str | None, tag: str, **kwargs) -> Preset:
+def _voc(name: str, data_root: str | None, tag: str, **kwargs) -> Preset:
     """PASCAL VOC 2012 with the paper's configs and 1000 proposals an image, as the
     paper's SharpMask; VOC 2012 and SBD are downloaded by the user (docs/data.md)."""
     voc = data_root or os.environ.get('VOC_ROOT', 'data/VOCdevkit/VOC2012')
     return Preset(
         data=voc, work=f'work_dirs/{name}', make_data=[], proposals_root=f'{voc}/proposals',
-        proposal_shards=max(gpus, 1), proposal_args=['--max-proposals', '1000'],
+        proposal_shards=proposal_shards(), proposal_args=['--max-proposals', '1000'],
         prm_cfg=f'configs/wise/prm_r50_{tag}.py',
         full_cfg=f'configs/wise/mask-rcnn_r50_{tag}_full.py',
         density_cfg=f'configs/wise/prm-density_r50_{tag}.py',
         wise_cfg=f'configs/wise/{{}}_r50_{tag}_pseudo{{refine}}.py', **kwargs)
 
 
-def presets(gpus: int = 1, data_root: str | None = None,
+def presets(data_root: str | None = None,
             sbd_root: str = 'data/benchmark_RELEASE/dataset') -> dict[str, Preset]:
-    """The presets by name; ``gpus`` sets the VOC presets' proposal shards,
-    ``data_root`` / ``sbd_root`` where VOC 2012 and SBD are."""
+    """The presets by name; ``data_root`` / ``sbd_root``: where VOC 2012 and SBD are."""
     return {
         'demo': _builtin('demo', None, density_cfg='configs/wise/demo/prm-density_r18_shapes.py',
                          soft_negatives=True),
@@ -157,9 +169,9 @@ def presets(gpus: int = 1, data_root: str | None = None,
             'demo-crowded', 'crowded',
             density_cfg='configs/wise/demo/prm-density_r18_shapes-crowded.py',
             selections=('pseudo_improved', 'pseudo_counts')),
-        'voc': _voc('voc', gpus, data_root, 'voc', convert_args=[], train_split='train',
+        'voc': _voc('voc', data_root, 'voc', convert_args=[], train_split='train',
                     train_note="VOC 2012 train (1,464 images), the split of the authors' code"),
-        'voc_aug': _voc('voc_aug', gpus, data_root, 'voc-aug',
+        'voc_aug': _voc('voc_aug', data_root, 'voc-aug',
                         convert_args=['--sbd-root', sbd_root], train_split='train_aug',
                         train_note='SBD train_aug (10,582 images: more data than the paper '
                                    'used)'),
@@ -168,7 +180,7 @@ def presets(gpus: int = 1, data_root: str | None = None,
 
 def custom_preset(images: str, labels: str, val: str | None = None,
                   classes: str | None = None, work: str = 'work_dirs/custom',
-                  gpus: int = 1, detectors: Sequence[str] = (DEFAULT_DETECTOR,)) -> Preset:
+                  detectors: Sequence[str] = (DEFAULT_DETECTOR,)) -> Preset:
     """The preset of a user's own data: an image folder, a label file over it (csv or
     COCO json, tools/dataset_converters/labels_to_coco.py) and optionally a val label
     file (a COCO json with instance masks also scores). Its configs are derived from
@@ -194,7 +206,7 @@ def custom_preset(images: str, labels: str, val: str | None = None,
         data=data, work=work, convert_args=None, prm_cfg=str(cfgs['prm']), full_cfg=None,
         density_cfg=None, wise_cfg=str(cfgs['prm'].parent / WISE_CONFIG), train_split='train',
         train_note=f'{labels} ({len(names)} classes)', make_data=make,
-        proposals_root=f'{data}/proposals', proposal_shards=max(gpus, 1),
+        proposals_root=f'{data}/proposals', proposal_shards=proposal_shards(),
         proposal_args=['--max-proposals', '1000'], selections=('pseudo_improved',),
         val=val is not None, val_masks=val_masks, img_root=images,
         data_inputs=[labels, *([val] if val else [])])
