@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from projects.wise import pipeline
 from projects.wise.pipeline.parallel import dependencies, run_in_parallel
@@ -444,3 +445,62 @@ def test_proposals_use_every_core_whatever_gpus(tmp_path: Path) -> None:
     assert shards(*custom, '--gpus', '8') == every
     assert shards('voc', '--gpus', '8', wrapper=('taskset', '-c', '0')) == {'0/1'}  # 1 core
     assert shards('demo', '--gpus', '8') == {'0/2', '1/2'}
+
+
+SIDE_BY_SIDE = '''
+import os, pathlib, sys, time
+seen = pathlib.Path(sys.argv[1])
+(seen / sys.argv[2]).write_text(os.environ.get("PORT", "") + " "
+                                + os.environ.get("CUDA_VISIBLE_DEVICES", "-"))
+deadline = time.time() + 60
+while len(list(seen.iterdir())) < 2 and time.time() < deadline:  # both running at once
+    time.sleep(0.05)
+'''
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason='GPUs visible: the split is checked '
+                    'in test_gpus_are_checked_and_split_between_stages_side_by_side')
+def test_stages_side_by_side_on_several_gpus_get_their_own_port(tmp_path: Path) -> None:
+    """Two stages run side by side with --gpus 2 --jobs 2, each recording the
+    environment its commands get. Bug caught: every torchrun started on port 29500
+    (dist_run.sh's default: the second cannot bind it, or joins the first's
+    rendezvous); or --gpus N > 1 kept the demos' default of 3 side by side."""
+    seen = tmp_path / 'seen'
+    seen.mkdir()
+    stages = [pipeline.Stage(name, [[[sys.executable, '-c', SIDE_BY_SIDE, str(seen), name]]],
+                             work=str(tmp_path)) for name in ('a', 'b')]
+    preset = pipeline.presets()['demo']
+    preset.work = str(tmp_path)
+    pipeline.run_pipeline(preset, [stages], pipeline.RunOptions(jobs=2, gpus=2))
+    ports = sorted(int((seen / n).read_text().split()[0]) for n in ('a', 'b'))
+    base = int(os.environ.get('PORT', 29500))
+    assert ports == [base, base + 1]
+    out = run_tool('tools/pipeline.py', 'demo', '--gpus', '2', '--dry-run').stdout
+    assert 'side by side' not in out  # one stage at a time unless --jobs says otherwise
+    out = run_tool('tools/pipeline.py', 'demo', '--gpus', '2', '--jobs', '3', '--dry-run').stdout
+    assert f'PORT={base}; PORT={base + 1}; PORT={base + 2}' in out
+
+
+def test_gpus_are_checked_and_split_between_stages_side_by_side() -> None:
+    """Where torch sees GPUs, --gpus N beyond them, or --jobs J x --gpus N beyond them,
+    is refused in one line, and J stages side by side get disjoint GPU sets; where it
+    sees none, torchrun runs CPU processes (gloo), any count. Bug caught: --gpus never
+    checked (torchrun failed later, in each process, or a stage waited on GPUs it
+    cannot have), or stages side by side on the same GPUs."""
+    from projects.wise.pipeline.devices import Slots, gpu_problem, slot_env
+    assert gpu_problem(16, 1, 8) == '--gpus 16, but torch sees 8 GPU(s) on this machine'
+    assert gpu_problem(8, 1, 8) is None and gpu_problem(4, 2, 8) is None
+    assert gpu_problem(1, 3, 1) is None  # one-process stages take turns on the GPU
+    assert '--jobs 2 x --gpus 8 needs 16 GPUs' in gpu_problem(8, 2, 8)
+    assert gpu_problem(16, 2, 0) is None  # CPU: gloo processes
+    devices = [str(i) for i in range(8)]
+    assert slot_env(1, 4, devices, 29500) == {'PORT': '29501',
+                                              'CUDA_VISIBLE_DEVICES': '4,5,6,7'}
+    envs = Slots(4, 2, ['3', '5', '6', '7', '0', '1', '2', '4']).envs
+    assert [e['CUDA_VISIBLE_DEVICES'] for e in envs] == ['3,5,6,7', '0,1,2,4']
+    assert Slots(4, 1, devices).envs == [] and Slots(1, 3, devices).envs == []
+    proc = run_tool('tools/pipeline.py', 'voc', '--gpus', '16', '--dry-run', check=False)
+    if torch.cuda.device_count():
+        assert proc.returncode != 0 and 'torch sees' in proc.stderr
+    else:  # a dry run on a CPU machine prints the commands for another
+        assert proc.returncode == 0 and 'torch sees' not in proc.stdout + proc.stderr

@@ -59,8 +59,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument('--jobs', type=int,
                     help='stages run side by side where one does not read what another '
                          'writes, each with cores/JOBS threads and its output in '
-                         '<work>/logs/ (default: the built-in demos 3, as on 2 cores '
-                         'one-thread trainings side by side finish sooner; others 1)')
+                         '<work>/logs/; with --gpus N > 1 each torchrun of them on its own '
+                         'port (PORT, default 29500, + 0..JOBS-1) and its own N GPUs, so '
+                         'JOBS x N must not exceed the GPUs (8 GPUs: --gpus 4 --jobs 2). '
+                         'Default: the built-in demos 3 on --gpus 1, as on 2 cores '
+                         'one-thread trainings side by side finish sooner; otherwise 1')
     ap.add_argument('--dry-run', action='store_true')
     ap.add_argument('--seeds', nargs='+', type=int, default=[],
                     help='run the trained stages once per seed (in <work>/seed<N>/) and '
@@ -105,6 +108,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = ap.parse_args(argv)
     if args.jobs is not None and args.jobs < 1:
         ap.error('--jobs takes 1 or more')
+    if args.gpus < 1:
+        ap.error('--gpus takes 1 or more')
     if args.publish and not args.seeds:
         ap.error('--publish takes --seeds (the table of every seed)')
     if args.preset == 'sweep' and not args.seeds:
@@ -157,8 +162,9 @@ def main(argv: list[str] | None = None) -> None:
         os.environ['VOC_ROOT'] = args.data_root  # read by the configs' data_root
     runs = [build_stages(preset, args.gpus, seed, args.prm_cfg_options, args.smoke,
                          args.detector, args.ignore_teacher) for seed in (args.seeds or [None])]
-    run_pipeline(preset, runs, RunOptions(args.start, args.only, args.dry_run,
-                                          args.jobs or preset.jobs, args.seeds))
+    jobs = args.jobs or (preset.jobs if args.gpus == 1 else 1)
+    run_pipeline(preset, runs, RunOptions(args.start, args.only, args.dry_run, jobs,
+                                          args.seeds, args.gpus))
     if args.publish and not args.dry_run:
         print(f'[pipeline] published {publish(args.preset, ROOT / preset.work, args.seeds)}')
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from ..utils.io import atomic_write
+from .devices import Slots, gpu_problem, visible_gpus
 from .graph import SHARED
 from .parallel import dependencies, run_in_parallel
 from .paths import ROOT
@@ -56,19 +57,21 @@ def record(path: Path, stage: str, value: Any) -> None:
 
 
 def run_step(step: Step, dry_run: bool = False, threads: int | None = None,
-             log: IO[str] | None = None) -> None:
+             log: IO[str] | None = None, env: dict[str, str] | None = None) -> None:
     """A step's commands, side by side; ``threads``: each one's OpenMP threads
-    (default: all cores), ``log``: a file for their output."""
+    (default: all cores), ``log``: a file for their output, ``env``: variables set for
+    them (a torchrun's port and GPUs, :class:`~.devices.Slots`)."""
     for command in step:
         print('  $ ' + ' '.join(map(str, command)), flush=True, file=log or sys.stdout)
     if dry_run:
         return
-    env = {'PYTHON': sys.executable, **os.environ}  # dist_run.sh's interpreter
+    # PYTHON: dist_run.sh's interpreter
+    full_env = {'PYTHON': sys.executable, **os.environ, **(env or {})}
     if len(step) > 1:  # side by side: one thread each, not N x all cores
         threads = 1
     if threads is not None:
-        env['OMP_NUM_THREADS'] = str(threads)
-    procs = [subprocess.Popen([str(c) for c in command], cwd=ROOT, env=env, stdout=log,
+        full_env['OMP_NUM_THREADS'] = str(threads)
+    procs = [subprocess.Popen([str(c) for c in command], cwd=ROOT, env=full_env, stdout=log,
                               stderr=subprocess.STDOUT if log else None) for command in step]
     codes = [proc.wait() for proc in procs]
     if any(codes):
@@ -76,9 +79,11 @@ def run_step(step: Step, dry_run: bool = False, threads: int | None = None,
 
 
 def run_stage(stage: Stage, forced: bool = False, dry_run: bool = False,
-              threads: int | None = None, to_log: bool = False) -> bool:
+              threads: int | None = None, to_log: bool = False,
+              env: dict[str, str] | None = None) -> bool:
     """Run ``stage`` unless it is fresh; whether it ran. ``to_log``: its commands'
-    output goes to ``<work>/logs/<stage>.log`` (stages running side by side)."""
+    output goes to ``<work>/logs/<stage>.log`` (stages running side by side); ``env``:
+    variables set for its commands."""
     work = ROOT / stage.work
     fresh = not forced and stage.fresh()
     now = provenance(stage) if fresh or not dry_run else {}
@@ -93,13 +98,16 @@ def run_stage(stage: Stage, forced: bool = False, dry_run: bool = False,
     log_path = work / 'logs' / f'{stage.name}.log'
     if to_log:
         log_path.parent.mkdir(parents=True, exist_ok=True)
-    print(f'[pipeline] {stage.label}'
-          + (f' (log: {log_path.relative_to(ROOT)})' if to_log else ''), flush=True)
+    shown = log_path.relative_to(ROOT) if log_path.is_relative_to(ROOT) else log_path
+    notes = [*([f'log: {shown}'] if to_log else []),
+             *(f'{k}={v}' for k, v in (env or {}).items())]
+    print(f'[pipeline] {stage.label}' + (f' ({", ".join(notes)})' if notes else ''),
+          flush=True)
     t0 = time.perf_counter()
     with open(log_path, 'w') if to_log else nullcontext() as log:
         try:
             for step in stage.steps:
-                run_step(step, dry_run, threads, log)
+                run_step(step, dry_run, threads, log, env)
         except SystemExit as e:
             where = f'; its log: {log_path}' if to_log else ''
             raise SystemExit(f'{e} in stage {stage.label}{where}') from None
@@ -121,11 +129,17 @@ class RunOptions:
     dry_run: bool = False
     jobs: int = 1
     seeds: Sequence[int] = ()
+    gpus: int = 1  # processes of each torchrun (stages side by side: :mod:`.devices`)
 
 
 def run_pipeline(preset: Preset, runs: Sequence[Sequence[Stage]], options: RunOptions) -> None:
     """Run the stages of ``runs`` (one list per seed, the shared stages once); with
-    seeds, write the table of their mean ± sd; record a clean run's time."""
+    seeds, write the table of their mean ± sd; record a clean run's time. Refused where
+    torch sees fewer GPUs than they need."""
+    devices = visible_gpus() if options.gpus > 1 else []
+    problem = gpu_problem(options.gpus, options.jobs, len(devices))
+    if problem:
+        raise SystemExit(f'pipeline.py: error: {problem}')
     names = [s.name for s in runs[0]]
     for name in [options.start, *options.only]:
         if name is not None and name not in names:
@@ -142,12 +156,17 @@ def run_pipeline(preset: Preset, runs: Sequence[Sequence[Stage]], options: RunOp
     todo = [stage for stage in every
             if not ((only and stage.name not in only) or stage.name in skipped)]
     ran: list[bool] = []  # of each stage in todo: whether it ran (was not fresh)
+    slots = Slots(options.gpus, options.jobs, devices)
+    if slots.envs:
+        print(f'[pipeline] {slots}', flush=True)
     jobs = 1 if options.dry_run else options.jobs
     threads = None if jobs == 1 else max(1, (os.cpu_count() or 1) // jobs)
 
     def run_one(k: int) -> None:
         stage = todo[k]
-        ran.append(run_stage(stage, stage.name in forced, options.dry_run, threads, jobs > 1))
+        with slots.hold() as env:
+            ran.append(run_stage(stage, stage.name in forced, options.dry_run, threads,
+                                 jobs > 1, env if jobs > 1 else None))
 
     run_in_parallel(range(len(todo)), dependencies([s.inputs for s in todo],
                                                    [s.outputs for s in todo]),
