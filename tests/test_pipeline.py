@@ -504,3 +504,29 @@ def test_gpus_are_checked_and_split_between_stages_side_by_side() -> None:
         assert proc.returncode != 0 and 'torch sees' in proc.stderr
     else:  # a dry run on a CPU machine prints the commands for another
         assert proc.returncode == 0 and 'torch sees' not in proc.stdout + proc.stderr
+
+
+def test_voc_on_8_gpus_uses_them_all_and_every_core() -> None:
+    """The issue's target: ``pipeline.py voc --gpus 8 --dry-run`` shows gen_pseudo and
+    the PRM's test under torchrun, the proposals on every core (one shard each), and
+    stages side by side (--jobs 2) on ports of their own. Bug caught: any of them one
+    process (or 8 shards on 2 cores), or side by side torchruns all on port 29500."""
+    out = run_tool('tools/pipeline.py', 'voc', '--gpus', '8', '--dry-run').stdout
+    lines = out.splitlines()
+    gen = [x for x in lines if 'gen_pseudo' in x]
+    assert len(gen) == 4 and all('bash tools/dist_gen_pseudo.sh ' in x for x in gen)
+    assert not any('tools/test.py' in x for x in lines)  # the PRM's too: dist_test.sh
+    assert sum('dist_test.sh configs/wise/prm' in x for x in lines) == 2  # PRM, + Density
+    cores = min(len(os.sched_getaffinity(0)), 64)
+    train = [x for x in lines if 'gen_proposals.py' in x and 'train_labels' in x]
+    assert sorted(x.split('--shard ')[1].split()[0] for x in train) == \
+        sorted(f'{i}/{cores}' for i in range(cores))
+    proc = run_tool('tools/pipeline.py', 'voc', '--gpus', '8', '--jobs', '2', '--dry-run',
+                    check=False)
+    gpus = torch.cuda.device_count()
+    if 0 < gpus < 16:  # checked where GPUs are visible
+        assert proc.returncode != 0 and '--jobs 2 x --gpus 8 needs 16 GPUs' in proc.stderr
+    else:
+        base = int(os.environ.get('PORT', 29500))
+        assert proc.returncode == 0 and f'own port{" and GPUs" if gpus else ""}: ' \
+            f'PORT={base}' in proc.stdout and f'; PORT={base + 1}' in proc.stdout
