@@ -125,10 +125,12 @@ def test_soft_negatives_train_the_improved_wise_stages_of_mask_rcnn_only(tmp_pat
 
 
 def test_from_reruns_a_stage_and_all_after_it_only() -> None:
+    """--from wise: WISE and what follows, and the check guarding WISE (a --from that
+    skipped it would train on a PRM that has not learned)."""
     out = run_tool('tools/pipeline.py', 'demo', '--dry-run', '--from', 'wise').stdout
     ran = [line.split()[1] for line in out.splitlines() if line.startswith('[pipeline] ')
            and not line.split()[1].endswith(':') and line.split()[1] != 'all']
-    assert ran == ['wise', 'wise_improved', 'table']
+    assert ran == ['pseudo_check', 'wise', 'wise_improved', 'table']
     assert 'mask-rcnn_r18_shapes_pseudo_refine.py' in out  # WISE + Refine is tested
     proc = run_tool('tools/pipeline.py', 'demo', '--dry-run', '--from', 'nope', check=False)
     assert proc.returncode != 0 and "unknown stage 'nope'" in proc.stderr
@@ -188,7 +190,7 @@ def test_detector_adds_a_wise_stage_on_the_improved_pseudo_masks(tmp_path: Path)
                    '--detector', 'mask-rcnn', 'solov2').stdout
     ran = [line.split()[1] for line in out.splitlines() if line.startswith('[pipeline] ')
            and not line.split()[1].endswith(':') and line.split()[1] != 'all']
-    assert ran == ['wise', 'wise_improved', 'wise_solov2', 'table']
+    assert ran == ['pseudo_check', 'wise', 'wise_improved', 'wise_solov2', 'table']
     solo = out[out.index('[pipeline] wise_solov2'):out.index('[pipeline] table')]
     assert ('tools/train.py configs/wise/demo/solov2_r18_shapes_pseudo.py --work-dir '
             'work_dirs/demo/wise_solov2') in solo
@@ -432,8 +434,8 @@ def test_proposals_use_every_core_whatever_gpus(tmp_path: Path) -> None:
               '--work-dir', tmp_path / 'work')
 
     def shards(*args, wrapper: tuple[str, ...] = ()) -> set[str]:
-        out = run_tool('tools/pipeline.py', *args, '--dry-run', '--only', 'proposals',
-                       wrapper=wrapper).stdout
+        out = run_tool('tools/pipeline.py', *args, '--dry-run', '--from', 'proposals',
+                       '--only', 'proposals', wrapper=wrapper).stdout  # fresh or not
         return {x.split('--shard ')[1].split()[0] for x in out.splitlines() if '--shard' in x}
 
     voc = shards('voc', '--gpus', '1')

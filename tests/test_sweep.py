@@ -13,7 +13,7 @@ from projects.wise.datasets.variants import KINDS, draw_outline, draw_variant, v
 from projects.wise.pipeline.custom_configs import CONFIGS, write_variant_configs
 from projects.wise.pipeline.sweep import sweep_lines, targets, variant_summary
 
-from conftest import run_tool
+from conftest import ROOT, run_tool
 
 
 def test_drawn_variants_differ_and_are_the_same_every_time() -> None:
@@ -132,3 +132,20 @@ def test_sweep_plan_runs_the_demo_recipes_and_each_selection_beside_its_oracle(
             oracle.split('proposals', 1)[1].split('--selector')[1:]
     cfg = Config.fromfile(tmp_path / 'sweep5/configs/prm.py')
     assert cfg.train_dataloader.dataset.metainfo.classes == draw_variant(5).classes
+
+
+def test_every_sweep_stage_reads_only_sources_and_earlier_outputs(tmp_path: Path) -> None:
+    """Bug caught: a sweep stage reading a file no sweep stage writes (a teacher check's
+    verdict the sweep never makes): the stage could never be fresh and would rerun every
+    time."""
+    from projects.wise.pipeline.parallel import dependencies
+    from projects.wise.pipeline.presets import sweep_preset
+    from projects.wise.pipeline.sweep import sweep_stages
+    stages = sweep_stages(sweep_preset('sweep5', str(tmp_path / 'sweep5')), 0)
+    deps = dependencies([s.inputs for s in stages], [s.outputs for s in stages])
+    for stage, dep in zip(stages, deps):
+        written = {o for j in dep for o in stages[j].outputs}
+        for path in stage.inputs:
+            assert (ROOT / path).exists() or any(
+                Path(path) == Path(o) or Path(o) in Path(path).parents or
+                Path(path) in Path(o).parents for o in written), (stage.name, path)

@@ -51,6 +51,10 @@ def test_an_untrained_prm_stops_the_chain_before_its_pseudo_masks(untrained: Pat
     assert pipeline.run_stage(ignored)
     verdict = json.loads((untrained / 'checks/prm_check.json').read_text())
     assert verdict['learned'] is False and verdict['failures']
+    # a later run without --ignore-teacher checks again: the verdict file of the run that
+    # went on does not let it through
+    with pytest.raises(SystemExit, match='has not learned'):
+        pipeline.run_stage(_check_stage(untrained, 'prm_check', ignore=False))
 
 
 def test_weak_peaks_say_it_where_there_is_no_val_split(tiny_prm_cfg: Path, tiny_prm_ckpt: Path,

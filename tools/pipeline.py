@@ -132,7 +132,7 @@ def make_preset(args: argparse.Namespace) -> Preset:
         except DataError as e:
             raise SystemExit(f'pipeline.py: error: {e}') from None
     elif SWEEP.fullmatch(args.preset):
-        preset = sweep_preset(args.preset)
+        preset = sweep_preset(args.preset, args.work_dir)
     else:
         preset = presets(args.data_root, args.sbd_root)[args.preset]
     if args.work_dir:

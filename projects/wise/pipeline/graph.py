@@ -44,6 +44,7 @@ class Plan:
     smoke: bool = False
     detectors: Sequence[str] = (DEFAULT_DETECTOR,)
     ignore_teacher: bool = False  # a PRM that has not learned: warn, go on
+    teacher_checks: bool = True  # the sweep reports the verdicts instead
     work: str = field(init=False)
 
     def __post_init__(self) -> None:
@@ -92,7 +93,7 @@ class Plan:
     @property
     def checks(self) -> bool:
         """Whether the chain checks its PRM has learned (a smoke PRM has not)."""
-        return not self.smoke
+        return self.teacher_checks and not self.smoke
 
     def check_file(self, name: str) -> list[str]:
         """The verdict file of check ``name``, as an input of what it guards."""
@@ -173,12 +174,12 @@ def check_stage(plan: Plan, name: str, selections: Sequence[str] = ()) -> Stage:
     """Whether the PRM has learned its classes (:mod:`.teacher`): its val figures, and
     with ``selections`` the share of weak peaks in their pseudo masks."""
     pseudo = [plan.pseudo_json(s) for s in selections]
-    out = plan.check_file(name)[0]
+    out = f'{plan.work}/checks/{name}.json'
     action = partial(check_teacher, ROOT / plan.work / 'prm',
                      [ROOT / f'{p}.report.json' for p in pseudo], ROOT / out,
                      plan.ignore_teacher)
     return plan.stage(name, [], inputs=[f'{plan.work}/prm/last_checkpoint', *pseudo],
-                      outputs=[out], action=action)
+                      outputs=[out], action=action, always=True)
 
 
 def oracle_stage(plan: Plan, selection: str) -> Stage:

@@ -129,15 +129,15 @@ def _builtin(name: str, variant: str | None, **kwargs) -> Preset:
         **kwargs)
 
 
-def sweep_preset(name: str, work: str = 'work_dirs/sweep') -> Preset:
+def sweep_preset(name: str, work: str | None = None) -> Preset:
     """A drawn built-in variant (``sweep<N>``, :func:`~..datasets.variants.draw_variant`)
     under the demo's recipes with only its data root and class names changed: what a
     user gets on data nobody chose the defaults on. Its outputs and configs go in
-    ``<work>/<name>``."""
+    ``work`` (default ``work_dirs/sweep/<name>``)."""
     if not SWEEP.fullmatch(name):
         raise DataError(f'{name!r} is no sweep variant (sweep<N>)')
     preset = _builtin(name, name, density_cfg=None, soft_negatives=True)
-    preset.work = f'{work}/{name}'
+    preset.work = work or f'work_dirs/sweep/{name}'
     cfgs = write_variant_configs(ROOT / preset.work / 'configs', preset.data + '/',
                                  variant_by_name(name).classes)
     preset.prm_cfg, preset.full_cfg = str(cfgs['prm']), str(cfgs['full'])

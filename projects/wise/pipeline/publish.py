@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from ..errors import DataError
@@ -40,7 +40,7 @@ def publish(name: str, work: Path, seeds: Sequence[int]) -> Path:
         raise DataError(f'{results}: --publish takes a finished run with --seeds (a table '
                         'of every seed)')
     table = json.loads(results.read_text())
-    table['records'] = _records(work, seeds)
+    table['records'] = _records(work, seeds, table.get('variants'))
     out = TABLES / f'{name}.json'
     with atomic_write(out) as f:
         json.dump(table, f, indent=1)
@@ -60,14 +60,17 @@ def render_documents() -> list[Path]:
     return changed
 
 
-def _records(work: Path, seeds: Sequence[int]) -> dict[str, dict]:
+def _records(work: Path, seeds: Sequence[int],
+             variants: Iterable[str] | None = None) -> dict[str, dict]:
     """The stages' records of the run's seeds under ``work``, by folder: 'shared',
-    'seed0', ... (a sweep's: 'sweep3', 'sweep3/seed0', ...)."""
+    'seed0', ...; a sweep's, of its ``variants`` only: 'sweep3', 'sweep3/seed0', ..."""
     wanted = {f'seed{s}' for s in seeds}
+    tops = {'.'} if variants is None else set(variants)
     out = {}
     for path in sorted(work.rglob(RECORDS)):
         folder = path.parent.relative_to(work)
-        if not folder.name.startswith('seed') or folder.name in wanted:
+        top = folder.parts[0] if variants is not None and folder.parts else '.'
+        if top in tops and (not folder.name.startswith('seed') or folder.name in wanted):
             out[folder.as_posix() if folder.parts else 'shared'] = read_records(path)
     return out
 
@@ -93,7 +96,11 @@ def results_lines(key: str, where: Path) -> list[str]:
         raise DataError(f'{where}: a results block of {name!r}, but {table} does not '
                         f'exist (tools/pipeline.py {name} --seeds ... --publish)')
     result = json.loads(table.read_text())
-    return (VIEWS[view] if view else RENDERERS[result.get('kind', 'wise')])(result)
+    kind = result.get('kind', 'wise')
+    if view and (view not in VIEWS or kind != 'wise'):
+        raise DataError(f'{where}: no view {view!r} of {table} (a preset table\'s views: '
+                        f'{", ".join(VIEWS)})')
+    return (VIEWS[view] if view else RENDERERS[kind])(result)
 
 
 def bench_lines(key: str, where: Path) -> list[str]:

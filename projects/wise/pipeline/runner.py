@@ -85,7 +85,7 @@ def run_stage(stage: Stage, forced: bool = False, dry_run: bool = False,
     output goes to ``<work>/logs/<stage>.log`` (stages running side by side); ``env``:
     variables set for its commands."""
     work = ROOT / stage.work
-    fresh = not forced and stage.fresh()
+    fresh = not forced and not stage.always and stage.fresh()
     now = provenance(stage) if fresh or not dry_run else {}
     if fresh:
         made_by = read_records(work / RECORDS).get(stage.name)
@@ -145,14 +145,12 @@ def run_pipeline(preset: Preset, runs: Sequence[Sequence[Stage]], options: RunOp
         if name is not None and name not in names:
             raise SystemExit(f'pipeline.py: error: unknown stage {name!r}; stages: {names}')
     forced = set(names[names.index(options.start):]) if options.start else set()
-    skipped = set(names[:names.index(options.start)]) if options.start else set()
     t_all = time.perf_counter()
     every = [stage for i, run in enumerate(runs) for stage in run
              if not (i and stage.name in SHARED)]
-    only = set(options.only)
-    if only:  # a check runs with what it guards (its verdict is their input)
-        read = {i for s in every if s.name in only for i in s.inputs}
-        only |= {s.name for s in every if s.name.endswith('_check') and set(s.outputs) & read}
+    only = set(options.only) and set(options.only) | _checks_of(every, set(options.only))
+    forced |= _checks_of(every, forced)
+    skipped = set(names[:names.index(options.start)]) - forced if options.start else set()
     todo = [stage for stage in every
             if not ((only and stage.name not in only) or stage.name in skipped)]
     ran: list[bool] = []  # of each stage in todo: whether it ran (was not fresh)
@@ -178,6 +176,13 @@ def run_pipeline(preset: Preset, runs: Sequence[Sequence[Stage]], options: RunOp
     print(f'[pipeline] all stages in {took:.0f} s')
     if len(todo) == len(every) and all(ran) and not options.dry_run:
         record_clean_run(ROOT / preset.work, took, options.seeds)
+
+
+def _checks_of(stages: Sequence[Stage], names: set[str]) -> set[str]:
+    """The checks guarding the stages ``names``: a check runs with what it guards (its
+    verdict is their input)."""
+    read = {i for s in stages if s.name in names for i in s.inputs}
+    return {s.name for s in stages if s.always and set(s.outputs) & read}
 
 
 def record_clean_run(work: Path, seconds: float, seeds: Sequence[int]) -> None:

@@ -35,6 +35,9 @@ class Stage:
     work: str = ''
     seed: int | None = None
     action: Callable[[], None] | None = None
+    #: run even when fresh: a check, whose verdict hangs on flags and thresholds that no
+    #: record holds (it rewrites its output only when the verdict changes)
+    always: bool = False
 
     @property
     def label(self) -> str:

@@ -41,7 +41,7 @@ PRM_FIGURES = {'cls_mAP': 'prm/mAP', 'peak_precision': 'prm/peak_precision',
 def sweep_stages(preset: Preset, seed: int) -> list[Stage]:
     """A variant's stages for one seed: data, proposals, the PRM, each compared
     selection's pseudo masks and its oracle's."""
-    plan = Plan(preset, seed=seed)
+    plan = Plan(preset, seed=seed, teacher_checks=False)
     return [data_stage(plan), proposals_stage(plan),
             classifier_stage(plan, 'prm', preset.prm_cfg),
             *[pseudo_stage(plan, s) for s in COMPARED],
@@ -52,7 +52,7 @@ def run_sweep(names: Sequence[str], options: RunOptions, work: str = WORK) -> No
     """Every variant's stages for every seed (first seeds first, so a stopped sweep
     has whole seeds), ``options.jobs`` side by side, in ``<work>/<variant>``; then the
     summary, ``<work>/results.json``."""
-    presets = {name: sweep_preset(name, work) for name in names}
+    presets = {name: sweep_preset(name, f'{work}/{name}') for name in names}
     todo = [stage for i, seed in enumerate(options.seeds) for name in names
             for stage in sweep_stages(presets[name], seed)
             if not (i and stage.name in ('data', 'proposals'))]

@@ -39,8 +39,8 @@ class Verdict:
 
 
 def val_figures(prm_work: Path) -> dict[str, float] | None:
-    """The PRM's last validation figures (mmengine's ``vis_data/scalars.json`` of its
-    newest run); None where it did not validate."""
+    """The PRM's last validation figures (mmengine's ``vis_data/scalars.json`` of the
+    newest run that validated); None where none did."""
     runs = sorted(prm_work.glob('*/vis_data/scalars.json'), key=lambda p: p.stat().st_mtime)
     for path in reversed(runs):
         lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
