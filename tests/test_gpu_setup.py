@@ -117,17 +117,35 @@ def _fake_toolkit(root: Path, release: str) -> Path:
     return root
 
 
-def test_nvcc_is_found_where_torch_looks_then_in_the_venv(tmp_path: Path) -> None:
-    """The one-line error tells users to pip install CUDA 13's nvcc into the venv; the
-    probe must then find it there (site-packages/nvidia/cu13/bin/nvcc)."""
+def test_a_matching_nvcc_is_preferred_the_venvs_first(tmp_path: Path) -> None:
+    """Bug caught: PATH and /usr/local/cuda were tried before the venv's CUDA wheels, so on
+    a machine with a CUDA 12 toolkit, pip-installing CUDA 13's nvcc into the venv, as the
+    version error says, brought the same error back. A compiler of torch's CUDA major wins,
+    the venv's first; with none, the first found is named in the error."""
     site = tmp_path / 'site'
-    wheel_nvcc = _fake_toolkit(site / 'nvidia/cu13', '13.0') / 'bin/nvcc'
-    system = _fake_toolkit(tmp_path / 'cuda', '13.0') / 'bin/nvcc'
-    empty = {'PATH': str(tmp_path / 'nothing')}
-    assert mp.find_nvcc(empty, site, system=()) == str(wheel_nvcc)
-    assert mp.find_nvcc(empty, site, system=(system,)) == str(system)
-    assert mp.find_nvcc({**empty, 'CUDA_HOME': str(tmp_path / 'cuda')}, site) == str(system)
-    assert mp.find_nvcc(empty, tmp_path / 'no-site', system=()) is None
+    wheel = _fake_toolkit(site / 'nvidia/cu13', '13.0') / 'bin/nvcc'
+    cuda12 = _fake_toolkit(tmp_path / 'cuda-12.4', '12.4') / 'bin/nvcc'
+    cuda13 = _fake_toolkit(tmp_path / 'cuda-13.0', '13.0') / 'bin/nvcc'
+    path12 = {'PATH': str(cuda12.parent)}
+    assert mp.find_nvcc(path12, site, '13.0', system=(cuda12,)) == str(wheel)
+    assert mp.find_nvcc({'PATH': str(cuda13.parent)}, site, '13.0') == str(wheel)
+    assert mp.find_nvcc(path12, tmp_path / 'no-site', '13.0', system=(cuda13,)) == str(cuda13)
+    assert mp.find_nvcc(path12, site, '12.4') == str(cuda12)  # a cu124 torch
+    assert mp.find_nvcc(path12, tmp_path / 'no-site', '13.0', system=()) == str(cuda12)
+    assert mp.find_nvcc({'PATH': str(tmp_path / 'nothing')}, tmp_path / 'no-site', '13.0',
+                        system=()) is None
+
+
+def test_cuda_home_is_the_only_place_looked_in(tmp_path: Path) -> None:
+    """CUDA_HOME is the user's choice: it is used even where the venv has a matching nvcc,
+    and a wrong one is refused with advice that works while it is set."""
+    site = tmp_path / 'site'
+    _fake_toolkit(site / 'nvidia/cu13', '13.0')
+    toolkit = _fake_toolkit(tmp_path / 'cuda-12.4', '12.4')
+    env = {'PATH': str(tmp_path / 'nothing'), 'CUDA_HOME': str(toolkit)}
+    assert mp.find_nvcc(env, site, '13.0') == str(toolkit / 'bin/nvcc')
+    with pytest.raises(mp.PlanError, match='point CUDA_HOME at a CUDA 13 toolkit, or unset it'):
+        mp.plan(gpu_machine(nvcc=str(toolkit / 'bin/nvcc'), nvcc_version='12.4', env=env))
 
 
 def test_the_plan_probes_this_machine() -> None:

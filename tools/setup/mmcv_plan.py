@@ -9,7 +9,9 @@ kept apart from probing the machine (``probe``) so that tests cover them on a CP
 Environment: ``WISE_CUDA`` 1 builds the CUDA ops even where no GPU is visible (login
 nodes, image builds; mmcv's ``FORCE_CUDA=1`` is read alike), 0 never builds them, unset
 builds them where a GPU is visible. ``TORCH_CUDA_ARCH_LIST`` overrides the GPUs built
-for (default: those of the installed torch, plus PTX). ``CUDA_HOME`` picks the toolkit.
+for (default: those of the installed torch, plus PTX). ``CUDA_HOME`` picks the toolkit;
+without it, the first nvcc of torch's CUDA major in the venv's CUDA wheels, PATH or
+/usr/local/cuda is taken (``find_nvcc``).
 """
 from __future__ import annotations
 
@@ -127,13 +129,18 @@ def _major(version: str | None) -> int:
     return int(version.split('.')[0]) if version else -1
 
 
-def _nvcc_hint(torch_cuda: str) -> str:
+def _nvcc_hint(torch_cuda: str, env: dict[str, str]) -> str:
     """PyPI's CUDA compiler, pinned to torch's CUDA version: nvvm and crt left unpinned
-    resolve to a newer release, whose PTX the pinned ptxas rejects."""
+    resolve to a newer release, whose PTX the pinned ptxas rejects. While CUDA_HOME is
+    set nothing else is looked in, so installing them alone would not help."""
+    major = _major(torch_cuda)
     pkgs = ' '.join(f'"nvidia-{p}=={torch_cuda}.*"'
                     for p in ('cuda-nvcc', 'nvvm', 'cuda-crt', 'cuda-cccl'))
-    return (f'pip install {pkgs} into the venv (the CUDA {_major(torch_cuda)} compiler and '
-            'headers; torch brings the runtime), or point CUDA_HOME at a toolkit')
+    wheels = (f'pip install {pkgs} into the venv (the CUDA {major} compiler and headers; '
+              'torch brings the runtime)')
+    if env.get('CUDA_HOME'):
+        return f'point CUDA_HOME at a CUDA {major} toolkit, or unset it and {wheels}'
+    return f'{wheels}, or point CUDA_HOME at a CUDA {major} toolkit'
 
 
 def plan(facts: Facts) -> Plan:
@@ -149,13 +156,16 @@ def plan(facts: Facts) -> Plan:
                         'CUDA ops: install a CUDA build of torch (docs/install.md#gpus), '
                         'or WISE_CUDA=0')
     if not facts.nvcc:
+        where = (f'CUDA_HOME={facts.env["CUDA_HOME"]}' if facts.env.get('CUDA_HOME')
+                 else 'the venv, PATH, /usr/local/cuda')
         raise PlanError(f"mmcv's CUDA ops ({reason}) need a CUDA {facts.torch_cuda} nvcc and "
-                        'none was found (CUDA_HOME, PATH, the venv): '
-                        f'{_nvcc_hint(facts.torch_cuda)}; or WISE_CUDA=0 for CPU ops only')
+                        f'none was found ({where}): '
+                        f'{_nvcc_hint(facts.torch_cuda, facts.env)}; or WISE_CUDA=0 for CPU '
+                        'ops only')
     if _major(facts.nvcc_version) != _major(facts.torch_cuda):
         raise PlanError(f'nvcc {facts.nvcc_version} ({facts.nvcc}) cannot build for torch '
                         f'{facts.torch_version}, which needs CUDA {_major(facts.torch_cuda)}: '
-                        f'{_nvcc_hint(facts.torch_cuda)}')
+                        f'{_nvcc_hint(facts.torch_cuda, facts.env)}')
     cpath = ''
     if not facts.toolkit_headers:
         if not facts.wheel_headers:
@@ -183,22 +193,27 @@ def _run(*cmd: str) -> str:
         return ''
 
 
-def find_nvcc(env: dict[str, str], site: Path,
+def nvcc_release(nvcc: str) -> str | None:
+    """'12.4' from ``nvcc --version`` ('Cuda compilation tools, release 12.4, V12.4.131')."""
+    m = re.search(r'release (\d+\.\d+)', _run(nvcc, '--version'))
+    return m[1] if m else None
+
+
+def find_nvcc(env: dict[str, str], site: Path, torch_cuda: str | None,
               system: tuple[Path, ...] = (Path('/usr/local/cuda/bin/nvcc'),)) -> str | None:
-    """As torch's cpp_extension looks: CUDA_HOME, PATH, /usr/local/cuda; then the venv's
-    nvidia-cuda-nvcc wheel."""
-    candidates = []
+    """The nvcc to build with: CUDA_HOME's when it is set (the user's choice, as torch's
+    cpp_extension takes it); else the first of the venv's nvidia-cuda-nvcc wheels, PATH
+    and /usr/local/cuda of torch's CUDA major (``torch_cuda``), as the one-line error
+    advises installing those wheels; else the first found, for that error to name."""
     if env.get('CUDA_HOME'):
-        candidates.append(Path(env['CUDA_HOME']) / 'bin/nvcc')
+        candidates = [Path(env['CUDA_HOME']) / 'bin/nvcc']
     else:
         on_path = shutil.which('nvcc', path=env.get('PATH'))
-        if on_path:
-            candidates.append(Path(on_path))
-        candidates += [*system, *sorted(site.glob('nvidia/cu*/bin/nvcc'))]
-    for c in candidates:
-        if c.is_file() and os.access(c, os.X_OK):
-            return str(c)
-    return None
+        candidates = [*sorted(site.glob('nvidia/cu*/bin/nvcc')),
+                      *([Path(on_path)] if on_path else []), *system]
+    found = [str(c) for c in candidates if c.is_file() and os.access(c, os.X_OK)]
+    matching = (c for c in found if _major(nvcc_release(c)) == _major(torch_cuda))
+    return next(matching, found[0] if found else None)
 
 
 def _toolkit_of(nvcc: str) -> Path:
@@ -225,12 +240,11 @@ def probe(env: dict[str, str]) -> Facts:
         facts.gpus_smi = len(_run('nvidia-smi', '-L').splitlines())
         facts.driver = (_run('nvidia-smi', '--query-gpu=driver_version',
                              '--format=csv,noheader').splitlines() or [None])[0]
-    nvcc = find_nvcc(env, site)
+    nvcc = find_nvcc(env, site, torch.version.cuda)
     if nvcc:
         toolkit = _toolkit_of(nvcc)
         facts.nvcc = str(toolkit / 'bin/nvcc')
-        m = re.search(r'release (\d+\.\d+)', _run(facts.nvcc, '--version'))
-        facts.nvcc_version = m[1] if m else None
+        facts.nvcc_version = nvcc_release(facts.nvcc)
         archs = re.findall(r'compute_(\d+)(\d)\b', _run(facts.nvcc, '--list-gpu-arch'))
         facts.nvcc_archs = sorted({f'{a}.{b}' for a, b in archs},
                                   key=lambda a: tuple(map(int, a.split('.')))) or None
