@@ -230,6 +230,20 @@ def test_probabilistic_conv_backward_matches_formula() -> None:
     torch.testing.assert_close(image.grad, shifted * back)
 
 
+
+@pytest.mark.parametrize('dtype', [torch.float32, torch.float16])
+def test_probabilistic_conv_eps_survives_half_precision(dtype: torch.dtype) -> None:
+    """Bug caught: eps 1e-10 is 0 in float16, so an output with no positive input (Z = 0)
+    divided by zero and its NaN spread to every input. Its relevance is dropped: 0."""
+    assert torch.tensor(1e-10, dtype=torch.float16) == 0
+    conv = nn.Conv2d(2, 3, 3, padding=1).to(dtype)
+    image = torch.ones(1, 2, 5, 5, dtype=dtype, requires_grad=True)  # shifted: all 0
+    with peak_backprop_mode(conv):
+        out = conv(image)
+    out[0, 0, 2, 2].backward()
+    assert torch.equal(image.grad, torch.zeros_like(image))
+
+
 @pytest.mark.parametrize('conv', [
     MMCVConv2d(3, 4, 3, padding=1),
     NormedConv2d(3, 4, 3, padding=1),

@@ -103,6 +103,47 @@ def test_peak_response_maps_at_original_size() -> None:
     assert torch.allclose(sums[sums > 0], torch.ones_like(sums[sums > 0]), atol=1e-4)
 
 
+
+@pytest.mark.parametrize('keys', [{}, dict(type='PRMDensity', hidden_channels=16)],
+                         ids=['prm', 'prm-density'])
+def test_class_maps_and_peaks_are_float32_under_autocast(keys: dict) -> None:
+    """Bug caught: under ``--amp`` the 1x1 classifier conv and the upsampling ran in half
+    precision. Around a confident class's level (4 here; bfloat16's step there is 1/32)
+    rounding flattened the maps into plateaus, every pixel of which counted as a peak:
+    ~1,400 peaks instead of ~36. Only the backbone may run in half precision (CPU
+    autocast: bfloat16), so the maps and scores are float32 and the peaks those of
+    float32 up to near-ties that the backbone's rounding breaks otherwise."""
+    model = _model(keys)
+    torch.nn.init.constant_(model.classifier.bias, 4.0)
+    inputs = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        crm32 = model.class_response_maps(inputs)
+        scores32, peaks32 = model.class_scores(crm32)
+        with torch.autocast('cpu', dtype=torch.bfloat16):
+            crm = model.class_response_maps(inputs)
+            scores, peaks = model.class_scores(crm)
+    assert crm.dtype == scores.dtype == torch.float32
+    torch.testing.assert_close(crm, crm32, rtol=0, atol=2e-3)  # the maps vary by ~0.1
+    torch.testing.assert_close(scores, scores32, rtol=0, atol=2e-2)
+    ours, theirs = (set(map(tuple, p.tolist())) for p in (peaks, peaks32))
+    assert len(ours ^ theirs) <= len(theirs) / 8, (len(ours), len(theirs))
+
+
+def test_peak_response_maps_are_float32_under_autocast() -> None:
+    """Bug caught: peak backpropagation ran its convs in half precision under ``--amp``
+    (its eps of 1e-10 is 0 in float16). It runs wholly in float32: the same maps as
+    without autocast."""
+    model = _model()
+    inputs = torch.randn(1, 3, 64, 64)
+    [plain] = model.predict(inputs, [_sample(64, 64, 1.0)])
+    labels, cells = plain.pred_peaks.labels[:4], plain.pred_peaks.cells[:4]
+    prms32 = model.peak_maps(inputs, labels, cells, _sample(64, 64, 1.0))
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        prms = model.peak_maps(inputs, labels, cells, _sample(64, 64, 1.0))
+    assert prms.dtype == torch.float32 and len(prms) == 4
+    torch.testing.assert_close(prms, prms32)
+
+
 def test_peak_ties_key_reaches_peak_stimulation() -> None:
     """``model.peak_ties='first'`` (the released rule) scores a map with tied maxima
     as the released code (2.0, two peaks; 'all': 1.75, four) and trains through the

@@ -27,7 +27,8 @@ class ProbabilisticConv2d(Function):
     With ``a' = a - min(a)`` and ``W+ = relu(W)`` (both constants) and
     ``Z = conv2d(a', W+)``, the input gradient is
     ``a' * conv2d_input(grad_out / (Z + eps), W+)``; this conserves the total
-    relevance when ``Z > 0``. Weight and bias get no gradient.
+    relevance when ``Z > 0``. Weight and bias get no gradient. ``eps`` is raised to the
+    smallest normal number of the input's dtype, so that it never rounds to 0.
     """
 
     @staticmethod
@@ -42,7 +43,8 @@ class ProbabilisticConv2d(Function):
         norm = F.conv2d(shifted, pos_weight, None, stride, padding, dilation, groups)
         ctx.save_for_backward(shifted, pos_weight, norm)
         ctx.conv_args = (stride, padding, dilation, groups)
-        ctx.eps = eps
+        # at least the dtype's smallest normal number: 1e-10 is 0 in float16
+        ctx.eps = max(eps, torch.finfo(norm.dtype).tiny)
         return output
 
     @staticmethod

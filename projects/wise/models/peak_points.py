@@ -17,6 +17,7 @@ from mmdet.structures import DetDataSample
 
 from .named_rules import named_rule
 from .peak_backprop import peak_response_maps
+from .precision import full_precision
 
 if TYPE_CHECKING:
     from .prm_classifier import PRMClassifier
@@ -38,8 +39,9 @@ def _gradient(model: PRMClassifier, image: Tensor, labels: Tensor, cells: Tensor
     if not len(labels):
         return points
     peaks = torch.cat([torch.zeros_like(labels)[:, None], labels[:, None], cells], 1)
-    with torch.enable_grad():  # outside peak_backprop_mode: the plain gradient
-        image = image.detach().requires_grad_()
+    # outside peak_backprop_mode: the plain gradient; float32, as peak_maps
+    with torch.enable_grad(), full_precision(image):
+        image = image.detach().float().requires_grad_()
         maps = peak_response_maps(image, model.class_response_maps(image), peaks)
     flat = maps.flatten(1)
     best = flat.argmax(1)

@@ -106,9 +106,9 @@ def find_peaks(crm: Tensor, win_size: int = 3, peak_filter: PeakFilter = 'median
     A pixel is a peak if it is a maximum of its ``win_size`` window (with
     ``peak_ties='all'`` every pixel of a plateau of equal maxima is one; 'first'
     keeps the first) and is >= the threshold of ``peak_filter``. Rows are sorted
-    lexicographically.
+    lexicographically. Found in float32: half precision makes ties of distinct values.
     """
-    return _peak_mask(crm, win_size, peak_filter, peak_ties).nonzero()
+    return _peak_mask(crm.float(), win_size, peak_filter, peak_ties).nonzero()
 
 
 def _prm_grad(peak_sum: Tensor, num_peaks: Tensor) -> Tensor:
@@ -143,8 +143,9 @@ def peak_stimulation(crm: Tensor, win_size: int = 3, peak_filter: PeakFilter = '
     The peak mask (``peak_ties``: :data:`PEAK_TIES`) is a constant, so the gradient
     of a score reaches only its peaks, as ``peak_grad`` (:data:`PEAK_GRADS`) shares it
     out. A map without peaks (possible only with a fixed threshold above its maximum)
-    scores 0 and gets no gradient.
+    scores 0 and gets no gradient. Computed in float32, as :func:`find_peaks`.
     """
+    crm = crm.float()
     share = peak_grad_fn(peak_grad)
     mask = _peak_mask(crm, win_size, peak_filter, peak_ties)
     weights = mask.to(crm.dtype)

@@ -15,6 +15,7 @@ from .inference_rules import kept_peaks
 from .peak_backprop import peak_backprop_mode, peak_response_maps
 from .peak_points import peak_point_fn
 from .peak_stimulation import find_peaks, peak_grad_fn, peak_stimulation, peak_ties_fn
+from .precision import full_precision
 
 DEFAULT_TEST_CFG = dict(score_thr=0.0, peak_thr=0.0, score_fallback=False, cap_peak_thr=False,
                         peak_point='cell', with_prm=False, with_crm=False)
@@ -95,12 +96,22 @@ class PRMClassifier(BaseModel):
         raise RuntimeError(f'Invalid mode "{mode}"; only supports loss, predict and tensor')
 
     def class_response_maps(self, inputs: Tensor) -> Tensor:
-        """N x C x h x w CRMs, upsampled by ``sub_pixel_scale`` (sub-pixel peak locating)."""
-        crm = self.classifier(self.backbone(inputs)[-1])
-        if self.sub_pixel_scale > 1:
-            crm = F.interpolate(crm, scale_factor=self.sub_pixel_scale, mode='bilinear',
-                                align_corners=True)
-        return crm
+        """N x C x h x w CRMs, upsampled by ``sub_pixel_scale`` (sub-pixel peak locating).
+
+        Float32 also under autocast, where only the backbone runs in half precision: a
+        half-precision 1x1 conv and upsampling round neighbouring values to equal ones,
+        and every pixel of such a plateau is a peak.
+        """
+        features = self.backbone(inputs)[-1]
+        with full_precision(features):
+            return self.upsample(self.classifier(features.float()))
+
+    def upsample(self, maps: Tensor) -> Tensor:
+        """Maps at the CRMs' sub-pixel resolution, where peaks are found."""
+        if self.sub_pixel_scale == 1:
+            return maps
+        return F.interpolate(maps, scale_factor=self.sub_pixel_scale, mode='bilinear',
+                             align_corners=True)
 
     def class_scores(self, crm: Tensor) -> tuple[Tensor, Tensor]:
         """(N x C class scores, K x 4 peaks): peak stimulation."""
@@ -197,8 +208,10 @@ class PRMClassifier(BaseModel):
         if len(labels) == 0:
             return image.new_zeros((0, h, w))
         peaks = torch.cat([torch.zeros_like(labels)[:, None], labels[:, None], cells], 1)
-        with torch.enable_grad(), peak_backprop_mode(self):
-            image = image.detach().requires_grad_()
+        # float32 throughout, also under autocast: the backward divides by sums that
+        # underflow in half precision
+        with torch.enable_grad(), full_precision(image), peak_backprop_mode(self):
+            image = image.detach().float().requires_grad_()
             prms = peak_response_maps(image, self.class_response_maps(image), peaks)
         prms = self.maps_to_image(prms, image.shape[-2:], sample)
         return prms / prms.sum((1, 2), keepdim=True).clamp_min(1e-12)

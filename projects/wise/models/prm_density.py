@@ -14,6 +14,7 @@ from mmdet.registry import MODELS
 from mmdet.structures import DetDataSample
 from mmdet.utils import ConfigType
 
+from .precision import full_precision
 from .prm_classifier import PRMClassifier
 
 #: a count no image-level count states: a labelled class counted 0 (VOC's difficult-only)
@@ -77,18 +78,13 @@ class PRMDensity(PRMClassifier):
         self.test_cfg.setdefault('clamp_count', True)
 
     def maps(self, inputs: Tensor) -> tuple[Tensor, Tensor]:
-        """(M, D) at the backbone's resolution, N x C x h x w each."""
-        x = self.shared(self.backbone(inputs)[-1])
-        m, d = x.chunk(2, dim=1)
-        return (self.classifier(self.class_branch(m)),
-                self.density(self.density_branch(d)))
-
-    def upsample(self, maps: Tensor) -> Tensor:
-        """Maps at the CRMs' sub-pixel resolution, where peaks are found."""
-        if self.sub_pixel_scale == 1:
-            return maps
-        return F.interpolate(maps, scale_factor=self.sub_pixel_scale, mode='bilinear',
-                             align_corners=True)
+        """(M, D) at the backbone's resolution, N x C x h x w each; the head runs in
+        float32 also under autocast, as PRMClassifier's (``class_response_maps``)."""
+        features = self.backbone(inputs)[-1]
+        with full_precision(features):
+            m, d = self.shared(features.float()).chunk(2, dim=1)
+            return (self.classifier(self.class_branch(m)),
+                    self.density(self.density_branch(d)))
 
     def class_response_maps(self, inputs: Tensor) -> Tensor:
         return self.upsample(self.maps(inputs)[0])
