@@ -20,7 +20,7 @@ import torch
 
 import projects.wise  # noqa: F401  (lets torch.load read mmengine checkpoints)
 
-from conftest import ROOT, run_tool
+from conftest import ROOT, child_cfg, run_tool
 
 
 def test_finite_loss_hook_names_the_bad_terms() -> None:
@@ -44,6 +44,68 @@ def test_nan_loss_stops_training_before_a_checkpoint(tiny_full_cfg: Path, tmp_pa
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith('train.py: error: non-finite loss at iteration 1 (loss=nan'), last
     assert not list(tmp_path.glob('*.pth'))
+
+
+NAN_ON_ONE_RANK = '''
+import torch
+from mmengine.dist import get_rank
+from mmengine.hooks import Hook
+from mmdet.registry import HOOKS
+
+
+@HOOKS.register_module()
+class NanBatchHook(Hook):
+    """Makes one rank's batch of one iteration all NaN pixels."""
+
+    def __init__(self, rank, iteration):
+        self.rank, self.iteration = rank, iteration
+
+    def before_train_iter(self, runner, batch_idx, data_batch=None):
+        if get_rank() == self.rank and runner.iter + 1 == self.iteration:
+            data_batch["inputs"] = [torch.full(x.shape, float("nan")) for x in data_batch["inputs"]]
+'''
+
+
+def test_nan_loss_on_one_rank_stops_every_rank_before_a_checkpoint(tiny_full_cfg: Path,
+                                                                    tmp_path: Path) -> None:
+    """Bug caught: FiniteLossHook looked at its own rank's loss only. A NaN batch on rank
+    1 (whose gradient DDP averages into every rank's weights) stopped rank 1, while rank
+    0, whose loss was finite, went on and saved the poisoned weights as iter_2.pth.
+
+    The two ranks are started as torchrun starts them (RANK, WORLD_SIZE, MASTER_*; gloo
+    on CPU), each on its own, so that each one's exit status and last line are its own:
+    status 1, not SIGABRT from a gloo thread outliving the interpreter.
+    """
+    (tmp_path / 'nan_batch.py').write_text(NAN_ON_ONE_RANK)
+    cfg = child_cfg(tiny_full_cfg, tmp_path / 'nan.py',
+                    custom_imports=dict(imports=['projects.wise', 'nan_batch'],
+                                        allow_failed_imports=False),
+                    custom_hooks=[dict(type='NanBatchHook', rank=1, iteration=2)],
+                    train_cfg=dict(max_iters=3), default_hooks=dict(checkpoint=dict(interval=1)))
+    work = tmp_path / 'work'
+    env = {**os.environ, 'OMP_NUM_THREADS': '1', 'PYTHONPATH': f'{ROOT}:{tmp_path}',
+           'MASTER_ADDR': '127.0.0.1', 'MASTER_PORT': '29553', 'WORLD_SIZE': '2'}
+    errs = [tmp_path / f'rank{r}.err' for r in (0, 1)]
+    ranks = []
+    try:
+        for r, err in enumerate(errs):
+            with err.open('w') as f:
+                ranks.append(subprocess.Popen(
+                    [sys.executable, 'tools/train.py', str(cfg), '--launcher', 'pytorch',
+                     '--work-dir', str(work)], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=f,
+                    env={**env, 'RANK': str(r), 'LOCAL_RANK': str(r)}))
+        for p in ranks:
+            p.wait(timeout=300)
+    finally:
+        for p in ranks:
+            p.kill()
+            p.wait()
+    assert sorted(p.name for p in work.glob('*.pth')) == ['iter_1.pth']  # none after the NaN
+    assert (work / 'last_checkpoint').read_text().strip().endswith('iter_1.pth')
+    for p, err in zip(ranks, errs):
+        assert p.returncode == 1, err.read_text()[-3000:]
+        last = err.read_text().strip().splitlines()[-1]
+        assert last.startswith('train.py: error: non-finite loss at iteration 2 on rank 1'), last
 
 
 def _scalars(work: Path) -> list[dict]:
