@@ -141,7 +141,8 @@ def test_hook_wraps_and_restores_test_step():
     assert out[0].pred_instances.bboxes[0].tolist() == [5, 5, 25, 25]
     for s in out[1:]:  # no proposals: predictions kept as they are
         assert torch.equal(s.pred_instances.masks, preds.masks)
-    assert hook.counts == dict(refined=2, kept=2, missing=8, missing_images=2)
+    assert hook.counts | dict(cpu_us=0) == dict(refined=2, kept=2, missing=8,
+                                                missing_images=2, images=3, cpu_us=0)
     hook.after_test(runner)
     assert 'test_step' not in vars(model)  # the class's method again
     assert model.test_step(['a.jpg'])[0].pred_instances.bboxes[0].tolist() == [1, 2, 3, 4]
@@ -344,9 +345,11 @@ def test_dist_test_two_cpu_processes_match_one(tiny_full_cfg, checkpoint, gt_pro
     assert 'ProposalRefineHook (test): ' in log
     metrics = json.loads((tmp_path / 'wise.metrics.json').read_text())['metrics']
     assert metrics == refined[0]
-    # the summary adds up both ranks: the same counts as one process
+    # the summary adds up both ranks: the same counts and images as one process (its CPU
+    # time is each run's own)
     summary = [line for line in refined[1].splitlines() if 'ProposalRefineHook (test)' in line]
-    assert summary[0].split('ProposalRefineHook')[1] in log
+    counts, _, cpu = summary[0].split('ProposalRefineHook')[1].partition('; ')
+    assert counts in log and cpu.split(' ms of CPU')[1] in log
 
 
 # ------------------------------------------- 5. a detector other than Mask R-CNN

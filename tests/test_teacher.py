@@ -30,14 +30,18 @@ def _check_stage(work: Path, name: str, ignore: bool) -> pipeline.Stage:
     return next(s for s in stages if s.name == name)
 
 
-def test_an_untrained_prm_stops_the_chain_before_its_pseudo_masks(untrained: Path) -> None:
-    """Bug caught: a PRM at chance level going on silently to gen_pseudo and three
+def test_an_untrained_prm_stops_the_chain_before_its_pseudo_masks(
+        untrained: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Bug caught: a PRM below the bar going on silently to gen_pseudo and three
     detectors (a sweep variant's demo PRM: 54 mAP, every peak weak), or a stop that does
-    not say which figure, which threshold, and what to try."""
+    not say which figure, which threshold, and what to try. The tiny PRM's val mAP over
+    4 images is noise (55-90 seen), so the bar is put just above what it scored."""
     val = teacher.val_figures(untrained / 'prm')
-    assert val is not None and val['prm/mAP'] < teacher.MIN_CLS_MAP
+    assert val is not None
+    bar = int(val['prm/mAP']) + 1
+    monkeypatch.setattr(teacher, 'MIN_CLS_MAP', bar)
     stage = _check_stage(untrained, 'prm_check', ignore=False)
-    with pytest.raises(SystemExit, match=rf"val classification mAP {val['prm/mAP']:.1f} < 80"
+    with pytest.raises(SystemExit, match=rf"val classification mAP {val['prm/mAP']:.1f} < {bar}"
                        ) as stop:
         pipeline.run_stage(stage)
     assert 'pretrained backbone' in str(stop.value) and '--ignore-teacher' in str(stop.value)

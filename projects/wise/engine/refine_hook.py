@@ -25,8 +25,9 @@ import time
 from typing import Any
 
 import torch
+import torch.distributed as dist
 from mmengine.config import Config
-from mmengine.dist import all_reduce
+from mmengine.dist import get_comm_device, is_distributed
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
@@ -169,8 +170,14 @@ class ProposalRefineHook(Hook):
 
     def _log_summary(self, mode: str) -> None:
         keys = list(self.counts)
-        total = torch.tensor([self.counts[k] for k in keys], dtype=torch.int64)
-        all_reduce(total)  # over all ranks; a no-op without distribution
+        total = torch.tensor([self.counts[k] for k in keys], dtype=torch.int64,
+                             device=get_comm_device() if is_distributed() else None)
+        if is_distributed():  # over all ranks (NCCL's on the GPU)
+            # Held by the hook: the last reference to a collective's work drops its
+            # tensors, which takes the GIL; on a gloo worker thread while the interpreter
+            # exits right after the test, that aborts the process (SIGABRT).
+            self._summed = dist.all_reduce(total, async_op=True)
+            self._summed.wait()
         c = dict(zip(keys, total.tolist()))
         why = f'best IoU < {self.min_iou:g} or no overlap' if self.min_iou > 0 else 'no overlap'
         if self.min_objectness is not None:
