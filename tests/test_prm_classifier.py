@@ -365,8 +365,10 @@ def _losses(work: Path) -> list[float]:
 
 
 def test_short_training_lowers_loss_and_tests(tiny_prm_cfg: Path, tmp_path: Path) -> None:
+    # seeded: unseeded, 16 iterations from a random init lowered the loss by 19-40 %
     run_tool('tools/train.py', tiny_prm_cfg, '--work-dir', tmp_path,
-             '--cfg-options', 'train_cfg.max_epochs=8', 'train_dataloader.dataset.indices=8')
+             '--cfg-options', 'train_cfg.max_epochs=8', 'train_dataloader.dataset.indices=8',
+             'randomness.seed=0')
     losses = _losses(tmp_path)
     assert len(losses) == 16
     assert sum(losses[-4:]) / 4 < 0.8 * sum(losses[:4]) / 4, losses
