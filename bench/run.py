@@ -26,6 +26,7 @@ from pathlib import Path
 
 from projects.wise.pipeline import source_commit  # clean_run.json's: like with like
 from projects.wise.pipeline.publish import render_documents
+from projects.wise.pipeline.sweep import latest_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCHMARKS: dict[str, Callable[[Path], list[dict]]] = {}
@@ -315,11 +316,6 @@ def _demo_outputs(*stages: str, seeds: tuple[str, ...] = SEEDS[:1], preset: str 
     return ROOT / f'work_dirs/{preset}/seed{seeds[0]}'
 
 
-def _latest_json(folder: Path) -> dict:
-    """The metrics mmengine's test run last wrote under ``folder`` (<stamp>/<stamp>.json)."""
-    return json.loads(max(folder.glob('*/*.json'), key=lambda p: p.stat().st_mtime).read_text())
-
-
 @benchmark
 def peak_grad(work: Path) -> list[dict]:
     """Peak stimulation's backward, 'prm' (the released rule) against 'mean' (1 / K per
@@ -332,7 +328,7 @@ def peak_grad(work: Path) -> list[dict]:
              '--only', 'prm', 'pseudo', '--prm-cfg-options', f'model.peak_grad={mode}')
         runs = []
         for seed in SEEDS:
-            prm = _latest_json(out / f'seed{seed}/prm/test')
+            prm = latest_metrics(out / f'seed{seed}/prm/test')
             pseudo = json.loads((out / f'seed{seed}/pseudo/train_pseudo.json.report.json')
                                 .read_text())['quality']
             runs.append((prm['prm/mAP'], prm['prm/peak_precision'], prm['prm/instance_recall'],
@@ -838,7 +834,7 @@ def demo_hard_pipeline(work: Path) -> list[dict]:
 
 def _counting_errors(work: Path) -> dict[str, float]:
     """The counting metrics of a PRM (or PRM + Density) stage's last val test."""
-    return {k.split('/', 1)[1]: v for k, v in _latest_json(work / 'test').items()
+    return {k.split('/', 1)[1]: v for k, v in latest_metrics(work / 'test').items()
             if k.startswith('count/')}
 
 

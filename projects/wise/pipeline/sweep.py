@@ -18,7 +18,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..datasets.variants import describe, variant_by_name
-from .graph import Plan, classifier_stage, data_stage, oracle_stage, proposals_stage, pseudo_stage
+from .graph import (SHARED, Plan, classifier_stage, data_stage, oracle_stage, proposals_stage,
+                    pseudo_stage)
 from .parallel import dependencies, run_in_parallel
 from .paths import ROOT
 from .presets import Preset, sweep_preset
@@ -55,7 +56,7 @@ def run_sweep(names: Sequence[str], options: RunOptions, work: str = WORK) -> No
     presets = {name: sweep_preset(name, f'{work}/{name}') for name in names}
     todo = [stage for i, seed in enumerate(options.seeds) for name in names
             for stage in sweep_stages(presets[name], seed)
-            if not (i and stage.name in ('data', 'proposals'))]
+            if not (i and stage.name in SHARED)]
     jobs = 1 if options.dry_run else options.jobs
     threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None
     run_in_parallel(range(len(todo)),
