@@ -104,6 +104,14 @@ def tiny_full_cfg(tiny_data: Path) -> Path:
 
 
 @pytest.fixture(scope='session')
+def tiny_full_ckpt(tiny_full_cfg: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A Mask R-CNN checkpoint from the tiny config's 4 iterations (weak, but real)."""
+    work = built_once(tmp_path_factory, 'full',
+                      lambda work: run_tool('tools/train.py', tiny_full_cfg, '--work-dir', work))
+    return work / 'iter_4.pth'
+
+
+@pytest.fixture(scope='session')
 def tiny_solov2_cfg(tiny_full_cfg: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The demo's WISE SOLOv2 (a single-stage segmenter, no boxes) on the tiny data: the
     tiny Mask R-CNN config with the demo SOLOv2 config's model, metric settings and hooks."""

@@ -186,10 +186,8 @@ SCORE_THR_0 = ['model.test_cfg.rcnn.score_thr=0.0', 'test_evaluator.score_thr=0.
 
 
 @pytest.fixture(scope='module')
-def checkpoint(tiny_full_cfg: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    work = tmp_path_factory.mktemp('refine_train')
-    run_tool('tools/train.py', tiny_full_cfg, '--work-dir', work)
-    return work / 'iter_4.pth'
+def checkpoint(tiny_full_ckpt: Path) -> Path:
+    return tiny_full_ckpt
 
 
 @pytest.fixture(scope='module')

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # torchrun one of the project's tools on one or several machines (dist_train.sh,
-# dist_test.sh and dist_gen_pseudo.sh call this):
+# dist_test.sh, dist_gen_pseudo.sh and dist_relabel.sh call this):
 #   tools/dist_run.sh TOOL.py NPROC [tool args...]
 # Several machines: NNODES=2 NODE_RANK=0|1 MASTER_ADDR=host0 tools/dist_run.sh ...
 # Without a GPU each process runs on CPU (gloo).

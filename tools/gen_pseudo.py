@@ -17,7 +17,7 @@ json exists the test metric of the pseudo masks) is printed and saved as
 ``<out>.report.json``. ``--oracle`` uses ground-truth instance centres instead
 of PRM peaks: the upper bound of a selection strategy; ``--counts`` keeps as many
 peaks of each class as it has objects. The work is done by
-``projects.wise.pseudo`` (``PseudoLabeller``, ``label_shard``, ``merge``).
+``projects.wise.pseudo`` (``PseudoLabeller``, ``label_split``).
 """
 from __future__ import annotations
 
@@ -25,13 +25,11 @@ import argparse
 import sys
 from pathlib import Path
 
-import torch.distributed as dist
 from mmengine.config import Config, DictAction
 
-from projects.wise.errors import DataError, OptionError
-from projects.wise.pseudo import PseudoLabeller, label_shard, merge
+from projects.wise.pseudo import PseudoLabeller, label_split
 from projects.wise.utils.cli import run_tool
-from projects.wise.utils.launch import init_distributed, parse_shard
+from projects.wise.utils.launch import shard_of
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -75,29 +73,14 @@ def main(argv: list[str] | None = None) -> None:
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
-    if args.launcher == 'none':
-        try:
-            shard, num_shards = parse_shard(args.shard)
-        except argparse.ArgumentTypeError as e:
-            raise OptionError(f'--shard {e}') from None
-    else:
-        shard, num_shards = init_distributed(args.launcher, cfg)
+    shard, num_shards = shard_of(args.shard, args.launcher, cfg)
     labeller = PseudoLabeller.from_config(
         cfg, args.checkpoint, args.proposals, args.selector, split=args.split,
         ann_file=args.ann_file, gt_ann_file=args.gt_ann_file, peak_thr=args.peak_thr,
         image_labels=args.image_labels, oracle=args.oracle, counts=args.counts, seed=args.seed,
         show_dir=args.show_dir)
-    label_shard(labeller, args.out, shard, num_shards)
-    if args.launcher != 'none':
-        dist.barrier()
-        if dist.get_rank() == 0:
-            merge(labeller, args.out, num_shards, args.config, args.checkpoint)
-        dist.barrier()
-        return
-    try:
-        merge(labeller, args.out, num_shards, args.config, args.checkpoint)
-    except DataError as e:  # another shard has not finished
-        print(f'[gen_pseudo] shard {shard}/{num_shards} done; not merged yet: {e}')
+    label_split(labeller, args.out, shard, num_shards, args.launcher != 'none', 'gen_pseudo',
+                args.config, args.checkpoint)
 
 
 if __name__ == '__main__':

@@ -26,7 +26,7 @@ from projects.wise.datasets.variants import SWEEP
 from projects.wise.errors import DataError
 from projects.wise.pipeline import (DEFAULT_DETECTOR, DETECTORS, ROOT, Preset, RunOptions,
                                     build_stages, custom_preset, presets, run_pipeline)
-from projects.wise.pipeline.presets import sweep_preset
+from projects.wise.pipeline.presets import MAX_ROUNDS, sweep_preset
 from projects.wise.pipeline.publish import publish
 from projects.wise.pipeline.sweep import DEFAULT_VARIANTS, WORK, run_sweep
 
@@ -87,6 +87,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument('--counts', action='store_true',
                     help='also WISE + counts: pseudo masks keeping as many peaks of a class '
                          "as the train split's counts say (pseudo_counts, wise_counts)")
+    ap.add_argument('--rounds', type=int, default=1,
+                    help='WISE and ROUNDS - 1 self-training rounds after it: the train split '
+                         'labelled again by the last Mask R-CNN, which trains the next '
+                         '(relabel_round<r>, wise_round<r>; docs/self_training.md)')
     ap.add_argument('--publish', action='store_true',
                     help='with --seeds: commit-ready bench/tables/<preset>.json (every '
                          "seed's figures, the stages' records) and README / docs results "
@@ -110,6 +114,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         ap.error('--jobs takes 1 or more')
     if args.gpus < 1:
         ap.error('--gpus takes 1 or more')
+    if not 1 <= args.rounds <= MAX_ROUNDS:
+        ap.error(f'--rounds takes 1 to {MAX_ROUNDS}')
     if args.publish and not args.seeds:
         ap.error('--publish takes --seeds (the table of every seed)')
     if args.preset == 'sweep' and not args.seeds:
@@ -161,7 +167,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.data_root and not args.preset.startswith('demo'):
         os.environ['VOC_ROOT'] = args.data_root  # read by the configs' data_root
     runs = [build_stages(preset, args.gpus, seed, args.prm_cfg_options, args.smoke,
-                         args.detector, args.ignore_teacher) for seed in (args.seeds or [None])]
+                         args.detector, args.ignore_teacher, args.rounds)
+            for seed in (args.seeds or [None])]
     jobs = args.jobs or (preset.jobs if args.gpus == 1 else 1)
     run_pipeline(preset, runs, RunOptions(args.start, args.only, args.dry_run, jobs,
                                           args.seeds, args.gpus))

@@ -75,6 +75,12 @@ def gen_pseudo(cfg: str, model_work: str, seed: int | None, gpus: int, *args: st
                  *([] if seed is None else ['--seed', str(seed)]), *args)
 
 
+def relabel(cfg: str, model_work: str, gpus: int, *args: str) -> Command:
+    """tools/relabel.py with the detector ``cfg`` and the last checkpoint in
+    ``model_work``; sharded over several GPUs as gen_pseudo is."""
+    return shell(*_with_checkpoint('relabel', cfg, model_work, gpus), *args)
+
+
 def prm_test(cfg: str, work: str, gpus: int, options: Sequence[str]) -> list[Command]:
     """A PRM's classification, peak and counting metrics on val (on several GPUs under
     torchrun, as its validation during training), and its peaks drawn (8 images, one

@@ -11,7 +11,10 @@ adds ``wise_<name>`` on the improved pseudo masks; ``prm_density`` (ILC) trains 
 counts and its retrieval gives the PRM + Density row; ``pseudo_counts`` /
 ``wise_counts`` keep as many peaks of a class as it has objects (docs/counts.md).
 With a seed, the trained stages run in ``<work>/seed<N>/``; the data and proposals are
-shared by the seeds.
+shared by the seeds. With ``rounds`` K > 1, self-training follows WISE on the improved
+pseudo masks: ``relabel_round<r>`` labels the train split again with the previous
+round's Mask R-CNN (:mod:`~..pseudo.relabel`) and ``wise_round<r>`` trains on that, for
+r = 2..K.
 """
 from __future__ import annotations
 
@@ -24,10 +27,10 @@ from ..proposals.precomputed import done_name
 from . import commands as cmd
 from .custom_configs import DEFAULT_DETECTOR, DETECTORS
 from .paths import ROOT
-from .presets import DENSITY_RETRIEVAL, SELECTIONS, Preset, wise_stage_name
+from .presets import DENSITY_RETRIEVAL, RELABEL, SELECTIONS, WISE_OF, Preset, wise_stage_name
 from .stage import Stage
 from .table import ROW_FILES, write_table
-from .teacher import check_teacher
+from .teacher import check_round, check_teacher
 
 #: stages run once for all seeds
 SHARED = ('data', 'proposals')
@@ -45,6 +48,7 @@ class Plan:
     detectors: Sequence[str] = (DEFAULT_DETECTOR,)
     ignore_teacher: bool = False  # a PRM that has not learned: warn, go on
     teacher_checks: bool = True  # the sweep reports the verdicts instead
+    rounds: int = 1  # WISE trainings of the self-training chain (1: WISE alone)
     work: str = field(init=False)
 
     def __post_init__(self) -> None:
@@ -101,6 +105,12 @@ class Plan:
 
     def pseudo_json(self, selection: str) -> str:
         return f'{self.work}/{selection}/{self.preset.train_split}_pseudo.json'
+
+    @property
+    def round_selection(self) -> str:
+        """The pseudo masks self-training starts from: the improved selection's."""
+        p = self.preset
+        return 'pseudo_improved' if 'pseudo_improved' in p.selections else p.selections[-1]
 
     def trains_on(self, detector: str) -> Sequence[str]:
         """The pseudo-mask stages a detector trains on: Mask R-CNN every selection,
@@ -220,11 +230,14 @@ def full_stage(plan: Plan) -> Stage:
                       outputs=[f'{work}/metrics.metrics.json'])
 
 
-def wise_stage(plan: Plan, selection: str, detector: str) -> Stage:
-    """A detector trained on one selection's pseudo masks, tested without and with
-    the refine hook where val has masks."""
+def wise_stage(plan: Plan, selection: str, detector: str, pseudo: str | None = None,
+               name: str | None = None, check: str = 'pseudo_check') -> Stage:
+    """A detector trained on one selection's pseudo masks (or ``pseudo``, those of a
+    self-training round, in stage ``name``, guarded by ``check``), tested without and
+    with the refine hook where val has masks."""
     p = plan.preset
-    name, pseudo = wise_stage_name(selection, detector), plan.pseudo_json(selection)
+    name = name or wise_stage_name(selection, detector)
+    pseudo = pseudo or plan.pseudo_json(selection)
     work = f'{plan.work}/{name}'
     cfg, refine_cfg = (p.wise_cfg.format(detector, refine=r) for r in ('', '_refine'))
     # the paper's selection trains the paper's detector
@@ -235,11 +248,46 @@ def wise_stage(plan: Plan, selection: str, detector: str) -> Stage:
              [cmd.test(refine_cfg, work, f'{work}/refine', plan.gpus, plan.test_options)]]
     return plan.stage(name, [[cmd.train(cfg, work, plan.gpus, options)],
                              *(tests if p.val_masks else [])],
-                      inputs=[cfg, refine_cfg, pseudo, *plan.check_file('pseudo_check'),
+                      inputs=[cfg, refine_cfg, pseudo, *plan.check_file(check),
                               'projects/wise/engine',
                               *(['projects/wise/detection'] if soft else [])],
                       outputs=[f'{work}/metrics.metrics.json', f'{work}/refine.metrics.json']
                       if p.val_masks else [f'{work}/last_checkpoint'])
+
+
+def round_stages(plan: Plan) -> list[Stage]:
+    """Self-training after WISE: each round labels the train split again with the
+    previous round's Mask R-CNN, refined onto the proposals and held to the image labels
+    (:data:`~.presets.RELABEL`); ``round<r>_check`` stops where those labels are worse
+    than the previous round's (:func:`~.teacher.check_round`); then a Mask R-CNN trains
+    on them as WISE trained."""
+    p = plan.preset
+    selection = plan.round_selection
+    cfg = p.wise_cfg.format(DEFAULT_DETECTOR, refine='')
+    labels = f'{p.annotations}/{p.train_split}_labels.json'
+    previous, model = plan.pseudo_json(selection), WISE_OF[selection]
+    stages = []
+    for r in range(2, plan.rounds + 1):
+        name = f'relabel_round{r}'
+        out = f'{plan.work}/{name}/{p.train_split}_pseudo.json'
+        line = cmd.relabel(cfg, f'{plan.work}/{model}', plan.gpus, '--labels', labels,
+                           '--previous', previous, '--out', out, *plan.proposals, *RELABEL)
+        stages.append(plan.stage(name, [[line]],
+                                 inputs=[f'{plan.work}/{model}/last_checkpoint', previous,
+                                         labels, *plan.proposals_done, 'tools/relabel.py',
+                                         'projects/wise/pseudo'],
+                                 outputs=[out]))
+        check = f'round{r}_check'
+        if plan.checks:
+            action = partial(check_round, ROOT / labels, ROOT / previous, ROOT / out,
+                             ROOT / plan.check_file(check)[0], plan.ignore_teacher)
+            stages.append(plan.stage(check, [], inputs=[previous, out],
+                                     outputs=plan.check_file(check), action=action,
+                                     always=True))
+        stages.append(wise_stage(plan, selection, DEFAULT_DETECTOR, pseudo=out,
+                                 name=f'wise_round{r}', check=check))
+        previous, model = out, f'wise_round{r}'
+    return stages
 
 
 def table_stage(plan: Plan, trained: set[str]) -> Stage:
@@ -257,22 +305,26 @@ def table_stage(plan: Plan, trained: set[str]) -> Stage:
 def build_stages(preset: Preset, gpus: int = 1, seed: int | None = None,
                  prm_options: Sequence[str] = (), smoke: bool = False,
                  detectors: Sequence[str] = (DEFAULT_DETECTOR,),
-                 ignore_teacher: bool = False) -> list[Stage]:
+                 ignore_teacher: bool = False, rounds: int = 1) -> list[Stage]:
     """The preset's stages in order, WISE's for each of ``detectors``; with ``seed``,
     the trained ones seeded and in ``seed<N>/``; with ``smoke``, cut to a few
     iterations (:data:`~.commands.SMOKE_TRAIN`); ``ignore_teacher``: a PRM that has
-    not learned its classes is warned of, not stopped at."""
-    plan = Plan(preset, gpus, seed, prm_options, smoke, detectors, ignore_teacher)
+    not learned its classes is warned of, not stopped at; ``rounds``: WISE and
+    ``rounds - 1`` self-training rounds after it."""
+    plan = Plan(preset, gpus, seed, prm_options, smoke, detectors, ignore_teacher,
+                rounds=rounds)
     p = preset
     wise = [wise_stage(plan, selection, detector) for detector in detectors
             for selection in plan.trains_on(detector)]
+    wise += round_stages(plan) if DEFAULT_DETECTOR in detectors else []
     selections = [s for s in p.selections if any(s in plan.trains_on(d) for d in detectors)]
     scored = p.val_masks  # val has masks: the baselines and the table
     density = [] if p.density_cfg is None else [
         classifier_stage(plan, 'prm_density', p.density_cfg),
         *([baseline_stage(plan, 'prm_density_baseline', p.density_cfg, 'prm_density',
                           DENSITY_RETRIEVAL)] if scored else [])]
-    trained = {'prm_baseline', *(['full'] if p.full_cfg else []), *(s.name for s in wise),
+    trained = {'prm_baseline', *(['full'] if p.full_cfg else []),
+               *(s.name for s in wise if s.name.startswith('wise')),
                *(['prm_density_baseline'] if p.density_cfg else [])}
     return [
         data_stage(plan),

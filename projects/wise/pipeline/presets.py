@@ -34,6 +34,11 @@ SELECTIONS = {'pseudo': (), 'pseudo_improved': ('--selector', *IMPROVED),
               'pseudo_counts': ('--selector', *IMPROVED, '--counts', 'given')}
 #: the WISE stage trained on each pseudo-mask stage
 WISE_OF = {'pseudo': 'wise', 'pseudo_improved': 'wise_improved', 'pseudo_counts': 'wise_counts'}
+#: a self-training round's relabelling options (tools/relabel.py; chosen on val,
+#: docs/self_training.md): its defaults
+RELABEL: tuple[str, ...] = ()
+#: at most this many WISE trainings in a self-training chain (--rounds)
+MAX_ROUNDS = 5
 #: PRM + Density's instance masks: PRM's retrieval with ILC's density term
 DENSITY_RETRIEVAL = ('type=prm_retrieval', 'density_weight=0.2')
 #: at most this many proposal shards a split: each is a process of ~0.45 GB (torch

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .custom_configs import DEFAULT_DETECTOR, DETECTORS
+from .presets import MAX_ROUNDS
 
 COLUMNS = ('mAP25', 'mAP50', 'mAP75', 'ABO')
 #: VOC 2012 val, from the WISE paper
@@ -30,6 +31,9 @@ ROW_FILES = {
     'WISE + counts + Refine': 'wise_counts/refine.metrics.json',
     **{f'WISE (improved, {d.title}){tail}': f'wise_{name}/{file}'
        for name, d in DETECTORS.items() if name != DEFAULT_DETECTOR
+       for tail, file in (('', 'metrics.metrics.json'), (' + Refine', 'refine.metrics.json'))},
+    # self-training rounds after WISE (improved): tools/pipeline.py --rounds
+    **{f'WISE (round {r}){tail}': f'wise_round{r}/{file}' for r in range(2, MAX_ROUNDS + 1)
        for tail, file in (('', 'metrics.metrics.json'), (' + Refine', 'refine.metrics.json'))},
 }
 

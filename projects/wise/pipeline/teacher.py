@@ -1,4 +1,5 @@
-"""Whether the PRM has learned its classes, before anything trains on its peaks.
+"""Whether the PRM has learned its classes, before anything trains on its peaks; and
+whether a self-training round's labels are no worse than the round's before.
 
 A PRM that cannot tell its classes apart still gives peaks: gen_pseudo keeps the
 strongest one of each labelled class however weak (``weak_peaks``), and WISE trains on
@@ -12,16 +13,24 @@ that did not (classes told apart by shape alone, the demo's 8 from-scratch epoch
 from __future__ import annotations
 
 import json
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from ..utils.io import atomic_write
+import numpy as np
+from pycocotools import mask as mask_util
+
+from ..utils.io import atomic_write, load_coco_json
+from ..utils.masks import bytes_counts
 
 #: below this val classification mAP the PRM has not learned its classes
 MIN_CLS_MAP = 80.0
 #: above this share of weak peaks (kept below the peak threshold) likewise
 MAX_WEAK_SHARE = 0.5
+#: below this mean best IoU of the previous round's instances with the new ones, a round
+#: has drifted from its teacher rather than refined it
+MIN_AGREEMENT = 0.5
 ADVICE = ('a longer PRM schedule (train_cfg.max_epochs), an ImageNet-pretrained backbone '
           '(model.backbone.init_cfg), more training images; --ignore-teacher goes on anyway')
 
@@ -68,11 +77,59 @@ def judge(val: dict[str, float] | None, reports: Sequence[Path] = ()) -> Verdict
     return verdict
 
 
-def check_teacher(prm_work: Path, reports: Sequence[Path], out: Path, go_on: bool) -> None:
-    """Write the verdict to ``out`` (of the reports that exist: ``--only`` may leave a
-    selection out); a PRM that has not learned stops the pipeline with what was
+def _by_image_class(coco: dict) -> dict[tuple[int, int], list[dict]]:
+    found: dict[tuple[int, int], list[dict]] = defaultdict(list)
+    for a in coco['annotations']:
+        found[a['image_id'], a['category_id']].append(bytes_counts(a['segmentation']))
+    return found
+
+
+def count_error(coco: dict, labels: dict) -> float | None:
+    """Mean |instances - objects| over the labelled (image, class) pairs, where the
+    labels give counts (``label_counts``); None where they do not."""
+    found = _by_image_class(coco)
+    errors = [abs(len(found[im['id'], c]) - n) for im in labels['images']
+              for c, n in zip(im['labels'], im.get('label_counts') or [])]
+    counted = all(len(im.get('label_counts') or []) == len(im['labels'])
+                  for im in labels['images'])
+    return float(np.mean(errors)) if counted and errors else None
+
+
+def agreement(previous: dict, new: dict) -> float:
+    """Mean over the previous labels' instances of their best IoU with a new instance of
+    the same image and class (0 where there is none)."""
+    old, now = _by_image_class(previous), _by_image_class(new)
+    best = []
+    for key, rles in old.items():
+        if now[key]:
+            iou = np.asarray(mask_util.iou(rles, now[key], [0] * len(now[key])))
+            best += list(iou.reshape(len(rles), -1).max(axis=1))
+        else:
+            best += [0.0] * len(rles)
+    return float(np.mean(best)) if best else 1.0
+
+
+def judge_round(labels: dict, previous: dict, new: dict) -> Verdict:
+    """A round's labels against the previous round's, on figures that need no masks."""
+    verdict = Verdict()
+    before, after = count_error(previous, labels), count_error(new, labels)
+    if after is not None:
+        verdict.figures.update({'count error, previous round': round(before, 4),
+                                'count error': round(after, 4)})
+        if after > before:
+            verdict.failures.append(f'instances per labelled class are further from the '
+                                    f'counts ({after:.3f} off, against {before:.3f})')
+    agree = verdict.figures['agreement with the previous round'] = round(
+        agreement(previous, new), 4)
+    if agree < MIN_AGREEMENT:
+        verdict.failures.append(f'the labels agree with the previous round\'s by a mean IoU '
+                                f'of {agree:.2f} < {MIN_AGREEMENT:g}')
+    return verdict
+
+
+def _write(verdict: Verdict, out: Path, go_on: bool, what: str, advice: str) -> None:
+    """Write the verdict to ``out``; one that fails stops the pipeline with what was
     measured and what to try (``go_on``: a warning instead)."""
-    verdict = judge(val_figures(prm_work), [r for r in reports if Path(r).is_file()])
     text = json.dumps(dict(asdict(verdict), learned=verdict.learned), indent=1)
     if (verdict.learned or go_on) and not (out.is_file() and out.read_text() == text):
         out.parent.mkdir(parents=True, exist_ok=True)  # unchanged: what it guards stays fresh
@@ -80,8 +137,24 @@ def check_teacher(prm_work: Path, reports: Sequence[Path], out: Path, go_on: boo
             f.write(text)
     if verdict.learned:
         return
-    message = (f'the PRM in {prm_work} has not learned its classes: '
-               + '; '.join(verdict.failures) + f'. Try {ADVICE}.')
+    message = f'{what}: ' + '; '.join(verdict.failures) + f'. {advice}.'
     if not go_on:
         raise SystemExit(f'pipeline.py: stopped: {message}')
     print(f'[pipeline] WARNING: {message} Going on (--ignore-teacher).', flush=True)
+
+
+def check_teacher(prm_work: Path, reports: Sequence[Path], out: Path, go_on: bool) -> None:
+    """The PRM's verdict (of the reports that exist: ``--only`` may leave a selection
+    out), written to ``out``; a PRM that has not learned stops the pipeline."""
+    verdict = judge(val_figures(prm_work), [r for r in reports if Path(r).is_file()])
+    _write(verdict, out, go_on, f'the PRM in {prm_work} has not learned its classes',
+           f'Try {ADVICE}')
+
+
+def check_round(labels: Path, previous: Path, new: Path, out: Path, go_on: bool) -> None:
+    """A self-training round's verdict, written to ``out``; labels worse than the
+    previous round's stop the pipeline before a detector trains on them."""
+    verdict = judge_round(load_coco_json(labels), load_coco_json(previous),
+                          load_coco_json(new))
+    _write(verdict, out, go_on, f'the labels of {new} are worse than the previous round\'s',
+           'Stop at the round before (--rounds), or --ignore-teacher to go on')

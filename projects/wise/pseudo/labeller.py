@@ -66,14 +66,19 @@ def build_split(cfg: Config, split: str = 'train', ann_file: str | None = None,
     return DATASETS.build(ds_cfg)
 
 
-def default_gt_file(dataset) -> str | None:
-    """The ground-truth instances json of a split, if any: the ann_file itself, or the
-    ``*_instances.json`` beside a ``*_labels.json``."""
-    ann = str(dataset.ann_file)
+def instances_twin(ann_file: str) -> str | None:
+    """The ground-truth instances json of a split's annotation file, if any: the file
+    itself, or the ``*_instances.json`` beside a ``*_labels.json``."""
+    ann = str(ann_file)
     if ann.endswith('_instances.json'):
         return ann
     twin = ann.replace('_labels.json', '_instances.json')
     return twin if twin != ann and osp.isfile(twin) else None
+
+
+def default_gt_file(dataset) -> str | None:
+    """The ground-truth instances json of a split's dataset, if any."""
+    return instances_twin(dataset.ann_file)
 
 
 def sha256(path: str) -> str:
@@ -194,6 +199,13 @@ class PseudoLabeller:
     @property
     def classes(self) -> tuple[str, ...]:
         return tuple(self.dataset.metainfo['classes'])
+
+    @property
+    def quality_thr(self) -> float:
+        """The score from which an instance counts in the report's quality: peak values
+        under 0 are weak peaks; selection scores (ILC's retrieval) may be negative and
+        all count."""
+        return 0.0 if self.instance_score == 'peak' else -float('inf')
 
     def __call__(self, index: int) -> dict:
         """Image ``index``'s record: its COCO ``image`` and ``annotations``, and what

@@ -20,6 +20,8 @@ from mmengine.dist import init_dist
 
 from mmdet.utils import setup_cache_size_limit_of_dynamo
 
+from ..errors import OptionError
+
 
 def _export_slurm_env(port: str | None = None) -> None:
     """Translate SLURM variables into torchrun's, as mmengine's slurm launcher does."""
@@ -113,6 +115,17 @@ def load_tool_config(args: argparse.Namespace) -> Config:
     setup_cpu_distributed(cfg, launcher)
     require_mmcv_cuda_ops()
     return cfg
+
+
+def shard_of(text: str, launcher: str, cfg: Config | None = None) -> tuple[int, int]:
+    """(shard, shards) of a labelling tool: ``--shard i/N`` alone, or under a launcher
+    the rank and world size (the process group started here)."""
+    if launcher != 'none':
+        return init_distributed(launcher, cfg)
+    try:
+        return parse_shard(text)
+    except argparse.ArgumentTypeError as e:
+        raise OptionError(f'--shard {e}') from None
 
 
 def parse_shard(text: str) -> tuple[int, int]:
