@@ -9,14 +9,14 @@ rule reuses its predictions.
 
     python bench/relabel_choice.py --presets demo demo-hard --seeds 0 1 2
 
-writes bench/tables/relabel_choice.json (every variant's and seed's figures).
+writes bench/tables/relabel_choice.json (every variant's and seed's figures, the means
+and the choice: ``projects.wise.pipeline.self_training.summarize_choice``).
 """
 from __future__ import annotations
 
 import argparse
 import itertools
 import json
-import statistics
 import subprocess
 import sys
 from dataclasses import asdict
@@ -24,14 +24,16 @@ from pathlib import Path
 
 from projects.wise.pipeline import presets
 from projects.wise.pipeline.presets import SELECTIONS
+from projects.wise.pipeline.self_training import FIGURES, choice_lines, summarize_choice
 from projects.wise.pseudo import Relabeller, RelabelRule, summarize
 from projects.wise.pseudo.labeller import RECALL_KS
 
 ROOT = Path(__file__).resolve().parents[1]
 SCORE_THRS = (0.3, 0.5, 0.7, 0.9)
-GRID = [dict(rule=RelabelRule(score_thr=t, keep_unmatched=k), refine=r)
-        for t, k, r in itertools.product(SCORE_THRS, (False, True), (True, False))]
-FIGURES = ('segm_mAP50', 'segm_mAP75', 'segm_ABO')
+#: refinement on: in a first grid it raised mAP75 and ABO in every variant and cut
+#: (docs/self_training.md)
+GRID = [dict(rule=RelabelRule(score_thr=t, nms_iou=n, keep_unmatched=k), refine=True)
+        for t, n, k in itertools.product(SCORE_THRS, (None, 0.5), (False, True))]
 
 
 def val_round1(preset, seed: int) -> Path:
@@ -83,20 +85,6 @@ def study(preset_name: str, seed: int) -> dict:
     return out
 
 
-def summary(results: dict) -> list[dict]:
-    """Each rule's mean over every variant and seed, best mAP50 first."""
-    runs = [r for variant in results.values() for r in variant.values()]
-    rows = []
-    for k, option in enumerate(GRID):
-        mean = {f: round(statistics.mean(run['rules'][k][f] for run in runs), 2)
-                for f in (*FIGURES, 'instances_per_object')}
-        rows.append(dict(**asdict(option['rule']), refine=option['refine'], **mean))
-    rows.append(dict(rule='round 1 (no relabelling)', **{
-        f: round(statistics.mean(run['round1'][f] for run in runs), 2)
-        for f in (*FIGURES, 'instances_per_object')}))
-    return sorted(rows, key=lambda r: -r['segm_mAP50'])
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     ap.add_argument('--presets', nargs='+', default=['demo', 'demo-hard'])
@@ -106,10 +94,10 @@ def main() -> None:
     results = {p: {str(s): study(p, s) for s in args.seeds
                    if (ROOT / presets()[p].work / f'seed{s}/wise_improved/last_checkpoint')
                    .is_file()} for p in args.presets}
-    table = summary(results)
-    args.out.write_text(json.dumps(dict(summary=table, runs=results), indent=1) + '\n')
-    for r in table:
-        print(r)
+    table = summarize_choice(results, [dict(**asdict(o['rule']), refine=o['refine'])
+                                       for o in GRID])
+    args.out.write_text(json.dumps(dict(table, runs=results), indent=1) + '\n')
+    print('\n'.join(choice_lines(table)))
 
 
 if __name__ == '__main__':

@@ -47,8 +47,15 @@ def test_rule_holds_the_new_labels_to_the_image_labels() -> None:
         assert [(i['label'], i['score']) for i in out] == expected
         assert events['absent_class_predictions'] == 1 and events['below_score_thr'] == 1
         assert events['classes_from_previous'] == 1
+    # two predictions of one object (refined onto one proposal): the better one stays
+    twins = [_inst(0, 0.8, 0, 0, 10, 10), _inst(1, 0.9, 0, 0, 10, 10), _inst(0, 0.7, 20, 0, 30, 9)]
+    events = Counter()
+    assert [p['score'] for p in RelabelRule(nms_iou=0.5).suppress(twins, events)] == [0.9, 0.7]
+    assert events['suppressed_predictions'] == 1 and RelabelRule().suppress(twins, events) == twins
     with pytest.raises(OptionError, match='score_thr'):
         RelabelRule(score_thr=1.5)
+    with pytest.raises(OptionError, match='nms_iou'):
+        RelabelRule(nms_iou=0)
 
 
 @pytest.fixture(scope='module')
@@ -136,6 +143,12 @@ def test_rounds_follow_wise_and_rerun_only_when_what_they_read_changed(tmp_path:
     assert r2.outputs[0] in r3.inputs
     assert f'ann_file={r2.outputs[0]}' in ' '.join(stages['wise_round2'].steps[0][0])
     assert 'relabel_round2' not in {s.name for s in pipeline.build_stages(preset)}
+    assert 'load_from' not in str(stages['wise_round2'].steps)  # 'init': WISE's start
+    warm = {s.name: s for s in pipeline.build_stages(preset, rounds=3,
+                                                     round_weights='previous')}
+    assert f'load_from=$(cat {preset.work}/wise_round2/last_checkpoint)' in \
+        warm['wise_round3'].steps[0][0][-1]
+    assert f'{preset.work}/wise_round2/last_checkpoint' in warm['wise_round3'].inputs
 
     for path in r2.inputs:
         if path.startswith(str(tmp_path)):

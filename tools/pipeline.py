@@ -26,7 +26,7 @@ from projects.wise.datasets.variants import SWEEP
 from projects.wise.errors import DataError
 from projects.wise.pipeline import (DEFAULT_DETECTOR, DETECTORS, ROOT, Preset, RunOptions,
                                     build_stages, custom_preset, presets, run_pipeline)
-from projects.wise.pipeline.presets import MAX_ROUNDS, sweep_preset
+from projects.wise.pipeline.presets import MAX_ROUNDS, ROUND_WEIGHTS, sweep_preset
 from projects.wise.pipeline.publish import publish
 from projects.wise.pipeline.sweep import DEFAULT_VARIANTS, WORK, run_sweep
 
@@ -91,6 +91,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                     help='WISE and ROUNDS - 1 self-training rounds after it: the train split '
                          'labelled again by the last Mask R-CNN, which trains the next '
                          '(relabel_round<r>, wise_round<r>; docs/self_training.md)')
+    ap.add_argument('--round-weights', choices=['init', 'previous'], default=ROUND_WEIGHTS,
+                    help="where a round's detector starts: the config's initialisation, or "
+                         f"the previous round's weights (default: {ROUND_WEIGHTS})")
     ap.add_argument('--publish', action='store_true',
                     help='with --seeds: commit-ready bench/tables/<preset>.json (every '
                          "seed's figures, the stages' records) and README / docs results "
@@ -167,7 +170,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.data_root and not args.preset.startswith('demo'):
         os.environ['VOC_ROOT'] = args.data_root  # read by the configs' data_root
     runs = [build_stages(preset, args.gpus, seed, args.prm_cfg_options, args.smoke,
-                         args.detector, args.ignore_teacher, args.rounds)
+                         args.detector, args.ignore_teacher, args.rounds, args.round_weights)
             for seed in (args.seeds or [None])]
     jobs = args.jobs or (preset.jobs if args.gpus == 1 else 1)
     run_pipeline(preset, runs, RunOptions(args.start, args.only, args.dry_run, jobs,

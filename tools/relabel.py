@@ -43,6 +43,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         'type=precomputed root=data/shapes/proposals')
     p.add_argument('--score-thr', type=float, default=DEFAULT.score_thr,
                    help='predictions scoring less are dropped')
+    p.add_argument('--nms-iou', type=float, default=DEFAULT.nms_iou,
+                   help='of kept predictions overlapping by this mask IoU, the best-scored '
+                        'stays, whatever its class (default: none suppressed)')
     p.add_argument('--keep-unmatched', action=argparse.BooleanOptionalAction,
                    default=DEFAULT.keep_unmatched,
                    help='also keep previous instances that no kept prediction overlaps')
@@ -60,7 +63,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
     shard, num_shards = shard_of(args.shard, args.launcher, cfg)
-    rule = RelabelRule(score_thr=args.score_thr, keep_unmatched=args.keep_unmatched)
+    rule = RelabelRule(score_thr=args.score_thr, nms_iou=args.nms_iou,
+                       keep_unmatched=args.keep_unmatched)
     relabeller = Relabeller.from_config(cfg, args.checkpoint, args.labels, args.previous, rule,
                                         args.proposals, args.gt_ann_file)
     label_split(relabeller, args.out, shard, num_shards, args.launcher != 'none', 'relabel',

@@ -27,7 +27,8 @@ from ..proposals.precomputed import done_name
 from . import commands as cmd
 from .custom_configs import DEFAULT_DETECTOR, DETECTORS
 from .paths import ROOT
-from .presets import DENSITY_RETRIEVAL, RELABEL, SELECTIONS, WISE_OF, Preset, wise_stage_name
+from .presets import (DENSITY_RETRIEVAL, RELABEL, ROUND_WEIGHTS, SELECTIONS, WISE_OF, Preset,
+                      wise_stage_name)
 from .stage import Stage
 from .table import ROW_FILES, write_table
 from .teacher import check_round, check_teacher
@@ -49,6 +50,9 @@ class Plan:
     ignore_teacher: bool = False  # a PRM that has not learned: warn, go on
     teacher_checks: bool = True  # the sweep reports the verdicts instead
     rounds: int = 1  # WISE trainings of the self-training chain (1: WISE alone)
+    #: where a round's detector starts: 'init', the config's initialisation, as WISE;
+    #: 'previous', the previous round's weights (:data:`~.presets.ROUND_WEIGHTS`)
+    round_weights: str = ROUND_WEIGHTS
     work: str = field(init=False)
 
     def __post_init__(self) -> None:
@@ -231,10 +235,12 @@ def full_stage(plan: Plan) -> Stage:
 
 
 def wise_stage(plan: Plan, selection: str, detector: str, pseudo: str | None = None,
-               name: str | None = None, check: str = 'pseudo_check') -> Stage:
+               name: str | None = None, check: str = 'pseudo_check',
+               weights: str | None = None) -> Stage:
     """A detector trained on one selection's pseudo masks (or ``pseudo``, those of a
-    self-training round, in stage ``name``, guarded by ``check``), tested without and
-    with the refine hook where val has masks."""
+    self-training round, in stage ``name``, guarded by ``check``, starting from the last
+    checkpoint of the stage ``weights``), tested without and with the refine hook where
+    val has masks."""
     p = plan.preset
     name = name or wise_stage_name(selection, detector)
     pseudo = pseudo or plan.pseudo_json(selection)
@@ -244,11 +250,16 @@ def wise_stage(plan: Plan, selection: str, detector: str, pseudo: str | None = N
     soft = DETECTORS[detector].soft_negatives if p.soft_negatives and \
         selection != 'pseudo' else ()
     options = [*plan.detector_train, f'train_dataloader.dataset.ann_file={ROOT / pseudo}', *soft]
+    train = cmd.train(cfg, work, plan.gpus, options)
+    if weights:
+        start = f'{plan.work}/{weights}'
+        train = cmd.shell(*train, f'load_from={cmd.checkpoint(start)}')
     tests = [[cmd.test(cfg, work, f'{work}/metrics', plan.gpus, plan.test_options)],
              [cmd.test(refine_cfg, work, f'{work}/refine', plan.gpus, plan.test_options)]]
-    return plan.stage(name, [[cmd.train(cfg, work, plan.gpus, options)],
+    return plan.stage(name, [[train],
                              *(tests if p.val_masks else [])],
                       inputs=[cfg, refine_cfg, pseudo, *plan.check_file(check),
+                              *([f'{plan.work}/{weights}/last_checkpoint'] if weights else []),
                               'projects/wise/engine',
                               *(['projects/wise/detection'] if soft else [])],
                       outputs=[f'{work}/metrics.metrics.json', f'{work}/refine.metrics.json']
@@ -285,7 +296,8 @@ def round_stages(plan: Plan) -> list[Stage]:
                                      outputs=plan.check_file(check), action=action,
                                      always=True))
         stages.append(wise_stage(plan, selection, DEFAULT_DETECTOR, pseudo=out,
-                                 name=f'wise_round{r}', check=check))
+                                 name=f'wise_round{r}', check=check,
+                                 weights=model if plan.round_weights == 'previous' else None))
         previous, model = out, f'wise_round{r}'
     return stages
 
@@ -305,14 +317,16 @@ def table_stage(plan: Plan, trained: set[str]) -> Stage:
 def build_stages(preset: Preset, gpus: int = 1, seed: int | None = None,
                  prm_options: Sequence[str] = (), smoke: bool = False,
                  detectors: Sequence[str] = (DEFAULT_DETECTOR,),
-                 ignore_teacher: bool = False, rounds: int = 1) -> list[Stage]:
+                 ignore_teacher: bool = False, rounds: int = 1,
+                 round_weights: str = ROUND_WEIGHTS) -> list[Stage]:
     """The preset's stages in order, WISE's for each of ``detectors``; with ``seed``,
     the trained ones seeded and in ``seed<N>/``; with ``smoke``, cut to a few
     iterations (:data:`~.commands.SMOKE_TRAIN`); ``ignore_teacher``: a PRM that has
     not learned its classes is warned of, not stopped at; ``rounds``: WISE and
-    ``rounds - 1`` self-training rounds after it."""
+    ``rounds - 1`` self-training rounds after it, each detector starting from
+    ``round_weights``."""
     plan = Plan(preset, gpus, seed, prm_options, smoke, detectors, ignore_teacher,
-                rounds=rounds)
+                rounds=rounds, round_weights=round_weights)
     p = preset
     wise = [wise_stage(plan, selection, detector) for detector in detectors
             for selection in plan.trains_on(detector)]

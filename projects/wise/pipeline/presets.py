@@ -37,6 +37,9 @@ WISE_OF = {'pseudo': 'wise', 'pseudo_improved': 'wise_improved', 'pseudo_counts'
 #: a self-training round's relabelling options (tools/relabel.py; chosen on val,
 #: docs/self_training.md): its defaults
 RELABEL: tuple[str, ...] = ()
+#: where a round's detector starts (chosen on val, docs/self_training.md): 'init', the
+#: config's own initialisation as WISE's, or 'previous', the previous round's weights
+ROUND_WEIGHTS = 'init'
 #: at most this many WISE trainings in a self-training chain (--rounds)
 MAX_ROUNDS = 5
 #: PRM + Density's instance masks: PRM's retrieval with ILC's density term

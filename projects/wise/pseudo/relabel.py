@@ -44,6 +44,9 @@ class RelabelRule:
 
     Args:
         score_thr: a prediction scoring less is dropped.
+        nms_iou: of kept predictions whose masks overlap by this much (after
+            refinement, two predictions of one object may pick the same proposal), the
+            best-scored stays, whatever its class; None: every kept prediction stays.
         keep_unmatched: keep the previous instances that no kept prediction overlaps
             by ``match_iou`` (objects the model may have lost), as well.
         match_iou: the overlap at which a prediction accounts for a previous instance.
@@ -52,14 +55,17 @@ class RelabelRule:
     """
 
     score_thr: float = 0.5
+    nms_iou: float | None = None
     keep_unmatched: bool = False
     match_iou: float = 0.5
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.score_thr <= 1.0:
             raise OptionError(f'score_thr must be in [0, 1], got {self.score_thr}')
-        if not 0.0 < self.match_iou <= 1.0:
-            raise OptionError(f'match_iou must be in (0, 1], got {self.match_iou}')
+        for name in ('nms_iou', 'match_iou'):
+            value = getattr(self, name)
+            if value is not None and not 0.0 < value <= 1.0:
+                raise OptionError(f'{name} must be in (0, 1], got {value}')
 
     def predictions_kept(self, predictions: list[dict], labels: set[int],
                          events: Counter) -> list[dict]:
@@ -70,6 +76,20 @@ class RelabelRule:
         events['absent_class_predictions'] += len(predictions) - len(present)
         events['below_score_thr'] += len(present) - len(kept)
         return kept
+
+    def suppress(self, kept: list[dict], events: Counter) -> list[dict]:
+        """Greedy mask NMS over every class (:attr:`nms_iou`), best score first."""
+        if self.nms_iou is None or len(kept) < 2:
+            return kept
+        ranked = sorted(kept, key=lambda p: -p['score'])
+        rles = [bytes_counts(p['rle']) for p in ranked]
+        iou = np.asarray(mask_util.iou(rles, rles, [0] * len(rles))).reshape(len(rles), -1)
+        keep: list[int] = []
+        for i in range(len(ranked)):
+            if all(iou[i, j] < self.nms_iou for j in keep):
+                keep.append(i)
+        events['suppressed_predictions'] += len(ranked) - len(keep)
+        return [ranked[i] for i in keep]
 
     def complete(self, kept: list[dict], previous: list[dict], labels: set[int],
                  events: Counter) -> list[dict]:
@@ -164,7 +184,13 @@ class Relabeller:
         if device is None:
             device = f'cuda:{int(os.environ.get("LOCAL_RANK", 0))}' \
                 if torch.cuda.is_available() else 'cpu'
-        model = init_detector(cfg, checkpoint, palette='none', device=device).eval()
+        # a palette named: mmdet would otherwise read one from the test data, which own
+        # data without a val split does not have
+        model = init_detector(cfg, checkpoint, palette='random', device=device).eval()
+        trained_for = tuple(model.dataset_meta.get('classes', classes))
+        if trained_for != classes:
+            raise DataError(f'{checkpoint}: trained for the classes {trained_for}, the '
+                            f'config has {classes}')
         source = PROPOSAL_SOURCES.build(proposals) if proposals else None
         gt_ann_file = gt_ann_file or instances_twin(labels_file)
         relabeller = cls(model, pipeline, previous, img_root, image_labels, classes, rule,
@@ -197,6 +223,7 @@ class Relabeller:
             kept = self._refined(kept, dict(img_path=path, height=image['height'],
                                             width=image['width'], img_id=image['id']),
                                  events, record['errors'])
+        kept = self.rule.suppress(kept, events)
         instances = self.rule.complete(kept, _instances(self.previous[image['id']]), labels,
                                        events)
         events['instances'] += len(instances)
