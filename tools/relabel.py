@@ -42,10 +42,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help='refine each kept prediction onto these proposals, e.g. '
                         'type=precomputed root=data/shapes/proposals')
     p.add_argument('--score-thr', type=float, default=DEFAULT.score_thr,
-                   help='predictions scoring less are dropped')
+                   help='predictions scoring less are dropped (the defaults were chosen on '
+                        'val: docs/self_training.md)')
     p.add_argument('--nms-iou', type=float, default=DEFAULT.nms_iou,
                    help='of kept predictions overlapping by this mask IoU, the best-scored '
-                        'stays, whatever its class (default: none suppressed)')
+                        'stays, whatever its class (1: only identical masks)')
     p.add_argument('--keep-unmatched', action=argparse.BooleanOptionalAction,
                    default=DEFAULT.keep_unmatched,
                    help='also keep previous instances that no kept prediction overlaps')

@@ -34,8 +34,8 @@ SELECTIONS = {'pseudo': (), 'pseudo_improved': ('--selector', *IMPROVED),
               'pseudo_counts': ('--selector', *IMPROVED, '--counts', 'given')}
 #: the WISE stage trained on each pseudo-mask stage
 WISE_OF = {'pseudo': 'wise', 'pseudo_improved': 'wise_improved', 'pseudo_counts': 'wise_counts'}
-#: a self-training round's relabelling options (tools/relabel.py; chosen on val,
-#: docs/self_training.md): its defaults
+#: a self-training round's relabelling options: tools/relabel.py's defaults, chosen on
+#: the built-in variants' val splits (docs/self_training.md)
 RELABEL: tuple[str, ...] = ()
 #: where a round's detector starts (chosen on val, docs/self_training.md): 'init', the
 #: config's own initialisation as WISE's, or 'previous', the previous round's weights

@@ -54,8 +54,10 @@ class RelabelRule:
     Instances are dicts with ``label`` (0-based), ``rle`` and ``score``.
     """
 
+    #: the defaults were chosen on the built-in variants' val splits
+    #: (docs/self_training.md, bench/tables/relabel_choice.json)
     score_thr: float = 0.5
-    nms_iou: float | None = None
+    nms_iou: float | None = 0.5
     keep_unmatched: bool = False
     match_iou: float = 0.5
 
