@@ -25,11 +25,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
 
 from projects.wise.pseudo import PseudoLabeller, label_split
-from projects.wise.utils.cli import run_tool
-from projects.wise.utils.launch import shard_of
+from projects.wise.utils.cli import add_labelling_arguments, labelling_setup, run_tool
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -61,19 +60,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help='as many peaks of a class as it has objects (WISE + counts): the '
                         "split's counts, or a PRM + Density model's (docs/counts.md)")
     p.add_argument('--seed', type=int, default=0)
-    p.add_argument('--shard', default='0/1', help='i/N: do every N-th image, from the i-th')
-    p.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'], default='none')
     p.add_argument('--show-dir', type=Path, help='draw the pseudo masks of each image here')
-    p.add_argument('--cfg-options', nargs='+', action=DictAction)
+    add_labelling_arguments(p)
     return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
-    shard, num_shards = shard_of(args.shard, args.launcher, cfg)
+    cfg, shard, num_shards = labelling_setup(args)
     labeller = PseudoLabeller.from_config(
         cfg, args.checkpoint, args.proposals, args.selector, split=args.split,
         ann_file=args.ann_file, gt_ann_file=args.gt_ann_file, peak_thr=args.peak_thr,

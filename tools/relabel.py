@@ -21,11 +21,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
 
 from projects.wise.pseudo import Relabeller, RelabelRule, label_split
-from projects.wise.utils.cli import run_tool
-from projects.wise.utils.launch import shard_of
+from projects.wise.utils.cli import add_labelling_arguments, labelling_setup, run_tool
 
 DEFAULT = RelabelRule()
 
@@ -52,18 +51,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help='also keep previous instances that no kept prediction overlaps')
     p.add_argument('--gt-ann-file', help='ground-truth instances json for the quality report '
                    '(default: the *_instances.json beside --labels, if any)')
-    p.add_argument('--shard', default='0/1', help='i/N: do every N-th image, from the i-th')
-    p.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'], default='none')
-    p.add_argument('--cfg-options', nargs='+', action=DictAction)
+    add_labelling_arguments(p)
     return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
-    shard, num_shards = shard_of(args.shard, args.launcher, cfg)
+    cfg, shard, num_shards = labelling_setup(args)
     rule = RelabelRule(score_thr=args.score_thr, nms_iou=args.nms_iou,
                        keep_unmatched=args.keep_unmatched)
     relabeller = Relabeller.from_config(cfg, args.checkpoint, args.labels, args.previous, rule,

@@ -9,7 +9,7 @@ import sys
 from typing import Any, Callable
 
 import torch.distributed as dist
-from mmengine.config import DictAction
+from mmengine.config import Config, DictAction
 
 from ..errors import DataError, OptionError
 
@@ -94,3 +94,22 @@ def parse_runner_args(parser: argparse.ArgumentParser,
     args = parser.parse_args(argv)
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     return args
+
+
+def add_labelling_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of a tool that labels a split image by image (gen_pseudo, relabel):
+    its share of the images or a launcher, and config overrides."""
+    parser.add_argument('--shard', default='0/1',
+                        help='i/N: do every N-th image, from the i-th')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'], default='none')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+
+
+def labelling_setup(args: argparse.Namespace) -> tuple[Config, int, int]:
+    """A labelling tool's config (with ``--cfg-options``) and its (shard, shards): from
+    ``--shard``, or the rank and world size under a launcher (the group started here)."""
+    from .launch import shard_of
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    return (cfg, *shard_of(args.shard, args.launcher, cfg))
