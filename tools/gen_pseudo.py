@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> None:
         ann_file=args.ann_file, gt_ann_file=args.gt_ann_file, peak_thr=args.peak_thr,
         image_labels=args.image_labels, oracle=args.oracle, counts=args.counts, seed=args.seed,
         show_dir=args.show_dir)
-    label_split(labeller, args.out, shard, num_shards, args.launcher != 'none', 'gen_pseudo',
+    label_split(labeller, args.out, shard, num_shards, 'gen_pseudo',
                 args.config, args.checkpoint)
 
 

@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> None:
                        keep_unmatched=args.keep_unmatched)
     relabeller = Relabeller.from_config(cfg, args.checkpoint, args.labels, args.previous, rule,
                                         args.proposals, args.gt_ann_file)
-    label_split(relabeller, args.out, shard, num_shards, args.launcher != 'none', 'relabel',
+    label_split(relabeller, args.out, shard, num_shards, 'relabel',
                 args.config, args.checkpoint)
 
 

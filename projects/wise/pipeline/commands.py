@@ -72,7 +72,7 @@ def test(cfg: str, work: str, prefix: str, gpus: int, options: Sequence[str] = (
 
 def gen_pseudo(cfg: str, model_work: str, seed: int | None, gpus: int, *args: str) -> Command:
     """tools/gen_pseudo.py with ``cfg`` and the last checkpoint in ``model_work``; on
-    several GPUs each rank labels every N-th image and rank 0 merges."""
+    several GPUs each rank labels every N-th image and the last to finish merges."""
     return shell(*_with_checkpoint('gen_pseudo', cfg, model_work, gpus),
                  *([] if seed is None else ['--seed', str(seed)]), *args)
 

@@ -1,5 +1,6 @@
-"""How a self-training round's relabelling options were chosen on val, as data and as
-the table docs/self_training.md quotes (``bench/relabel_choice.py`` measures)."""
+"""How a self-training round's relabelling options, and the pseudo-label source of the
+first round, were chosen on val: as data, and as the tables docs/self_training.md quotes
+(``bench/relabel_choice.py`` and ``bench/source_choice.py`` measure)."""
 from __future__ import annotations
 
 import statistics
@@ -16,15 +17,16 @@ def _mean(runs: list[dict], key: Callable[[dict], dict]) -> dict:
             for f in (*FIGURES, 'instances_per_object')}
 
 
-def summarize_choice(results: dict, rules: list[dict]) -> dict:
+def summarize_choice(results: dict, rules: list[dict],
+                     baseline: str = 'round 1 (no relabelling)') -> dict:
     """Each rule's means per variant (over seeds), and the choice: of the rules whose
     instances per object stay within IPO_BAND in every variant, the highest mean of
     mAP50, mAP75 and ABO over the variants. A pseudo label's score is not used in
     training, so a rule may not buy its mAP with extra instances.
 
-    ``results``: variant -> seed -> dict(round1=figures, rules=[figures per rule]);
-    ``rules``: the options of each rule, in that order."""
-    rows = [dict(rule='round 1 (no relabelling)', **{
+    ``results``: variant -> seed -> dict(round1=figures of the ``baseline``, rules=[figures
+    per rule]); ``rules``: the options of each rule, in that order."""
+    rows = [dict(rule=baseline, **{
         v: _mean(list(runs.values()), lambda run: run['round1'])
         for v, runs in results.items()})]
     for k, rule in enumerate(rules):
@@ -46,6 +48,8 @@ def summarize_choice(results: dict, rules: list[dict]) -> dict:
 def _name(rule: dict | str) -> str:
     if isinstance(rule, str):
         return rule
+    if 'source' in rule:
+        return rule['source']
     return (f"score >= {rule['score_thr']:g}, "
             + (f"NMS {rule['nms_iou']:g}" if rule['nms_iou'] is not None else 'no NMS')
             + (', unmatched kept' if rule['keep_unmatched'] else '')

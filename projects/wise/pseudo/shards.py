@@ -12,7 +12,6 @@ import json
 from pathlib import Path
 from typing import Any, Protocol
 
-import torch.distributed as dist
 from mmengine.utils import ProgressBar
 
 from ..errors import DataError
@@ -78,17 +77,13 @@ def merge(labeller: Labeller, out: Path, num_shards: int, config: str | None = N
     return report
 
 
-def label_split(labeller: Labeller, out: Path, shard: int, num_shards: int,
-                distributed: bool, tool: str, config: str, checkpoint: str) -> None:
-    """A tool's run: its shard of the images, then the merge by whoever can (rank 0
-    under torchrun, once every rank is done; else the shard that finds all done)."""
+def label_split(labeller: Labeller, out: Path, shard: int, num_shards: int, tool: str,
+                config: str, checkpoint: str) -> None:
+    """A tool's run: its shard of the images, then the merge if every shard is done.
+    Each worker (a ``--shard`` process or a torchrun rank) writes its last record before
+    it looks, so the last to finish always merges (two at once write the same bytes, each
+    atomically); no worker waits at a collective that a long labelling could time out."""
     label_shard(labeller, out, shard, num_shards, tool)
-    if distributed:
-        dist.barrier()
-        if dist.get_rank() == 0:
-            merge(labeller, out, num_shards, config, checkpoint, tool)
-        dist.barrier()
-        return
     try:
         merge(labeller, out, num_shards, config, checkpoint, tool)
     except DataError as e:  # another shard has not finished
