@@ -143,9 +143,9 @@ def test_rounds_follow_wise_and_rerun_only_when_what_they_read_changed(tmp_path:
     assert r2.outputs[0] in r3.inputs
     assert f'ann_file={r2.outputs[0]}' in ' '.join(stages['wise_round2'].steps[0][0])
     assert 'relabel_round2' not in {s.name for s in pipeline.build_stages(preset)}
-    assert 'load_from' not in str(stages['wise_round2'].steps)  # 'init': WISE's start
-    warm = {s.name: s for s in pipeline.build_stages(preset, rounds=3,
-                                                     round_weights='previous')}
+    cold = {s.name: s for s in pipeline.build_stages(preset, rounds=3, round_weights='init')}
+    assert 'load_from' not in str(cold['wise_round2'].steps)  # 'init': WISE's start
+    warm = stages  # the default: the previous round's weights
     assert f'load_from=$(cat {preset.work}/wise_round2/last_checkpoint)' in \
         warm['wise_round3'].steps[0][0][-1]
     assert f'{preset.work}/wise_round2/last_checkpoint' in warm['wise_round3'].inputs

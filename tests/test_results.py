@@ -59,3 +59,13 @@ def test_the_relabelling_defaults_are_the_rule_chosen_on_val() -> None:
         seeds = table['runs'][variant].values()
         mean = sum(run['rules'][k]['segm_mAP50'] for run in seeds) / len(seeds)
         assert abs(mean - chosen[variant]['segm_mAP50']) < 1e-3
+
+
+def test_a_rounds_default_start_is_the_one_chosen_on_val() -> None:
+    """Bug caught: --round-weights defaulting to another start than the committed round
+    study chose on val, or a study without the val figures it chose by."""
+    from projects.wise.pipeline.presets import ROUND_WEIGHTS
+    table = json.loads((TABLES / 'round_weights.json').read_text())
+    assert table['kind'] == 'round_weights' and table['chosen'] == ROUND_WEIGHTS
+    starts = [r for name, r in table['rows'].items() if name.startswith('round 2')]
+    assert len(starts) == 2 and all({'val', 'test', 'refine'} <= set(r) for r in starts)

@@ -37,9 +37,9 @@ WISE_OF = {'pseudo': 'wise', 'pseudo_improved': 'wise_improved', 'pseudo_counts'
 #: a self-training round's relabelling options: tools/relabel.py's defaults, chosen on
 #: the built-in variants' val splits (docs/self_training.md)
 RELABEL: tuple[str, ...] = ()
-#: where a round's detector starts (chosen on val, docs/self_training.md): 'init', the
-#: config's own initialisation as WISE's, or 'previous', the previous round's weights
-ROUND_WEIGHTS = 'init'
+#: where a round's detector starts: 'init', the config's own initialisation as WISE's,
+#: or 'previous', the previous round's weights (chosen on val: docs/self_training.md)
+ROUND_WEIGHTS = 'previous'
 #: at most this many WISE trainings in a self-training chain (--rounds)
 MAX_ROUNDS = 5
 #: PRM + Density's instance masks: PRM's retrieval with ILC's density term

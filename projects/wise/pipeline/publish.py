@@ -20,7 +20,7 @@ from ..errors import DataError
 from ..utils.io import atomic_write
 from .paths import ROOT
 from .runner import RECORDS, read_records
-from .self_training import choice_lines
+from .self_training import choice_lines, rounds_lines
 from .sweep import sweep_lines
 from .table import difference_lines, table_lines
 
@@ -28,7 +28,8 @@ TABLES = ROOT / 'bench' / 'tables'
 DOCUMENTS = ('README.md', 'docs/*.md')
 #: a results file's ``kind`` -> its markdown: a preset's table, the variant sweep's, the
 #: choice of a self-training round's options
-RENDERERS = {'wise': table_lines, 'sweep': sweep_lines, 'relabel_choice': choice_lines}
+RENDERERS = {'wise': table_lines, 'sweep': sweep_lines, 'relabel_choice': choice_lines,
+             'round_weights': rounds_lines}
 #: ``<!-- results:NAME.VIEW -->``: another view of a results file
 VIEWS = {'differences': difference_lines}
 BLOCK = re.compile(r'(<!-- (results|bench):([\w.-]+) -->\n)(.*?)(<!-- /\2:\3 -->)', re.S)

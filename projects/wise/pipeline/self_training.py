@@ -71,3 +71,27 @@ def choice_lines(result: dict) -> list[str]:
         lines.append(f"| {name} | {' | '.join(cells)} | {r['score']:.1f} | "
                      f"{'yes' if r['eligible'] else 'no'} |")
     return lines
+
+
+def _cells(figures: dict | None, columns: tuple[str, ...]) -> str:
+    if not figures:
+        return '-'
+    return ' / '.join(f'{figures[c]:.1f}' for c in columns)
+
+
+def rounds_lines(result: dict) -> list[str]:
+    """A round measured: each detector's val and test figures, and the train split's
+    pseudo labels of both rounds; the chosen start in bold."""
+    test = ('segm_mAP25', 'segm_mAP50', 'segm_mAP75', 'segm_ABO')
+    lines = ['| detector | val mAP50 / 75 / ABO | test mAP25 / 50 / 75 / ABO | test, + Refine |',
+             '|---|---|---|---|']
+    for name, r in result['rows'].items():
+        bold = name.startswith('round 2') and \
+            ('weights' in name) == (result['chosen'] == 'previous')
+        lines.append(f"| {f'**{name}**' if bold else name} | {_cells(r.get('val'), FIGURES)} | "
+                     f"{_cells(r['test'], test)} | {_cells(r.get('refine'), test)} |")
+    lines += ['', '| train pseudo labels | mAP25 / 50 / 75 / ABO | instances per object |',
+              '|---|---|---|']
+    lines += [f"| {name} | {_cells(p, test)} | {p['instances_per_object']:.2f} |"
+              for name, p in result['pseudo'].items()]
+    return lines

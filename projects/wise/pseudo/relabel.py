@@ -117,7 +117,7 @@ class RelabelRule:
 
 
 def _instances(anns: list[dict]) -> list[dict]:
-    return [dict(label=a['category_id'] - 1, rle=a['segmentation'], score=float(a['score']))
+    return [dict(label=a['category_id'] - 1, rle=a['segmentation'], score=float(a.get('score', 1)))
             for a in anns]
 
 
