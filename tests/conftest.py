@@ -67,6 +67,13 @@ def built_once(tmp_path_factory: pytest.TempPathFactory, name: str,
     return path
 
 
+def trained_once(tmp_path_factory: pytest.TempPathFactory, cfg: Path, checkpoint: str) -> Path:
+    """``checkpoint`` of a training of ``cfg``, run once per test run (all xdist workers)."""
+    work = built_once(tmp_path_factory, cfg.stem,
+                      lambda work: run_tool('tools/train.py', cfg, '--work-dir', work))
+    return work / checkpoint
+
+
 def _make_shapes(root: Path) -> None:
     run_tool('tools/make_shapes_dataset.py', root, '--num-train', '12', '--num-val', '4',
              '--num-test', '0', '--image-size', '96', '--seed', '1')
@@ -106,9 +113,7 @@ def tiny_full_cfg(tiny_data: Path) -> Path:
 @pytest.fixture(scope='session')
 def tiny_full_ckpt(tiny_full_cfg: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A Mask R-CNN checkpoint from the tiny config's 4 iterations (weak, but real)."""
-    work = built_once(tmp_path_factory, 'full',
-                      lambda work: run_tool('tools/train.py', tiny_full_cfg, '--work-dir', work))
-    return work / 'iter_4.pth'
+    return trained_once(tmp_path_factory, tiny_full_cfg, 'iter_4.pth')
 
 
 @pytest.fixture(scope='session')
@@ -131,9 +136,7 @@ def tiny_prm_cfg(tiny_data: Path) -> Path:
 @pytest.fixture(scope='session')
 def tiny_prm_ckpt(tiny_prm_cfg: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A PRM checkpoint from 2 epochs of the tiny config (weak, but real)."""
-    work = built_once(tmp_path_factory, 'prm',
-                      lambda work: run_tool('tools/train.py', tiny_prm_cfg, '--work-dir', work))
-    return work / 'epoch_2.pth'
+    return trained_once(tmp_path_factory, tiny_prm_cfg, 'epoch_2.pth')
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

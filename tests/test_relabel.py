@@ -51,7 +51,8 @@ def test_rule_holds_the_new_labels_to_the_image_labels() -> None:
     twins = [_inst(0, 0.8, 0, 0, 10, 10), _inst(1, 0.9, 0, 0, 10, 10), _inst(0, 0.7, 20, 0, 30, 9)]
     events = Counter()
     assert [p['score'] for p in RelabelRule(nms_iou=0.5).suppress(twins, events)] == [0.9, 0.7]
-    assert events['suppressed_predictions'] == 1 and RelabelRule(nms_iou=None).suppress(twins, events) == twins
+    assert events['suppressed_predictions'] == 1
+    assert RelabelRule(nms_iou=None).suppress(twins, events) == twins
     with pytest.raises(OptionError, match='score_thr'):
         RelabelRule(score_thr=1.5)
     with pytest.raises(OptionError, match='nms_iou'):
