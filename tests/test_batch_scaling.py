@@ -62,6 +62,17 @@ def test_pipeline_keeps_the_schedule_on_several_gpus() -> None:
     assert any('prm-density_r50_voc.py 8 --scale-schedule' in t for t in trains)
 
 
+def test_prm_density_synchronises_the_batchnorm_it_trains() -> None:
+    """Bug caught: PRM + Density trains BatchNorm (ILC) with 2 images a GPU under
+    --scale-schedule on 8 GPUs and nothing synchronised its statistics; the PRM, whose
+    BatchNorm statistics are frozen, needs no SyncBN."""
+    for cfg in ('prm-density_r50_voc.py', 'prm-density_r50_voc-aug.py'):
+        density = Config.fromfile(ROOT / 'configs/wise' / cfg)
+        assert density.sync_bn == 'torch' and density.model.backbone.norm_eval is False
+    prm = Config.fromfile(PRM)
+    assert prm.get('sync_bn') is None and prm.model.backbone.norm_eval is True
+
+
 @pytest.mark.parametrize('gpus', [1, 2, 4, 8])
 def test_smoke_runs_on_any_gpu_count(gpus: int) -> None:
     """The PRM training of ``pipeline.py voc --smoke --gpus N``, its config resolved with

@@ -47,8 +47,12 @@ CASES = {
     'mask-rcnn': ('tiny_full_cfg', dict(train_cfg=dict(max_iters=3),
                                         default_hooks=dict(checkpoint=dict(interval=3))),
                   3, 'iter_3.pth'),
-    # 12 images over 2 ranks with batch 4: 2 steps per rank in one epoch.
-    'prm': ('tiny_prm_cfg', dict(train_cfg=dict(max_epochs=1)), 2, 'epoch_1.pth'),
+    # 12 images over 2 ranks with batch 4: 2 steps per rank in one epoch; BatchNorm
+    # training and sync_bn on, as PRM + Density's configs have them (on CPU SyncBN would
+    # stop the first step: the launcher leaves it off)
+    'prm': ('tiny_prm_cfg', dict(train_cfg=dict(max_epochs=1), sync_bn='torch',
+                                 model=dict(backbone=dict(norm_eval=False))),
+            2, 'epoch_1.pth'),
 }
 
 

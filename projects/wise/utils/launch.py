@@ -51,7 +51,8 @@ def _init_gloo(cfg: Config | None, launcher: str) -> None:
 
 
 def setup_cpu_distributed(cfg: Config, launcher: str) -> None:
-    """Initialise gloo and CPU DDP for ``launcher`` when no GPU is visible."""
+    """Initialise gloo and CPU DDP for ``launcher`` when no GPU is visible (a config's
+    ``sync_bn`` left off: SyncBatchNorm has no CPU implementation)."""
     if launcher == 'none' or torch.cuda.is_available() or dist.is_initialized():
         return
     _init_gloo(cfg, launcher)
@@ -59,6 +60,10 @@ def setup_cpu_distributed(cfg: Config, launcher: str) -> None:
     wrapper.setdefault('type', 'MMDistributedDataParallel')
     wrapper['device_ids'] = None  # CPU modules take no device ids
     cfg.model_wrapper_cfg = wrapper
+    if cfg.get('sync_bn'):  # torch's SyncBatchNorm runs on GPUs only
+        print(f'[launch] sync_bn={cfg.sync_bn!r} left off: no GPU, each process keeps its '
+              'own BatchNorm statistics', flush=True)
+        cfg.sync_bn = None
 
 
 def init_distributed(launcher: str, cfg: Config | None = None) -> tuple[int, int]:

@@ -13,3 +13,7 @@ custom_hooks = [dict(type='SpatialCountLossHook', begin=20)]
 prm_density_head_lr = {
     name: dict(lr_mult=30.0)
     for name in ('shared', 'class_branch', 'classifier', 'density_branch', 'density')}
+# ILC's BatchNorm trains (norm_eval=False): on several GPUs (--scale-schedule leaves 2 an
+# image each) its statistics are synchronised; mmengine converts the model to SyncBN only
+# when distributed, and the CPU launcher (gloo, no SyncBN on CPU) keeps BN
+sync_bn = 'torch'
