@@ -188,3 +188,12 @@ def test_round_check_stops_labels_worse_than_the_previous_rounds() -> None:
     assert [f for f in verdict.failures if 'agree with the previous round' in f]
     uncounted = dict(images=[dict(id=1, labels=[1]), dict(id=2, labels=[2])])
     assert judge_round(uncounted, previous, one_lost).learned  # no counts: agreement only
+
+
+def test_rounds_are_refused_where_they_cannot_run() -> None:
+    # would catch: --rounds with no Mask R-CNN to relabel with silently adding no round,
+    # or more rounds than the table has rows for
+    for args, message in ((['--rounds', '2', '--detector', 'solov2'], 'list it in --detector'),
+                          (['--rounds', '9'], '--rounds takes 1 to 5')):
+        proc = run_tool('tools/pipeline.py', 'demo', *args, '--dry-run', check=False)
+        assert proc.returncode == 2 and message in proc.stderr

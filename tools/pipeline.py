@@ -119,6 +119,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         ap.error('--gpus takes 1 or more')
     if not 1 <= args.rounds <= MAX_ROUNDS:
         ap.error(f'--rounds takes 1 to {MAX_ROUNDS}')
+    if args.rounds > 1 and DEFAULT_DETECTOR not in args.detector:
+        ap.error(f'--rounds relabels with {DEFAULT_DETECTOR}: list it in --detector')
     if args.publish and not args.seeds:
         ap.error('--publish takes --seeds (the table of every seed)')
     if args.preset == 'sweep' and not args.seeds:
