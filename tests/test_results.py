@@ -69,3 +69,12 @@ def test_a_rounds_default_start_is_the_one_chosen_on_val() -> None:
     assert table['kind'] == 'round_weights' and table['chosen'] == ROUND_WEIGHTS
     starts = [r for name, r in table['rows'].items() if name.startswith('round 2')]
     assert len(starts) == 2 and all({'val', 'test', 'refine'} <= set(r) for r in starts)
+
+
+def test_the_first_rounds_pseudo_labels_come_from_the_source_chosen_on_val() -> None:
+    """Bug caught: the improved WISE stages (and so the rounds) training on another
+    pseudo-label source than the committed val study chose."""
+    from projects.wise.pipeline import SELECTIONS
+    table = json.loads((TABLES / 'source_choice.json').read_text())
+    assert table['kind'] == 'relabel_choice' and table['variants'] == ['demo', 'demo-hard']
+    assert table['chosen']['selector'] == list(SELECTIONS['pseudo_improved'])
