@@ -81,6 +81,12 @@ def default_gt_file(dataset) -> str | None:
     return instances_twin(dataset.ann_file)
 
 
+def config_digest(cfg: Config) -> str:
+    """The sha256 of a resolved config: what a labelling run's fingerprint names."""
+    text = json.dumps(cfg.to_dict(), sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def sha256(path: str) -> str:
     h = hashlib.sha256()
     with open(path, 'rb') as f:
@@ -184,8 +190,7 @@ class PseudoLabeller:
                        rules=rules, image_labels=image_labels, gt=gt, oracle=oracle,
                        counts=counts, instance_score=instance_score, seed=seed,
                        show_dir=show_dir)
-        config_hash = json.dumps(cfg.to_dict(), sort_keys=True, default=str)
-        labeller.fingerprint = dict(config=hashlib.sha256(config_hash.encode()).hexdigest(),
+        labeller.fingerprint = dict(config=config_digest(cfg),
                             checkpoint=None if oracle else sha256(checkpoint),
                             split=split, ann_file=ann_file, gt_ann_file=gt_file,
                             proposals=proposals, selector=selector, peak_thr=peak_thr,

@@ -11,8 +11,6 @@ round's instances. ``Relabeller`` has ``PseudoLabeller``'s interface, so
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 import os
 import os.path as osp
 import time
@@ -25,6 +23,7 @@ import torch
 from mmengine.config import Config
 from mmengine.dataset import Compose
 from mmengine.registry import init_default_scope
+from mmengine.structures import InstanceData
 from pycocotools import mask as mask_util
 
 from ..errors import DataError, OptionError, ProposalError
@@ -32,7 +31,7 @@ from ..proposals import ProposalSource
 from ..registry import PROPOSAL_SOURCES
 from ..utils.io import load_coco_json
 from ..utils.masks import bytes_counts, encode_masks, rle_fields
-from .labeller import instances_twin, sha256
+from .labeller import config_digest, instances_twin, sha256
 
 #: pipeline steps that read annotations, which the images being labelled do not have
 _ANNOTATION_LOADERS = ('LoadAnnotations', 'mmdet.LoadAnnotations')
@@ -197,10 +196,8 @@ class Relabeller:
         gt_ann_file = gt_ann_file or instances_twin(labels_file)
         relabeller = cls(model, pipeline, previous, img_root, image_labels, classes, rule,
                          source, gt_ann_file)
-        config_hash = json.dumps(cfg.to_dict(), sort_keys=True, default=str)
         relabeller.fingerprint = dict(
-            config=hashlib.sha256(config_hash.encode()).hexdigest(),
-            checkpoint=sha256(checkpoint), labels=sha256(labels_file),
+            config=config_digest(cfg), checkpoint=sha256(checkpoint), labels=sha256(labels_file),
             previous=sha256(previous_file), rule=asdict(rule), proposals=proposals,
             gt_ann_file=gt_ann_file)
         return relabeller
@@ -220,7 +217,7 @@ class Relabeller:
         t0 = time.perf_counter()
         events: Counter = Counter(images=1)
         path = osp.join(self.img_root, image['file_name'])
-        kept = self.rule.predictions_kept(self.predict(path), labels, events)
+        kept = self._kept(self.predict(path), labels, events)
         if self.source is not None and kept:
             kept = self._refined(kept, dict(img_path=path, height=image['height'],
                                             width=image['width'], img_id=image['id']),
@@ -238,8 +235,9 @@ class Relabeller:
         record['seconds'] = dict(total=round(time.perf_counter() - t0, 5))
         return record
 
-    def predict(self, path: str) -> list[dict]:
-        """The detector's predictions of one image (label, rle, score), every class."""
+    def predict(self, path: str) -> InstanceData:
+        """The detector's predictions of one image, every class: ``labels``, ``scores``
+        and ``masks`` at the image's size."""
         if not osp.isfile(path):
             raise DataError(f'{path}: image not found')
         try:
@@ -250,10 +248,16 @@ class Relabeller:
             raise DataError(f'{path}: cannot load image ({e})') from None
         data = dict(inputs=[data['inputs']], data_samples=[data['data_samples']])
         with torch.no_grad():
-            pred = self.model.test_step(data)[0].pred_instances
-        rles = encode_masks(pred.masks.cpu().numpy())
-        return [dict(label=int(label), rle=rle, score=float(score))
-                for label, rle, score in zip(pred.labels.tolist(), rles, pred.scores.tolist())]
+            return self.model.test_step(data)[0].pred_instances
+
+    def _kept(self, pred: InstanceData, labels: set[int], events: Counter) -> list[dict]:
+        """The predictions the rule keeps, with their masks as RLEs (only theirs are
+        encoded: of a hundred predictions an image, most are cut)."""
+        kept = self.rule.predictions_kept(
+            [dict(label=label, score=score, index=i) for i, (label, score) in
+             enumerate(zip(pred.labels.tolist(), pred.scores.tolist()))], labels, events)
+        rles = encode_masks(pred.masks[[p['index'] for p in kept]].cpu().numpy())
+        return [dict(label=p['label'], rle=rle, score=p['score']) for p, rle in zip(kept, rles)]
 
     def _refined(self, kept: list[dict], image: dict, events: Counter,
                  errors: list[str]) -> list[dict]:
