@@ -74,3 +74,25 @@ def test_a_test_split_follows_val_and_leaves_train_and_val_as_they_were(tmp_path
     assert sets[3]['train'] == sets[0]['train'] and sets[3]['val'] == sets[0]['val']
     assert sets[3]['bytes'] == sets[0]['bytes']
     assert not set(sets[3]['test']) & set(sets[3]['trainval'])
+
+
+def test_shapes_dataset_configs_read_every_split_of_the_shapes_at_their_size() -> None:
+    """Bug caught: one of the two shapes dataset configs (image labels, instances) left
+    on VOC's folder, classes or image size in a loader or a metric, or reporting on val
+    instead of the held-out test split."""
+    from mmengine.config import Config
+
+    from projects.wise.datasets.shapes import SHAPES
+    for name, labels in (('image_labels', 'labels'), ('instance', 'instances')):
+        cfg = Config.fromfile(f'configs/wise/_base_/datasets/shapes_{name}.py')
+        assert cfg.metainfo.classes == tuple(SHAPES)[:5]
+        for split in ('train', 'val', 'test'):
+            dataset = cfg[f'{split}_dataloader'].dataset
+            assert dataset.data_root == 'data/shapes/' and dataset.metainfo == cfg.metainfo
+            assert dataset.ann_file == f'annotations/{split}_{labels}.json'
+            assert [t.scale for t in dataset.pipeline if t.type == 'Resize'] == [(128, 128)]
+        for split in ('val', 'test'):
+            metrics = cfg[f'{split}_evaluator']
+            files = [m.ann_file for m in (metrics if isinstance(metrics, list) else [metrics])]
+            assert files and all(f.startswith(f'data/shapes/annotations/{split}_')
+                                 for f in files)

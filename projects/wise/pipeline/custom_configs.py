@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..datasets.shapes_config import replace_in
 from .paths import CONFIGS
 
 
@@ -146,19 +147,11 @@ def variant_config(base: Path, data_root: str, classes: Sequence[str]) -> str:
     ground truth moved there too."""
     from mmengine.config import Config
     cfg = Config.fromfile(base)
-
-    def moved(value):
-        if isinstance(value, dict):
-            return {k: moved(v) for k, v in value.items()}
-        if isinstance(value, (list, tuple)):
-            return [moved(v) for v in value]
-        return value.replace(cfg.data_root, data_root) if isinstance(value, str) else value
-
     loader = 'dict(dataset=dict(data_root=data_root, metainfo=metainfo))'
     return '\n'.join([f'_base_ = {str(base)!r}', f'data_root = {data_root!r}',
                       f'metainfo = dict(classes={tuple(classes)!r})',
                       *(f'{split}_dataloader = {loader}' for split in ('train', 'val', 'test')),
-                      *(f'{k} = {moved(cfg[k].to_dict() if isinstance(cfg[k], dict) else cfg[k])!r}'
+                      *(f'{k} = {replace_in(cfg[k], cfg.data_root, data_root)!r}'
                         for k in ('val_evaluator', 'test_evaluator'))]) + '\n'
 
 
