@@ -1,9 +1,10 @@
 """Proposals computed offline: one file per image, or one COCO results json for all.
 
 A per-image file is ``<image stem>.segments`` (built-in proposals as superpixel sets,
-~30 KB at 500x375; see segments.py) or ``<image stem>.json[.gz]``, the COCO
+~30 KB at 500x375; see segments.py), ``<image stem>.json[.gz]``, the COCO
 results list that DeepMask / SharpMask write (and tools/gen_proposals.py for
-sources of arbitrary masks), looked for in that order.
+sources of arbitrary masks), or ``<image stem>.mat``, MCG's and COB's candidates
+(mat.py), looked for in that order.
 
 The single-file form (MCG/COB/SAM run elsewhere) holds ~1000 RLEs for each of
 10k+ images, gigabytes of JSON: it is never loaded whole. A first streaming
@@ -22,6 +23,7 @@ from ..errors import ProposalError
 from ..registry import PROPOSAL_SOURCES
 from ..utils.io import atomic_write
 from .base import Proposals, ProposalSource
+from .mat import read_mat
 from .segments import SegmentProposals
 
 _CHUNK = 1 << 20
@@ -151,6 +153,7 @@ FILE_READERS: dict[str, Callable[[Path, tuple[int, int]], Proposals]] = {
     SegmentProposals.FILE_SUFFIX: SegmentProposals.load,
     '.json': read_results_file,
     '.json.gz': read_results_file,
+    '.mat': read_mat,
 }
 
 
@@ -171,7 +174,8 @@ def image_file(root: Path, stem: str) -> Path | None:
 
 @PROPOSAL_SOURCES.register_module('precomputed')
 class PrecomputedProposals(ProposalSource):
-    """Reads proposals from ``root/<image stem>.{segments,json,json.gz}`` or from one ``ann_file``.
+    """Reads proposals from ``root/<image stem>.{segments,json,json.gz,mat}`` or from
+    one ``ann_file``.
 
     JSON holds COCO results: ``{"segmentation": RLE, "score": float}``
     objects (plus ``"image_id"`` in ``ann_file``; other keys are ignored).
