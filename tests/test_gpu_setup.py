@@ -55,7 +55,8 @@ def test_cpu_only_mmcv_is_rebuilt_where_a_gpu_is_visible() -> None:
     """Bug: an env made on a login node kept its CPU-only mmcv on the GPU node, where
     RoIAlign then failed on cuda:0."""
     assert not mp.plan(gpu_machine(installed_mmcv='2.1.0', installed_cuda=False)).ready
-    assert mp.plan(gpu_machine(installed_mmcv='2.1.0', installed_cuda=True)).ready
+    assert mp.plan(gpu_machine(installed_mmcv='2.1.0', installed_cuda=True,
+                               installed_key=mp.plan(gpu_machine()).key)).ready
     problem = launch.mmcv_ops_problem(True, 'not available')
     assert problem and 'make env' in problem
     assert launch.mmcv_ops_problem(False, 'not available') is None
@@ -202,3 +203,53 @@ def test_tools_start_their_process_group_on_their_own_gpu(monkeypatch) -> None:
     monkeypatch.setenv('WORLD_SIZE', '8')
     assert launch.init_distributed('pytorch') == (5, 8)
     assert calls == {'device': 1, 'backend': 'nccl'}
+
+
+def test_cv2_needs_no_libgl() -> None:
+    """Bug caught (issue 31, item 2): the env's cv2 is opencv-python's, which links
+    libGL.so.1; on a CUDA container image (no libGL) every tool fails at ``import cv2``."""
+    from importlib import metadata
+
+    import cv2
+    names = {d.metadata['Name'].lower() for d in metadata.distributions()}
+    assert 'opencv-python' not in names and 'opencv-python-headless' in names
+    binary = next(Path(cv2.__file__).parent.glob('cv2*.so'))
+    needed = subprocess.run(['ldd', str(binary)], capture_output=True, text=True, check=True)
+    assert 'libGL.so' not in needed.stdout
+
+
+@pytest.mark.slow
+def test_gpu_check_runs_here_every_check_that_needs_no_gpu(tmp_path: Path) -> None:
+    """Bug caught: tools/setup/gpu_check.sh failing on its own commands (a config path, an
+    option a tool lacks, data it did not make, a log line it looks for), found only on
+    the first GPU box, where its minutes are dearest; or a check that passes when its
+    tool failed."""
+    proc = subprocess.run(['bash', 'tools/setup/gpu_check.sh', str(tmp_path)], cwd=ROOT,
+                          env={**os.environ, 'PYTHON': sys.executable, 'OMP_NUM_THREADS': '1'},
+                          capture_output=True, text=True, timeout=900)
+    lines = [x.split() for x in proc.stdout.splitlines() if x.startswith('[gpu_check] ')]
+    verdicts = {words[1]: words[4] for words in lines}
+    assert verdicts == dict(cuda_ops='skipped', data='ok', prm='ok', prm_amp='skipped',
+                            gen_pseudo='ok', mask_rcnn='ok', test_refine='ok',
+                            two_ranks='skipped'), proc.stdout + proc.stderr
+    assert proc.returncode == 0
+    # a tool that fails is a FAILED line naming its log, and the script exits 1
+    (tmp_path / 'wise/last_checkpoint').write_text('/nonexistent.pth')
+    broken = subprocess.run(['bash', 'tools/setup/gpu_check.sh', str(tmp_path), '--only',
+                             'test_refine'], cwd=ROOT,
+                            env={**os.environ, 'PYTHON': sys.executable}, capture_output=True,
+                            text=True, timeout=900)
+    assert broken.returncode == 1
+    assert f'FAILED  test.py exited 1 (log: {tmp_path}/logs/test_refine.log)' in broken.stdout
+
+
+def test_cuda_ops_built_for_other_gpus_are_rebuilt() -> None:
+    """Bug caught (issue 31, item 9): an env whose mmcv was built for sm_90 only counted as
+    ready on an A100 (sm_80), where the first RoIAlign fails with "no kernel image"; the
+    installed wheel's key now has to be the planned one."""
+    only_h100 = mp.plan(gpu_machine(env={'TORCH_CUDA_ARCH_LIST': '9.0'})).key
+    for key, ready in ((only_h100, False), (None, False),
+                       (mp.plan(gpu_machine(env={'TORCH_CUDA_ARCH_LIST': '8.0'})).key, True)):
+        machine = gpu_machine(installed_mmcv='2.1.0', installed_cuda=True, installed_key=key,
+                              env={'TORCH_CUDA_ARCH_LIST': '8.0'})
+        assert mp.plan(machine).ready is ready, key

@@ -28,8 +28,17 @@ eval "$plan"
 if [[ $MMCV_READY != 1 ]]; then
   wheel=$(bash "$HERE/build_mmcv.sh" "$PY")
   "${PIP[@]}" install --quiet --no-deps --force-reinstall "$wheel"
+  echo "$MMCV_KEY" > "$VENV/.wise-mmcv-key"  # what the next plan compares its key with
 fi
 "${PIP[@]}" install --quiet -r "$ROOT/requirements.txt"
+# mmengine and mmcv require opencv-python, whose cv2 links libGL.so.1 (absent from CUDA
+# container images); the headless build of the pin provides the same cv2 without it.
+# Both write into cv2/, so the headless one is put back after the other goes.
+if "$PY" -m pip show --quiet opencv-python 2>/dev/null; then
+  "${PIP[@]}" uninstall --quiet -y opencv-python
+  "${PIP[@]}" install --quiet --no-deps --force-reinstall \
+    "$(grep -E '^opencv-python-headless==' "$ROOT/requirements/runtime.txt")"
+fi
 # The project itself, editable: tools and configs import projects.wise from anywhere.
 "${PIP[@]}" install --quiet --no-deps --no-build-isolation -e "$ROOT"
 MMCV_MODE=$MMCV_MODE "$PY" - <<'PYEOF'
@@ -42,3 +51,8 @@ if os.environ['MMCV_MODE'] == 'cuda' and cuda == 'not available':
 ops = 'CPU ops' if cuda == 'not available' else f'CUDA {cuda} ops'
 print(f'[env] torch {torch.__version__}, mmcv {mmcv.__version__} ({ops}), mmdet {mmdet.__version__}')
 PYEOF
+# On a GPU the CUDA ops run once: a wheel built for other GPUs fails here, not at the
+# first RoIAlign of a training.
+if [[ $MMCV_MODE == cuda ]] && "$PY" -c 'import sys, torch; sys.exit(not torch.cuda.is_available())'; then
+  "$PY" "$HERE/mmcv_plan.py" --check-ops
+fi

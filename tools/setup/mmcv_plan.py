@@ -30,6 +30,8 @@ MMCV_VERSION = os.environ.get('MMCV_VERSION', '2.1.0')
 MIN_DRIVER = {12: '525', 13: '580'}
 # torch's headers include these; some toolkits (and these machines') ship without them.
 NEEDED_HEADERS = ('cublas_v2.h', 'cusparse.h', 'cusolverDn.h')
+#: in the venv: the key of the mmcv wheel install_env.sh installed (its CUDA archs)
+KEY_FILE = '.wise-mmcv-key'
 _ARCH = re.compile(r'^\d+\.\d+[af]?(\+PTX)?$')
 
 
@@ -55,6 +57,7 @@ class Facts:
     wheel_headers: str | None = None   # a venv folder with NEEDED_HEADERS (CUDA wheels)
     installed_mmcv: str | None = None  # mmcv version installed with its ops, if any
     installed_cuda: bool = False       # whether those ops include CUDA kernels
+    installed_key: str | None = None   # the key of the wheel installed (KEY_FILE)
     env: dict[str, str] = field(default_factory=dict)
 
 
@@ -177,10 +180,12 @@ def plan(facts: Facts) -> Plan:
     archs = _check_arch_list(arch_list, facts)
     cu = 'cu' + facts.torch_cuda.replace('.', '')
     arch_tag = '-'.join(a.replace('.', '').replace('+PTX', 'ptx') for a in archs)
-    ready = facts.installed_mmcv == MMCV_VERSION and facts.installed_cuda
-    return Plan('cuda', f'mmcv-{MMCV_VERSION}-torch{torch_v}-{cu}-sm{arch_tag}-{facts.py_tag}',
-                ready, arch_list=';'.join(archs), cuda_home=str(Path(facts.nvcc).parents[1]),
-                cpath=cpath, reason=reason)
+    key = f'mmcv-{MMCV_VERSION}-torch{torch_v}-{cu}-sm{arch_tag}-{facts.py_tag}'
+    # CUDA ops fit only the architectures they were built for: the same key, or rebuild
+    ready = facts.installed_mmcv == MMCV_VERSION and facts.installed_cuda \
+        and facts.installed_key == key
+    return Plan('cuda', key, ready, arch_list=';'.join(archs),
+                cuda_home=str(Path(facts.nvcc).parents[1]), cpath=cpath, reason=reason)
 
 
 # ---- probing this machine -------------------------------------------------------------
@@ -252,6 +257,8 @@ def probe(env: dict[str, str]) -> Facts:
         for inc in sorted(site.glob('nvidia/cu*/include')):
             if all((inc / h).exists() for h in NEEDED_HEADERS):
                 facts.wheel_headers = str(inc)
+    key_file = Path(sys.prefix) / KEY_FILE
+    facts.installed_key = key_file.read_text().strip() if key_file.is_file() else None
     try:
         import mmcv
         from mmcv.ops import get_compiling_cuda_version
@@ -262,7 +269,36 @@ def probe(env: dict[str, str]) -> Facts:
     return facts
 
 
+def cuda_ops_problem() -> str | None:
+    """What is wrong with mmcv's CUDA NMS and RoIAlign on this machine's GPU (their
+    results against the CPU ops'), or None. Needs a GPU."""
+    import torch
+    from mmcv.ops import RoIAlign, nms
+    g = torch.Generator().manual_seed(0)
+    xy = torch.rand(200, 2, generator=g) * 100
+    boxes = torch.cat([xy, xy + 5 + torch.rand(200, 2, generator=g) * 30], 1)
+    scores = torch.rand(200, generator=g)
+    feats = torch.rand(2, 8, 32, 32, generator=g)
+    rois = torch.tensor([[0, 1., 1, 20, 20], [1, 4, 6, 30, 28], [0, 0, 0, 31, 31]])
+    try:
+        kept = [nms(boxes.to(d), scores.to(d), 0.5)[1].cpu() for d in ('cpu', 'cuda')]
+        align = RoIAlign((7, 7), 0.5, 2)
+        pooled = [align(feats.to(d), rois.to(d)).cpu() for d in ('cpu', 'cuda')]
+    except RuntimeError as e:  # "no kernel image is available": built for other GPUs
+        return f'a CUDA op fails on {torch.cuda.get_device_name()}: {str(e).splitlines()[0]}'
+    if not torch.equal(*kept):
+        return 'CUDA NMS keeps other boxes than the CPU one'
+    if not torch.allclose(*pooled, atol=1e-4):
+        return 'CUDA RoIAlign differs from the CPU one'
+    return None
+
+
 def main() -> int:
+    if sys.argv[1:] == ['--check-ops']:  # install_env.sh's last step, on a GPU
+        problem = cuda_ops_problem()
+        print(f'[mmcv] {problem}' if problem else '[mmcv] CUDA NMS and RoIAlign agree with '
+              'the CPU ops', file=sys.stderr if problem else sys.stdout)
+        return 2 if problem else 0
     try:
         print(plan(probe(dict(os.environ))).shell())
     except PlanError as e:
