@@ -11,7 +11,7 @@ from mmengine.registry import Registry
 #: readers of image-level label files (csv, COCO json) into label rows
 LABEL_FORMATS = Registry('wise image-label format', scope='mmdet',
                          locations=['projects.wise.datasets.label_files'])
-#: class-agnostic proposal sources (builtin, precomputed, sam)
+#: class-agnostic proposal sources (builtin, precomputed, sam, deepmask)
 PROPOSAL_SOURCES = Registry('wise proposal source', scope='mmdet',
                             locations=['projects.wise.proposals'])
 #: how a peak picks its proposal (objectness_sampling, best_objectness, prm_retrieval)

@@ -1,7 +1,8 @@
-"""Datasets and the VOC on-disk layout."""
+"""Datasets and the VOC on-disk layout; DeepMask's training patches."""
+from .deepmask_patches import DeepMaskPatches
 from .image_label_dataset import ImageLabelDataset
 from .transforms import LoadImageChecked, PackImageLabels
 from .voc_instance_dataset import NamedCOCO, VOCInstanceDataset
 
-__all__ = ['NamedCOCO', 'VOCInstanceDataset', 'ImageLabelDataset', 'LoadImageChecked',
-           'PackImageLabels']
+__all__ = ['DeepMaskPatches', 'NamedCOCO', 'VOCInstanceDataset', 'ImageLabelDataset',
+           'LoadImageChecked', 'PackImageLabels']
