@@ -153,3 +153,18 @@ def test_trains_with_the_runner_and_proposes_through_gen_proposals(shapes_root: 
         props = source(dict(img_path=im['file_name'], height=im['height'], width=im['width']))
         assert 0 < len(props) <= 50 and props.hw == (im['height'], im['width'])
         assert list(props.scores) == sorted(props.scores, reverse=True)
+
+
+def test_sources_of_other_classes_mix_in_one_dataset(one_object: Path) -> None:
+    """Bug caught: DeepMaskPatches lacking what mmengine's ConcatDataset asks of a dataset
+    (metainfo, full_init), so the mixed-variant config could not build."""
+    from mmengine.registry import init_default_scope
+
+    from mmdet.registry import DATASETS
+    init_default_scope('mmdet')
+    part = dict(type='DeepMaskPatches', ann_file='a.json', data_root=str(one_object),
+                window=64, context=16)
+    mixed = DATASETS.build(dict(type='ConcatDataset', ignore_keys=['classes'],
+                                datasets=[part, dict(part, exclude_classes=['other'])]))
+    assert len(mixed) == 2 and mixed.metainfo['classes'] == ('box', 'other')
+    assert mixed[1]['inputs'].shape == (3, 96, 96)

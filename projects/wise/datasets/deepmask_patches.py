@@ -86,6 +86,7 @@ class DeepMaskPatches(Dataset):
             raise DataError(f'{ann_path}: exclude_classes names no category: {sorted(unknown)}')
         excluded = {c['id'] for c in coco['categories'] if c['name'] in exclude_classes}
         image_dir = Path(data_root) / (data_prefix or {}).get('img', '')
+        self.classes = tuple(c['name'] for c in coco['categories'] if c['id'] not in excluded)
         self.images = {im['id']: dict(im, path=image_dir / im['file_name'])
                        for im in coco['images']}
         self.objects = [a for a in coco['annotations']
@@ -104,6 +105,13 @@ class DeepMaskPatches(Dataset):
 
     def __len__(self) -> int:
         return self.length
+
+    @property
+    def metainfo(self) -> dict[str, Any]:
+        return dict(classes=self.classes)
+
+    def full_init(self) -> None:
+        """Loaded when built (mmengine's ConcatDataset calls this: several sources mix)."""
 
     # ---- geometry -----------------------------------------------------------------------
 

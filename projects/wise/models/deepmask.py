@@ -32,12 +32,14 @@ class DeepMask(BaseModel):
         mask_size: the mask head's side (its logits are upsampled to the label's).
         score_weight: the score loss's weight against the per-sample mean of the mask
             loss (the released code's 1/32: masks are summed over a batch of 32).
+        test_cfg: the proposals' defaults (:class:`~projects.wise.proposals.
+            DeepMaskProposals`): ``scales``, ``max_per_image``, ``mask_thr``, ``nms_iou``.
     """
 
     def __init__(self, backbone: ConfigType, in_channels: int = 1024, window: int = 160,
                  context: int = 16, reduced: int = 128, embedding: int = 512,
                  mask_size: int = 56, score_hidden: int = 1024, score_weight: float = 1 / 32,
-                 data_preprocessor: OptConfigType = None,
+                 test_cfg: OptConfigType = None, data_preprocessor: OptConfigType = None,
                  init_cfg: OptMultiConfig = None) -> None:
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         if window % STRIDE or context % STRIDE:
@@ -46,6 +48,7 @@ class DeepMask(BaseModel):
         self.backbone = MODELS.build(backbone)
         self.window, self.context, self.mask_size = window, context, mask_size
         self.score_weight = score_weight
+        self.test_cfg = dict(test_cfg or {})
         cells = window // STRIDE
         self.reduce = nn.Sequential(nn.Conv2d(in_channels, reduced, 1), nn.ReLU(inplace=True))
         self.embed = nn.Conv2d(reduced, embedding, cells)  # Linear(reduced*cells^2, 512)

@@ -18,8 +18,10 @@ from ..registry import PROPOSAL_SOURCES
 from ..utils.io import read_image
 from .base import Proposals, ProposalSource
 
-#: the released code's scales: objects of ~0.7 to ~5.7 windows
-SCALES = (-2.5, -2.0, -1.5, -1.0, -0.5, 0.0, 0.5)
+#: the released code's inference: 7 scales (objects of ~0.4 to ~3.3 windows), the top
+#: 1000 windows, masks cut at 0.2, no NMS
+RELEASED = dict(scales=(-2.5, -2.0, -1.5, -1.0, -0.5, 0.0, 0.5), max_per_image=1000,
+                mask_thr=0.2, nms_iou=None)
 
 
 def load_deepmask(config: str, checkpoint: str) -> torch.nn.Module:
@@ -39,18 +41,20 @@ def load_deepmask(config: str, checkpoint: str) -> torch.nn.Module:
 class DeepMaskProposals(ProposalSource):
     """Proposals of a DeepMask trained with ``config`` (tools/train.py) from ``checkpoint``.
 
+    Each setting left None is the model's ``test_cfg``'s, else the released code's.
+
     Args:
-        scales: log2 of each resize of the image.
+        scales: log2 of each resize of the image (released: :data:`RELEASED`).
         max_per_image: windows kept, by objectness over all scales (released: 1000).
         mask_thr: the mask probability that is foreground (COCO 0.2, VOC'07 0.1).
-        nms_iou: drop a mask overlapping a better one above this IoU (None: no NMS).
+        nms_iou: drop a mask overlapping a better one above this IoU (released: no NMS).
         model: a built DeepMask instead of ``config`` + ``checkpoint`` (tests).
     """
 
     def __init__(self, config: str | None = None, checkpoint: str | None = None,
-                 scales: tuple[float, ...] = SCALES, max_per_image: int = 1000,
-                 mask_thr: float = 0.2, nms_iou: float | None = None, device: str = 'cpu',
-                 model: torch.nn.Module | None = None) -> None:
+                 scales: tuple[float, ...] | None = None, max_per_image: int | None = None,
+                 mask_thr: float | None = None, nms_iou: float | None = None,
+                 device: str = 'cpu', model: torch.nn.Module | None = None) -> None:
         if model is None:
             if config is None or checkpoint is None:
                 raise ValueError('DeepMaskProposals needs config= and checkpoint= (a '
@@ -58,8 +62,11 @@ class DeepMaskProposals(ProposalSource):
             model = load_deepmask(config, checkpoint)
         self.model = model.to(device).eval()
         self.device = device
-        self.scales, self.max_per_image = tuple(scales), max_per_image
-        self.mask_thr, self.nms_iou = mask_thr, nms_iou
+        cfg = {**RELEASED, **self.model.test_cfg}
+        self.scales = tuple(scales if scales is not None else cfg['scales'])
+        self.max_per_image = max_per_image or cfg['max_per_image']
+        self.mask_thr = mask_thr if mask_thr is not None else cfg['mask_thr']
+        self.nms_iou = nms_iou if nms_iou is not None else cfg['nms_iou']
         pre = self.model.data_preprocessor
         self.mean, self.std = pre.mean.to(device), pre.std.to(device)
 
